@@ -1,0 +1,203 @@
+"""The `overflyt` command.
+
+Exit codes, across every command: 0 ok; 1 checks or migration failed (and were rolled back);
+2 bad input or usage; 3 rollback itself failed (a human must act).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from overflyt import __version__
+from overflyt.errors import EXIT_BAD_INPUT, EXIT_OK, OverflytError
+from overflyt.plan import Plan, load_plan
+from overflyt.plan.model import Plan as PlanModel
+
+EPILOG = """exit codes: 0 ok; 1 checks or migration failed (and were rolled back);
+2 bad input or usage; 3 rollback itself failed (a human must act)"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors say which command they belong to and exit 2 with one message."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="overflyt",
+        description="Move a municipality's virtual servers and network configuration into a shared "
+        "datacentre, wave by wave, with pre-checks and rollback per site.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"overflyt {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens in detail")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    plan = commands.add_parser("plan", help="validate, show and describe plan files")
+    plan_commands = plan.add_subparsers(dest="plan_command", metavar="SUBCOMMAND", parser_class=_Parser)
+    plan_commands.required = True
+
+    validate = plan_commands.add_parser(
+        "validate",
+        help="check a plan and its inventory; list every error",
+        description="Check a plan file and the Ansible inventory beside it. Exit 0 when valid; exit 2 "
+        "with every error listed as FILE:LINE: FIELD: REASON (value: ...).",
+    )
+    validate.add_argument("plan", metavar="PLAN", help="plan file, e.g. inventories/norddjurs/plan.yml")
+    validate.add_argument(
+        "--credentials",
+        action="store_true",
+        help="also resolve every credentials reference (environment, vault, Prefect block)",
+    )
+    validate.set_defaults(func=_plan_validate)
+
+    show = plan_commands.add_parser(
+        "show",
+        help="waves, sites, VMs and devices of a plan",
+        description="Show waves -> sites -> VMs and devices.",
+    )
+    show.add_argument("plan", metavar="PLAN")
+    show.add_argument("--json", action="store_true", help="machine-readable output for scripts")
+    show.set_defaults(func=_plan_show)
+
+    schema = plan_commands.add_parser(
+        "schema", help="JSON Schema of the plan file", description="Print the JSON Schema of plan files."
+    )
+    schema.set_defaults(func=_plan_schema)
+
+    _add_optional_commands(commands)
+    return parser
+
+
+def _add_optional_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
+    """Commands that live in their own packages register themselves here."""
+    import importlib.util
+
+    if importlib.util.find_spec("overflyt.lab") is not None:  # TEMP until the lab lands
+        from overflyt.lab.cli import add_parser as add_lab  # type: ignore[import-not-found,unused-ignore]
+
+        add_lab(commands)
+
+
+def _plan_validate(args: argparse.Namespace) -> int:
+    plan = load_plan(args.plan)
+    if args.credentials:
+        from overflyt.credentials import resolve_all
+
+        resolve_all(plan, Path(args.plan).parent)
+    waves = len(plan.waves)
+    print(
+        f"{args.plan}: valid — {plan.municipality.name} ({plan.municipality.code}), {waves} wave"
+        f"{'s' if waves != 1 else ''}, {len(plan.sites)} sites, {len(plan.vms)} VMs, {len(plan.devices)} devices"
+        + (", every credential resolves" if args.credentials else "")
+    )
+    return EXIT_OK
+
+
+def plan_summary(plan: Plan) -> dict[str, object]:
+    """Waves -> sites -> VM and device names, as `plan show --json` prints it."""
+    return {
+        "municipality": {"code": plan.municipality.code, "name": plan.municipality.name},
+        "target": plan.target.name,
+        "waves": [
+            {
+                "wave": wave.number,
+                "name": wave.name,
+                "window": {
+                    "start": wave.window.start.isoformat(),
+                    "end": wave.window.end.isoformat(),
+                    "timezone": wave.window.timezone,
+                },
+                "sites": [
+                    {
+                        "id": site_id,
+                        "name": plan.site(site_id).name,
+                        "kind": plan.site(site_id).kind.value,
+                        "vms": [vm.name for vm in plan.vms_of_wave(wave.number) if vm.site == site_id],
+                        "devices": [d.hostname for d in plan.devices_of_site(site_id)],
+                    }
+                    for site_id in wave.sites
+                ],
+                "vms_ahead_of_their_site": list(wave.vms),
+            }
+            for wave in plan.waves
+        ],
+    }
+
+
+def _plan_show(args: argparse.Namespace) -> int:
+    plan = load_plan(args.plan)
+    if args.json:
+        print(json.dumps(plan_summary(plan), indent=2, ensure_ascii=False))
+        return EXIT_OK
+    print(f"{plan.municipality.name} ({plan.municipality.code}) -> {plan.target.name}")
+    for wave in plan.waves:
+        vms = plan.vms_of_wave(wave.number)
+        devices = [d for s in wave.sites for d in plan.devices_of_site(s)]
+        fmt = "%Y-%m-%d %H:%M"
+        print(
+            f"\nWave {wave.number}: {wave.name}  [{wave.window.start.strftime(fmt)} -> "
+            f"{wave.window.end.strftime(fmt)} {wave.window.timezone}]  "
+            f"{len(wave.sites)} site{'s' if len(wave.sites) != 1 else ''}, {len(vms)} VMs, {len(devices)} devices"
+        )
+        for site_id in wave.sites:
+            site = plan.site(site_id)
+            print(f"  {site.id}  {site.name} ({site.kind.value}, {site.address_block})")
+            site_vms = [vm for vm in vms if vm.site == site_id]
+            if site_vms:
+                print(f"    {'VM':<22}{'vCPU':>5}{'GiB':>6}{'disk GB':>9}  {'power':<12}{'host':<11}depends on")
+            for vm in site_vms:
+                print(
+                    f"    {vm.name:<22}{vm.cpu:>5}{vm.memory_mb / 1024:>6.0f}{sum(vm.disks_gb):>9}  "
+                    f"{vm.power.value:<12}{vm.host:<11}{', '.join(vm.depends_on) or '-'}"
+                )
+            for d in plan.devices_of_site(site_id):
+                print(f"    device {d.hostname:<24} {d.role.value:<13}{d.platform.value:<6}{d.management}:{d.port}")
+        for name in wave.vms:
+            print(f"  (ahead of its site) {name}")
+    return EXIT_OK
+
+
+def _plan_schema(args: argparse.Namespace) -> int:
+    schema = PlanModel.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "overflyt plan"
+    print(json.dumps(schema, indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        code: int = args.func(args)
+    except OverflytError as exc:
+        print(f"overflyt: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("overflyt: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into `head` and the like: not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,309 @@
+"""Reads plan files and their Ansible inventories — the only module that does.
+
+``load_plan`` turns a plan file into a :class:`Plan` or raises :class:`PlanInvalid` listing every
+problem found, each with file, line, field path, offending value and reason. ``load_inventory``
+reads the connection settings (hosts.yml, group_vars/, host_vars/) that sit next to the plan and
+checks them against the plan, so the two can never drift apart.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from overflyt.errors import PlanInvalid, PlanIssue
+from overflyt.plan.model import Plan
+from overflyt.plan.rules import Problem, validate_plan
+
+log = logging.getLogger(__name__)
+
+PathKey = tuple[str | int, ...]
+
+# Pydantic's wording, made plainer for the people who edit plans.
+_REASONS = {
+    "missing": "required field is missing",
+    "extra_forbidden": "unknown field (see `overflyt plan schema` for the fields a plan may have)",
+}
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Connection settings of each device, from the inventory next to the plan."""
+
+    directory: Path
+    host_vars: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass
+class _Document:
+    """A YAML file parsed twice: as data, and as nodes that know their line numbers."""
+
+    file: str
+    data: Any
+    lines: dict[PathKey, int]
+
+    def line_of(self, path: PathKey) -> int | None:
+        for cut in range(len(path), -1, -1):
+            line = self.lines.get(path[:cut])
+            if line is not None:
+                return line
+        return None
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Read, parse and validate a plan file, and check its inventory if one lies beside it."""
+    plan_path = Path(path)
+    doc = _read_yaml(plan_path)
+    if not isinstance(doc.data, dict):
+        raise PlanInvalid([PlanIssue(doc.file, "", "a plan must be a YAML mapping (key: value) at the top", 1)])
+    try:
+        plan = Plan.model_validate(doc.data)
+    except ValidationError as exc:
+        raise PlanInvalid(sorted(_schema_issues(doc, exc), key=_order)) from None
+    issues = [_issue(doc, p) for p in validate_plan(plan)]
+    if (plan_path.parent / "hosts.yml").exists():
+        _, inventory_issues = _read_inventory(plan_path.parent, plan)
+        issues.extend(inventory_issues)
+    if issues:
+        raise PlanInvalid(sorted(issues, key=_order))
+    log.debug(
+        "loaded plan %s: %d waves, %d sites, %d VMs",
+        plan_path,
+        len(plan.waves),
+        len(plan.sites),
+        len(plan.vms),
+    )
+    return plan
+
+
+def load_inventory(plan_path: str | Path, plan: Plan) -> Inventory:
+    """The per-device connection settings that sit beside the plan (empty when there is no hosts.yml)."""
+    directory = Path(plan_path).parent
+    if not (directory / "hosts.yml").exists():
+        return Inventory(directory=directory)
+    inventory, issues = _read_inventory(directory, plan)
+    if issues:
+        raise PlanInvalid(sorted(issues, key=_order))
+    return inventory
+
+
+def _order(issue: PlanIssue) -> tuple[str, int, str]:
+    return (issue.file, issue.line or 0, issue.path)
+
+
+def _display(path: str | Path) -> str:
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(p)
+
+
+def _read_yaml(path: Path) -> _Document:
+    shown = _display(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanInvalid([PlanIssue(shown, "", "file not found")]) from None
+    except IsADirectoryError:
+        raise PlanInvalid([PlanIssue(shown, "", "is a directory, not a plan file")]) from None
+    except UnicodeDecodeError as exc:
+        raise PlanInvalid([PlanIssue(shown, "", f"not UTF-8 text (byte {exc.start})")]) from None
+    except OSError as exc:
+        raise PlanInvalid([PlanIssue(shown, "", f"cannot be read: {exc.strerror}")]) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        context = ""
+        if exc.context:
+            started = f" (started at line {exc.context_mark.line + 1})" if exc.context_mark else ""
+            context = f"{exc.context}{started}: "
+        reason = f"malformed YAML: {context}{exc.problem}"
+        raise PlanInvalid([PlanIssue(shown, "", reason, mark.line + 1 if mark else None)]) from None
+    except yaml.YAMLError as exc:
+        raise PlanInvalid([PlanIssue(shown, "", f"malformed YAML: {exc}")]) from None
+    lines: dict[PathKey, int] = {}
+    duplicates = list(_index(node, (), lines, shown)) if node is not None else []
+    if duplicates:
+        raise PlanInvalid(duplicates)
+    return _Document(shown, data, lines)
+
+
+def _index(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], file: str) -> Iterator[PlanIssue]:
+    """Record the line of every key and item; report keys given twice in one mapping."""
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                yield PlanIssue(file, _dotted((*path, key)), f"key given twice (first at line {seen[key]})", line)
+                continue
+            seen[key] = line
+            lines[(*path, key)] = line
+            yield from _index(value_node, (*path, key), lines, file)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines[(*path, i)] = item.start_mark.line + 1
+            yield from _index(item, (*path, i), lines, file)
+
+
+def _dotted(path: Sequence[str | int]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _show_value(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _schema_issues(doc: _Document, exc: ValidationError) -> Iterator[PlanIssue]:
+    for err in exc.errors(include_url=False):
+        loc: PathKey = tuple(p for p in err["loc"] if p != "[key]")
+        kind = err["type"]
+        reason = _REASONS.get(kind, str(err["msg"]).removeprefix("Value error, "))
+        value = (
+            None if kind in ("missing", "extra_forbidden") or isinstance(err["input"], dict | list) else err["input"]
+        )
+        if kind == "extra_forbidden":
+            value = None
+        yield PlanIssue(
+            doc.file,
+            _dotted(loc),
+            reason,
+            doc.line_of(loc),
+            None if value is None else _show_value(value),
+        )
+
+
+def _issue(doc: _Document, problem: Problem) -> PlanIssue:
+    return PlanIssue(
+        doc.file,
+        _dotted(problem.path),
+        problem.reason,
+        doc.line_of(problem.path),
+        None if problem.value is None else _show_value(problem.value),
+    )
+
+
+def _read_inventory(directory: Path, plan: Plan) -> tuple[Inventory, list[PlanIssue]]:
+    hosts_doc = _read_yaml(directory / "hosts.yml")
+    issues: list[PlanIssue] = []
+    inline: dict[str, dict[str, Any]] = {}
+    groups: dict[str, list[str]] = {}
+
+    def walk(group: str, body: Any, path: PathKey, parents: tuple[str, ...]) -> None:
+        if body is None:
+            return
+        if not isinstance(body, dict):
+            issues.append(
+                PlanIssue(hosts_doc.file, _dotted(path), "a group must be a mapping", hosts_doc.line_of(path))
+            )
+            return
+        for host, host_vars in (body.get("hosts") or {}).items():
+            if host_vars is not None and not isinstance(host_vars, dict):
+                where = (*path, "hosts", host)
+                issues.append(
+                    PlanIssue(
+                        hosts_doc.file,
+                        _dotted(where),
+                        "host variables must be a mapping",
+                        hosts_doc.line_of(where),
+                    )
+                )
+                continue
+            inline.setdefault(host, {}).update(host_vars or {})
+            for g in (*parents, group):
+                groups.setdefault(g, [])
+                if host not in groups[g]:
+                    groups[g].append(host)
+        for child, child_body in (body.get("children") or {}).items():
+            walk(child, child_body, (*path, "children", child), (*parents, group))
+
+    if not isinstance(hosts_doc.data, dict) or "all" not in hosts_doc.data:
+        issues.append(PlanIssue(hosts_doc.file, "", "an inventory must start with the group `all`", 1))
+    else:
+        walk("all", hosts_doc.data["all"], ("all",), ())
+
+    devices = {d.hostname: d for d in plan.devices}
+    for host in sorted(set(inline) - set(devices)):
+        issues.append(PlanIssue(hosts_doc.file, host, "host is not a device of the plan", _host_line(hosts_doc, host)))
+    for name, device in devices.items():
+        if name not in inline:
+            issues.append(PlanIssue(hosts_doc.file, name, "plan device is missing from the inventory", 1))
+            continue
+        hv = inline[name]
+        address = str(hv.get("ansible_host", ""))
+        if address != str(device.management):
+            issues.append(
+                PlanIssue(
+                    hosts_doc.file,
+                    f"{name}.ansible_host",
+                    f"differs from the plan's management address {device.management}",
+                    _host_line(hosts_doc, name),
+                    _show_value(address),
+                )
+            )
+        port = hv.get("ansible_port", 22)
+        if port != device.port:
+            issues.append(
+                PlanIssue(
+                    hosts_doc.file,
+                    f"{name}.ansible_port",
+                    f"differs from the plan's port {device.port}",
+                    _host_line(hosts_doc, name),
+                    _show_value(port),
+                )
+            )
+
+    merged: dict[str, dict[str, Any]] = {}
+    group_vars = {g: _vars_file(directory / "group_vars" / f"{g}.yml", issues) for g in ["all", *groups]}
+    for host in inline:
+        values: dict[str, Any] = {}
+        for g in ["all", *[g for g in groups if host in groups[g] and g != "all"]]:
+            values.update(group_vars.get(g) or {})
+        values.update(_vars_file(directory / "host_vars" / f"{host}.yml", issues))
+        values.update(inline[host])
+        merged[host] = values
+    inventory = Inventory(
+        directory=directory,
+        host_vars=merged,
+        groups={g: tuple(h) for g, h in groups.items()},
+    )
+    return inventory, issues
+
+
+def _host_line(doc: _Document, host: str) -> int | None:
+    for key, line in doc.lines.items():
+        if key and key[-1] == host and len(key) >= 2 and key[-2] == "hosts":
+            return line
+    return None
+
+
+def _vars_file(path: Path, issues: list[PlanIssue]) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        doc = _read_yaml(path)
+    except PlanInvalid as exc:
+        issues.extend(exc.issues)
+        return {}
+    if doc.data is None:
+        return {}
+    if not isinstance(doc.data, dict):
+        issues.append(PlanIssue(doc.file, "", "a variables file must be a mapping", 1))
+        return {}
+    return dict(doc.data)
