@@ -8,6 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+PY_DIRS := $(wildcard src tests flows bench)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME ?= $(CURDIR)/.overflyt/prefect
 export ANSIBLE_COLLECTIONS_PATH ?=
@@ -33,8 +34,8 @@ lab-build: deps-debian  ## Build the lab's vCenter simulator launcher (Go, GOPAT
 	@if [ -x lab/build.sh ]; then lab/build.sh; fi
 
 lint: deps-python  ## ruff on the Python code.
-	$(BIN)/ruff check src tests flows
-	$(BIN)/ruff format --check src tests flows
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
 
 typecheck: deps-python  ## mypy --strict on src/.
 	$(BIN)/mypy
