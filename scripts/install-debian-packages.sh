@@ -15,5 +15,13 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "Installing Debian packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Installing openssh-server or frr must not start their system services (a system sshd on :22,
+# a default FRR instance): the lab runs its own. policy-rc.d answering 101 forbids starting them.
+policy=/usr/sbin/policy-rc.d
+own_policy=false
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; own_policy=true
+fi
+trap '$own_policy && rm -f "$policy"' EXIT
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

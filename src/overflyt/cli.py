@@ -82,12 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_optional_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     """Commands that live in their own packages register themselves here."""
-    import importlib.util
+    from overflyt.lab.cli import add_parser as add_lab
 
-    if importlib.util.find_spec("overflyt.lab") is not None:  # TEMP until the lab lands
-        from overflyt.lab.cli import add_parser as add_lab  # type: ignore[import-not-found,unused-ignore]
-
-        add_lab(commands)
+    add_lab(commands)
 
 
 def _plan_validate(args: argparse.Namespace) -> int:

@@ -80,6 +80,14 @@ class PlaybookFailed(OverflytError):
         super().__init__(message)
 
 
+class MigrationStepFailed(OverflytError):
+    """One step of a migration (move a VM, power it, create its folder) failed or did not finish in
+    time; the message names the VM, the step and vCenter's reason. Connectivity problems are
+    :class:`ProviderUnreachable` instead."""
+
+    exit_code = EXIT_FAILED
+
+
 class RollbackFailed(OverflytError):
     """Rollback could not finish: the site is not as it was and a human must act."""
 

@@ -182,6 +182,11 @@ def _wave_of_vm(plan: Plan) -> dict[str, int]:
     return result
 
 
+def wave_of_vm(plan: Plan) -> dict[str, int]:
+    """The wave that moves each VM: its site's wave, or an earlier one that validly pulls it forward."""
+    return _wave_of_vm(plan)
+
+
 @rule
 def vm_in_one_wave(plan: Plan) -> Iterator[Problem]:
     site_wave = {s: w.number for w in plan.waves for s in w.sites}

@@ -1,0 +1,367 @@
+// ofl-vcsim: the lab's vCenter simulator (govmomi's vcsim library, built in GOPATH mode).
+//
+// One simulator holds the whole vSphere estate of the lab (the municipality's datacenter and the
+// shared organisation's), built from a JSON model that `overflyt lab up` generates from the plan.
+// The same model is served on one HTTPS listener per vCenter of the plan, each with its own login.
+// See lab/README.md for why one simulator stands in for two vCenters.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"encoding/xml"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/task"
+	"github.com/vmware/govmomi/vim25"
+	"github.com/vmware/govmomi/vim25/types"
+)
+
+type Listener struct {
+	Name, Addr, User, Password string
+}
+
+type Datastore struct {
+	Name       string
+	CapacityGB int64 `json:"capacity_gb"`
+}
+
+type VM struct {
+	Name, Host, Datastore, Folder, Power, IP string
+	CPU                                      int32
+	MemoryMB                                 int64   `json:"memory_mb"`
+	DisksGB                                  []int64 `json:"disks_gb"`
+	Portgroups                               []string
+}
+
+type Datacenter struct {
+	Name, Cluster, Switch string
+	Hosts, Portgroups     []string
+	Folders               []string
+	Datastores            []Datastore
+	VMs                   []VM `json:"vms"`
+}
+
+type Model struct {
+	Listeners    []Listener
+	Cert, Key    string
+	DatastoreDir string `json:"datastore_dir"`
+	Datacenters  []Datacenter
+}
+
+func must(err error, what string) {
+	if err != nil {
+		if f, ok := err.(task.Error); ok {
+			log.Fatalf("ofl-vcsim: %s: %T %#v", what, f.Fault(), f.Fault())
+		}
+		log.Fatalf("ofl-vcsim: %s: %v", what, err)
+	}
+}
+
+// wait(what)(obj.SomeTask(...)) waits for the task and returns its result; failures are fatal.
+func wait(what string) func(*object.Task, error) types.AnyType {
+	return func(task *object.Task, err error) types.AnyType {
+		must(err, what)
+		info, err := task.WaitForResult(context.Background(), nil)
+		must(err, what)
+		return info.Result
+	}
+}
+
+// build creates one datacenter of the model through the vSphere API (in process).
+func build(ctx context.Context, c *vim25.Client, m *Model, d Datacenter) {
+	root := object.NewRootFolder(c)
+	dc, err := root.CreateDatacenter(ctx, d.Name)
+	must(err, "datacenter "+d.Name)
+	folders, err := dc.Folders(ctx)
+	must(err, "folders")
+
+	cluster, err := folders.HostFolder.CreateCluster(ctx, d.Cluster, types.ClusterConfigSpecEx{})
+	must(err, "cluster "+d.Cluster)
+	hosts := map[string]*object.HostSystem{}
+	for _, name := range d.Hosts {
+		ref := wait("host "+name)(cluster.AddHost(ctx, types.HostConnectSpec{HostName: name}, true, nil, nil))
+		hosts[name] = object.NewHostSystem(c, ref.(types.ManagedObjectReference))
+		h := simulator.Map.Get(hosts[name].Reference()).(*simulator.HostSystem)
+		h.Summary.Hardware.NumCpuCores, h.Summary.Hardware.NumCpuThreads = 32, 64
+		h.Summary.Hardware.MemorySize = 768 << 30
+		h.Hardware.CpuInfo.NumCpuCores, h.Hardware.CpuInfo.NumCpuThreads = 32, 64
+		h.Hardware.MemorySize = 768 << 30
+	}
+	pool, err := cluster.ResourcePool(ctx)
+	must(err, "pool")
+
+	// Shared datastores: created on the first host, then mounted on every host of the cluster.
+	dsRefs := map[string]types.ManagedObjectReference{}
+	for _, spec := range d.Datastores {
+		dir := filepath.Join(m.DatastoreDir, spec.Name)
+		must(os.MkdirAll(dir, 0o700), "datastore dir")
+		dss, err := hosts[d.Hosts[0]].ConfigManager().DatastoreSystem(ctx)
+		must(err, "datastore system")
+		obj, err := dss.CreateLocalDatastore(ctx, spec.Name, dir)
+		must(err, "datastore "+spec.Name)
+		ds := simulator.Map.Get(obj.Reference()).(*simulator.Datastore)
+		ds.Summary.Capacity = spec.CapacityGB << 30
+		ds.Summary.FreeSpace = ds.Summary.Capacity
+		ds.Info.GetDatastoreInfo().FreeSpace = ds.Summary.Capacity
+		for _, name := range d.Hosts[1:] {
+			h := simulator.Map.Get(hosts[name].Reference()).(*simulator.HostSystem)
+			sys := simulator.Map.Get(*h.ConfigManager.DatastoreSystem).(*simulator.HostDatastoreSystem)
+			sys.Datastore = append(sys.Datastore, ds.Self)
+			h.Datastore = append(h.Datastore, ds.Self)
+			ds.Host = append(ds.Host, types.DatastoreHostMount{Key: h.Self, MountInfo: ds.Host[0].MountInfo})
+		}
+		dsRefs[spec.Name] = ds.Self
+	}
+
+	// One distributed switch per datacenter, every host a member, one portgroup per network.
+	spec := types.DVSCreateSpec{ConfigSpec: &types.VMwareDVSConfigSpec{}}
+	spec.ConfigSpec.GetDVSConfigSpec().Name = d.Switch
+	ref := wait("switch "+d.Switch)(folders.NetworkFolder.CreateDVS(ctx, spec))
+	dvs := object.NewDistributedVirtualSwitch(c, ref.(types.ManagedObjectReference))
+	members := &types.DVSConfigSpec{}
+	for _, name := range d.Hosts {
+		members.Host = append(members.Host,
+			types.DistributedVirtualSwitchHostMemberConfigSpec{Operation: "add", Host: hosts[name].Reference()})
+	}
+	wait("switch members "+d.Switch)(dvs.Reconfigure(ctx, members))
+	backing := map[string]types.BaseVirtualDeviceBackingInfo{}
+	for _, name := range d.Portgroups {
+		wait("portgroup "+name)(dvs.AddPortgroup(ctx, []types.DVPortgroupConfigSpec{{Name: name, Type: "earlyBinding", NumPorts: 128}}))
+		net := simulator.Map.Get(folders.NetworkFolder.Reference()).(*simulator.Folder)
+		pg := simulator.Map.FindByName(name, net.ChildEntity)
+		backing[name], err = object.NewDistributedVirtualPortgroup(c, pg.Reference()).EthernetCardBackingInfo(ctx)
+		must(err, "portgroup "+name)
+	}
+
+	vmFolders := map[string]*object.Folder{"": folders.VmFolder}
+	for _, p := range d.Folders {
+		parent := folders.VmFolder
+		for i, part := range strings.Split(p, "/") {
+			key := strings.Join(strings.Split(p, "/")[:i+1], "/")
+			if f, ok := vmFolders[key]; ok {
+				parent = f
+				continue
+			}
+			f, err := parent.CreateFolder(ctx, part)
+			must(err, "folder "+key)
+			vmFolders[key], parent = f, f
+		}
+	}
+
+	for _, v := range d.VMs {
+		config := types.VirtualMachineConfigSpec{
+			Name: v.Name, NumCPUs: v.CPU, MemoryMB: v.MemoryMB,
+			GuestId: string(types.VirtualMachineGuestOsIdentifierWindows9Server64Guest),
+			Files:   &types.VirtualMachineFileInfo{VmPathName: "[" + v.Datastore + "]"},
+		}
+		var devices object.VirtualDeviceList
+		scsi, err := devices.CreateSCSIController("pvscsi")
+		must(err, "scsi")
+		devices = append(devices, scsi)
+		for i, gb := range v.DisksGB {
+			file := fmt.Sprintf("[%s] %s/%s.vmdk", v.Datastore, v.Name, v.Name)
+			if i > 0 {
+				file = fmt.Sprintf("[%s] %s/%s_%d.vmdk", v.Datastore, v.Name, v.Name, i)
+			}
+			disk := devices.CreateDisk(scsi.(types.BaseVirtualController), dsRefs[v.Datastore], file)
+			disk.CapacityInKB = gb << 20
+			devices = append(devices, disk)
+		}
+		for _, pg := range v.Portgroups {
+			nic, err := devices.CreateEthernetCard("vmxnet3", backing[pg])
+			must(err, "nic")
+			devices = append(devices, nic)
+		}
+		config.DeviceChange, err = devices.ConfigSpec(types.VirtualDeviceConfigSpecOperationAdd)
+		must(err, "devices")
+		res := wait("vm "+v.Name)(vmFolders[v.Folder].CreateVM(ctx, config, pool, hosts[v.Host]))
+		vm := object.NewVirtualMachine(c, res.(types.ManagedObjectReference))
+		if v.Power != "powered_off" {
+			wait("power on "+v.Name)(vm.PowerOn(ctx))
+		}
+		if v.Power == "suspended" {
+			wait("suspend "+v.Name)(vm.Suspend(ctx))
+		}
+		if v.IP != "" {
+			sim := simulator.Map.Get(vm.Reference()).(*simulator.VirtualMachine)
+			sim.Guest.IpAddress, sim.Summary.Guest.IpAddress = v.IP, v.IP
+		}
+	}
+}
+
+// methodName returns the name of the first element inside the SOAP Body.
+func methodName(body []byte) string {
+	dec := xml.NewDecoder(bytes.NewReader(body))
+	inBody := false
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		if start, ok := tok.(xml.StartElement); ok {
+			if inBody {
+				return start.Name.Local
+			}
+			inBody = start.Name.Local == "Body"
+		}
+	}
+}
+
+const envelope = `<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenc="http://schemas.xmlsoap.org/soap/encoding/" xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body>%s</soapenv:Body></soapenv:Envelope>`
+
+// snapshotVM remembers which VM each snapshot belongs to, also after the snapshot is removed.
+var snapshotVM sync.Map
+
+var (
+	snapshotRef    = regexp.MustCompile(`type="VirtualMachineSnapshot">([^<]+)<`)
+	snapshotEntity = regexp.MustCompile(`<entity type="VirtualMachineSnapshot">([^<]+)</entity>`)
+)
+
+// fixSnapshotEntity: govmomi 0.24 gives snapshot tasks a snapshot as TaskInfo.entity, which
+// must be a ManagedEntity (pyvmomi rejects the response); vCenter gives the VM, so do we.
+func fixSnapshotEntity(body []byte) []byte {
+	for _, m := range snapshotRef.FindAllSubmatch(body, -1) {
+		ref := types.ManagedObjectReference{Type: "VirtualMachineSnapshot", Value: string(m[1])}
+		if snap, ok := simulator.Map.Get(ref).(*simulator.VirtualMachineSnapshot); ok {
+			snapshotVM.Store(string(m[1]), snap.Vm.Value)
+		}
+	}
+	return snapshotEntity.ReplaceAllFunc(body, func(e []byte) []byte {
+		if vm, ok := snapshotVM.Load(string(snapshotEntity.FindSubmatch(e)[1])); ok {
+			return []byte(`<entity type="VirtualMachine">` + vm.(string) + `</entity>`)
+		}
+		return nil
+	})
+}
+
+// guard wraps the simulator's handler for one listener:
+//   - Login only succeeds with that listener's user and password (vcsim itself accepts anyone);
+//   - a Fetch that panics (govmomi 0.24 panics when the property is unset, e.g. a VM's snapshot)
+//     is answered with an empty FetchResponse, which pyvmomi reads as None;
+//   - snapshot tasks name their VM as entity (fixSnapshotEntity).
+func guard(next http.Handler, l Listener) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			next.ServeHTTP(w, r)
+			return
+		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		method := methodName(body)
+		if method == "Login" {
+			var req struct {
+				User     string `xml:"Body>Login>userName"`
+				Password string `xml:"Body>Login>password"`
+			}
+			if xml.Unmarshal(body, &req) != nil || req.User != l.User || req.Password != l.Password {
+				w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+				w.WriteHeader(http.StatusInternalServerError)
+				fmt.Fprintf(w, envelope, `<soapenv:Fault><faultcode>ServerFaultCode</faultcode>`+
+					`<faultstring>Cannot complete login due to an incorrect user name or password.</faultstring>`+
+					`<detail><InvalidLoginFault xmlns="urn:vim25" xsi:type="InvalidLogin"></InvalidLoginFault></detail>`+
+					`</soapenv:Fault>`)
+				return
+			}
+		}
+		rec := httptest.NewRecorder()
+		if !serveRecovering(next, rec, r) {
+			w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+			if method == "Fetch" {
+				fmt.Fprintf(w, envelope, `<FetchResponse xmlns="urn:vim25"></FetchResponse>`)
+				return
+			}
+			w.WriteHeader(http.StatusInternalServerError)
+			fmt.Fprintf(w, envelope, `<soapenv:Fault><faultcode>ServerFaultCode</faultcode>`+
+				`<faultstring>simulator panic in `+method+`</faultstring></soapenv:Fault>`)
+			return
+		}
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.Header().Del("Content-Length")
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(fixSnapshotEntity(rec.Body.Bytes()))
+	})
+}
+
+func serveRecovering(next http.Handler, w http.ResponseWriter, r *http.Request) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	next.ServeHTTP(w, r)
+	return true
+}
+
+func main() {
+	modelPath := flag.String("model", "", "JSON model written by `overflyt lab up`")
+	flag.Parse()
+	raw, err := os.ReadFile(*modelPath)
+	must(err, "model")
+	var m Model
+	must(json.Unmarshal(raw, &m), "model "+*modelPath)
+
+	vpx := simulator.VPX()
+	vpx.Datacenter, vpx.Portgroup, vpx.Host, vpx.Cluster, vpx.ClusterHost = 0, 0, 0, 0, 0
+	vpx.Datastore, vpx.Machine = 0, 0
+	must(vpx.Create(), "simulator")
+	ctx := context.Background()
+	client, err := vim25.NewClient(ctx, vpx.Service)
+	must(err, "client")
+	for _, d := range m.Datacenters {
+		build(ctx, client, &m, d)
+	}
+
+	// Registers the SDK handlers on vpx.Service.ServeMux; its own ephemeral listener is closed
+	// at once, the lab's listeners below serve that mux.
+	srv := vpx.Service.NewServer()
+	srv.Close()
+	cert, err := tls.LoadX509KeyPair(m.Cert, m.Key)
+	must(err, "TLS certificate")
+	errs := make(chan error, len(m.Listeners))
+	for _, l := range m.Listeners {
+		ln, err := net.Listen("tcp", l.Addr)
+		must(err, "listen "+l.Addr)
+		hs := &http.Server{
+			Handler:   guard(vpx.Service.ServeMux, l),
+			TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+			ErrorLog:  log.New(io.Discard, "", 0),
+		}
+		go func(l Listener) { errs <- hs.ServeTLS(ln, "", "") }(l)
+		log.Printf("ofl-vcsim: %s serving https://%s/sdk", l.Name, l.Addr)
+	}
+	simulator.Map.SessionManager().ServiceHostName = m.Listeners[0].Addr
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	select {
+	case s := <-sig:
+		log.Printf("ofl-vcsim: %s, exiting", s)
+	case err := <-errs:
+		log.Fatalf("ofl-vcsim: %v", err)
+	}
+}

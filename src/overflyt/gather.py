@@ -1,0 +1,147 @@
+"""Gathers the facts pre-checks judge, read-only, by running ``playbooks/precheck_wave.yml``.
+
+Devices are read over SSH by Ansible (``net_facts`` role) with strict host-key checking against
+the plan's known_hosts, copied into the run's own ``$HOME``. A device that could not be read is
+classified from the runner's failure event: unknown or changed host key, login refused, or
+unreachable.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from overflyt.credentials import ResolvedCredential
+from overflyt.facts import DeviceFacts, HostKeyState
+from overflyt.inventory import build_inventory
+from overflyt.plan import Plan, load_inventory
+from overflyt.record import Run
+from overflyt.runner import AnsibleEvent, PlaybookResult, TaskFailure, run_playbook
+
+log = logging.getLogger(__name__)
+
+_PLATFORMS = (("FRRouting", "frr"), ("ArubaOS-CX", "aoscx"), ("Cisco IOS", "ios"))
+
+
+def prepare_home(run: Run, plan: Plan, plan_dir: Path) -> Path:
+    """The run's $HOME, whose .ssh/known_hosts holds the plan's trusted device keys (or nothing)."""
+    home = run.dir / "home"
+    ssh = home / ".ssh"
+    ssh.mkdir(parents=True, exist_ok=True, mode=0o700)
+    known = ssh / "known_hosts"
+    if plan.ssh.known_hosts:
+        source = plan_dir / plan.ssh.known_hosts
+        if source.is_file():
+            shutil.copyfile(source, known)
+        else:
+            log.warning("known_hosts file %s not found: every device key counts as unknown", source)
+            known.write_text("")
+    else:
+        known.write_text("")
+    known.chmod(0o600)
+    return home
+
+
+def gather_devices(
+    plan: Plan,
+    plan_path: Path,
+    sites: list[str],
+    run: Run,
+    credentials: Mapping[str, ResolvedCredential],
+    *,
+    on_event: Callable[[AnsibleEvent], None] | None = None,
+    timeout_s: int = 600,
+) -> tuple[dict[str, DeviceFacts], PlaybookResult]:
+    """Read every device of ``sites``: reachability, host key, login, platform, config backup."""
+    plan_dir = plan_path.parent
+    backups = run.dir / "backups"
+    backups.mkdir(exist_ok=True, mode=0o700)
+    device_vars: dict[str, dict[str, Any]] = {}
+    for device in plan.devices:
+        values: dict[str, Any] = {"net_facts_backup_dir": str(backups)}
+        if device.hostname in plan.ssh.insecure_host_keys:
+            values["ansible_host_key_checking"] = False
+        device_vars[device.hostname] = values
+    inventory, secrets = build_inventory(
+        plan,
+        load_inventory(plan_path, plan),
+        plan_dir,
+        sites=sites,
+        credentials=credentials,
+        device_vars=device_vars,
+    )
+    result = run_playbook(
+        "precheck_wave.yml",
+        inventory,
+        run.private_dir("precheck"),
+        run_id=run.record.run_id,
+        dry_run=True,
+        secrets=secrets,
+        home=prepare_home(run, plan, plan_dir),
+        timeout_s=timeout_s,
+        on_event=on_event,
+    )
+    reported: dict[str, Any] = dict(result.result.get("devices") or {})
+    facts: dict[str, DeviceFacts] = {}
+    for device in plan.devices:
+        if device.site not in sites:
+            continue
+        insecure = device.hostname in plan.ssh.insecure_host_keys
+        common = {"hostname": device.hostname, "address": str(device.management), "port": device.port}
+        data = reported.get(device.hostname)
+        if data:
+            version = str(data.get("version_text") or data.get("version") or "")
+            facts[device.hostname] = DeviceFacts(
+                **common,
+                reachable=True,
+                host_key="insecure_override" if insecure else "match",
+                login=True,
+                platform=detect_platform(version),
+                version=str(data.get("version") or "").strip() or None,
+                running_config_sha256=str(data.get("config_sha256") or "") or None,
+                backup_file=str(data.get("backup_file") or "") or None,
+            )
+            continue
+        failure = next((f for f in result.failures if f.host == device.hostname), None)
+        facts[device.hostname] = classify_failure(common, failure, result)
+    return facts, result
+
+
+def detect_platform(version_text: str) -> str | None:
+    for marker, platform in _PLATFORMS:
+        if marker in version_text:
+            return platform
+    return None
+
+
+def classify_failure(common: dict[str, Any], failure: TaskFailure | None, result: PlaybookResult) -> DeviceFacts:
+    """What a failed read of a device means, from the runner's failure event for that host."""
+    if failure is None:
+        why = f"not read: the pre-check playbook ended {result.status}"
+        return DeviceFacts(**common, reachable=False, error=why)
+    message = failure.message
+    host_key: HostKeyState = "not_checked"
+    reachable, login = False, False
+    if re.search(r"authenticity of host .* can't be established|not found in known_hosts", message, re.I):
+        host_key, reachable = "unknown", True
+        error = "host key is not in the plan's known_hosts"
+    elif re.search(r"host key mismatch|REMOTE HOST IDENTIFICATION HAS CHANGED|BadHostKey", message, re.I):
+        host_key, reachable = "changed", True
+        error = "host key differs from the one in the plan's known_hosts"
+    elif re.search(
+        r"authentication (failed|timeout)|Invalid/incorrect (username|password)|AuthenticationException", message, re.I
+    ):
+        host_key, reachable = "match", True
+        error = "login refused (check the credentials reference's username and secret)"
+    else:
+        error = _first_line(message)
+    return DeviceFacts(**common, reachable=reachable, host_key=host_key, login=login, error=error)
+
+
+def _first_line(text: str) -> str:
+    line = next((x.strip() for x in text.splitlines() if x.strip()), text.strip())
+    return line[:300]

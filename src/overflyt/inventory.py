@@ -1,0 +1,114 @@
+"""Generates the per-run Ansible inventory from the plan and the connection settings beside it.
+
+The generated inventory lives in the run record, never in ``inventories/``. Desired state reaches
+roles as inventory variables prefixed ``overflyt_``; secrets appear only as lookups of files the
+runner adapter writes outside the run record (see :func:`overflyt.runner.secret_lookup`).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from overflyt.credentials import ResolvedCredential
+from overflyt.plan import Inventory, Plan
+from overflyt.plan.model import VCenterEndpoint
+from overflyt.runner import secret_lookup
+
+CONTROLLER = "overflyt-controller"
+
+
+def group_name(kind: str, value: str) -> str:
+    return f"{kind}_{re.sub(r'[^A-Za-z0-9_]', '_', value)}"
+
+
+def build_inventory(
+    plan: Plan,
+    connections: Inventory,
+    plan_dir: Path,
+    *,
+    sites: list[str],
+    credentials: Mapping[str, ResolvedCredential],
+    device_vars: Mapping[str, Mapping[str, Any]] | None = None,
+    controller_vars: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, SecretStr]]:
+    """The inventory for a run over ``sites``, and the secrets it refers to by name.
+
+    ``device_vars`` adds per-device desired state (``overflyt_*``) and ``controller_vars`` adds
+    variables of the controller host (which runs the vSphere tasks).
+    """
+    secrets: dict[str, SecretStr] = {}
+
+    def password(reference: str) -> str:
+        secrets[reference] = credentials[reference].secret
+        return secret_lookup(reference)
+
+    children: dict[str, Any] = {}
+    network_hosts: dict[str, Any] = {}
+    for device in plan.devices:
+        if device.site not in sites:
+            continue
+        values: dict[str, Any] = dict(connections.host_vars.get(device.hostname, {}))
+        values.setdefault("ansible_host", str(device.management))
+        values.setdefault("ansible_port", device.port)
+        values.setdefault("ansible_connection", "ansible.netcommon.network_cli")
+        values.setdefault("ansible_network_os", "cisco.ios.ios")
+        values["ansible_user"] = credentials[device.credentials].username
+        values["ansible_password"] = password(device.credentials)
+        values["overflyt_site"] = device.site
+        values["overflyt_role"] = device.role.value
+        values["overflyt_platform"] = device.platform.value
+        values["overflyt_host_key_insecure"] = device.hostname in plan.ssh.insecure_host_keys
+        values.update((device_vars or {}).get(device.hostname, {}))
+        network_hosts[device.hostname] = values
+        for group in (group_name("platform", device.platform.value), group_name("site", device.site)):
+            children.setdefault(group, {"hosts": {}})["hosts"][device.hostname] = None
+
+    controller: dict[str, Any] = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+        "overflyt_vcenters": {
+            "source": _vcenter(plan.source.vcenter, plan_dir, credentials, password),
+            "target": _vcenter(plan.target.vcenter, plan_dir, credentials, password),
+        },
+    }
+    controller.update(controller_vars or {})
+    inventory: dict[str, Any] = {
+        "all": {
+            "vars": {
+                "overflyt_municipality": plan.municipality.code,
+                "overflyt_municipality_name": plan.municipality.name,
+            },
+            "children": {
+                "controller": {"hosts": {CONTROLLER: controller}},
+                "network": {"hosts": network_hosts, "children": children},
+            },
+        }
+    }
+    return inventory, secrets
+
+
+def _vcenter(
+    endpoint: VCenterEndpoint,
+    plan_dir: Path,
+    credentials: Mapping[str, ResolvedCredential],
+    password: Any,
+) -> dict[str, Any]:
+    hostport = endpoint.url.removeprefix("https://").removesuffix("/sdk")
+    host, _, port = hostport.partition(":")
+    ca_file = str((plan_dir / endpoint.tls.ca_file).resolve()) if endpoint.tls.ca_file else None
+    return {
+        "name": endpoint.name,
+        "hostname": host,
+        "port": int(port or 443),
+        "username": credentials[endpoint.credentials].username,
+        "password": password(endpoint.credentials),
+        "ca_file": ca_file,
+        "thumbprint": endpoint.tls.thumbprint,
+        "insecure": endpoint.tls.insecure,
+    }

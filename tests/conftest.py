@@ -1,0 +1,42 @@
+"""Session fixtures shared by every test.
+
+``lab``: brings the lab up once per session through the same code path as ``overflyt lab up``
+and yields its status (the dict ``overflyt lab status --json`` prints); brings it down at the end.
+If the lab cannot come up, every test that needs it FAILS (never skips).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PLAN = REPO / "inventories" / "norddjurs" / "plan.yml"
+
+
+@pytest.fixture(scope="session")
+def lab_plan() -> Path:
+    return PLAN
+
+
+@pytest.fixture(scope="session")
+def lab(lab_plan: Path) -> Iterator[dict[str, Any]]:
+    from overflyt.errors import OverflytError
+    from overflyt.lab import down, up
+
+    try:
+        state = up(lab_plan)
+    except OverflytError as exc:
+        pytest.fail(f"the lab did not come up: {exc}", pytrace=False)
+    if not state["up"]:
+        pytest.fail(f"the lab is not healthy: {state['problems']}", pytrace=False)
+    yield state
+    down(lab_plan)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`lab down` tests take the session's lab away: they run last."""
+    items.sort(key=lambda item: item.name.startswith("test_lab_down"))
