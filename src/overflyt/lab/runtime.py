@@ -780,8 +780,15 @@ def lab_processes(state: Path, user: str | None = None) -> dict[int, str]:
             owner = entry_path.stat().st_uid
         except OSError:
             continue
+        # A lab left behind by another checkout (CI's fresh clone after a developer's session)
+        # holds the same ports and namespaces: its simulator and sshds count as ours too.
+        foreign = "/lab/.state/" in cmdline and ("ofl-vcsim" in cmdline or "sshd" in cmdline)
         ours = (
-            pid in in_netns or str(state) in cmdline or f"-N {PREFIX}" in cmdline or (uid is not None and owner == uid)
+            pid in in_netns
+            or str(state) in cmdline
+            or f"-N {PREFIX}" in cmdline
+            or foreign
+            or (uid is not None and owner == uid)
         )
         if ours and _alive(pid):
             found[pid] = cmdline
