@@ -180,6 +180,17 @@ class DCLink(Model):
         return _point_to_point(value)
 
 
+class SiteProbe(Model):
+    """Where the post-check sends real traffic from, as a client of the site would.
+
+    `netns`: a network namespace on the orchestrator's machine that sits in the site's client LAN
+    (the lab's clients). Each migrated server address is probed with a TCP connection on `port`.
+    """
+
+    netns: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    port: int = Field(default=7070, ge=1, le=65535)
+
+
 class Site(Model):
     id: Slug
     name: str = Field(min_length=1)
@@ -187,6 +198,9 @@ class Site(Model):
     address_block: IPv4Network = Field(description="The site's client LAN.")
     uplink: Uplink | None = Field(default=None, description="None for the municipal core's own site.")
     dc_link: DCLink
+    probe: SiteProbe | None = Field(
+        default=None, description="Traffic post-check from the site; without it the check is reported as skipped."
+    )
 
 
 class DeviceRole(StrEnum):
