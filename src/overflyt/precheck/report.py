@@ -1,0 +1,353 @@
+"""Render a :class:`PrecheckReport` for people (table, markdown), scripts (json) and CI (junit, ctrf).
+
+Findings are grouped by site, in the order the report lists its sites, then any other site (a VM
+pulled forward from a later wave's site), then ``wave-wide`` (vCenter, target, capacity, window).
+
+JUnit and CTRF show every check as a test case: a critical finding fails it, a warning or info
+finding leaves it passed with the finding attached (JUnit ``system-out`` and a ``severity``
+property; CTRF ``message``, ``rawStatus: "warning"`` and ``extra.severity``), and a check that could
+not be evaluated because of another check's critical finding is skipped. Warnings are "passed"
+because only critical findings block a wave — as in Forklift's VM validation, which reports
+passed/failed only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from overflyt import __version__
+from overflyt.errors import UsageError
+from overflyt.precheck.findings import SEVERITIES, CheckResult, Finding, PrecheckReport, Severity
+
+FORMATS = ("table", "json", "junit", "ctrf", "markdown")
+WAVE_WIDE = "wave-wide"
+
+# Characters XML 1.0 cannot carry at all (control characters a device's banner may contain).
+_CONTROL = re.compile("[\u0000-\u001f\u007f-\u009f]")
+_NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def render(report: PrecheckReport, fmt: str) -> str:
+    """The report as text in ``fmt``: table, json, junit, ctrf or markdown. Unknown format: UsageError."""
+    renderer = _RENDERERS.get(fmt)
+    if renderer is None:
+        raise UsageError(f"unknown format {fmt!r} (one of: {', '.join(FORMATS)})")
+    return renderer(report)
+
+
+# ----------------------------------------------------------------------------------------------- shared
+
+
+def _groups(report: PrecheckReport) -> list[tuple[str, list[CheckResult]]]:
+    """(site id or wave-wide, its results), sites of the report first, wave-wide last; empty groups kept
+    for the report's own sites so every checked site appears."""
+    by_site: dict[str | None, list[CheckResult]] = {site: [] for site in report.sites}
+    for result in report.results:
+        by_site.setdefault(result.site, []).append(result)
+    others = sorted(site for site in by_site if site is not None and site not in report.sites)
+    order: list[str | None] = [*report.sites, *others]
+    if None in by_site:
+        order.append(None)
+    return [(site or WAVE_WIDE, by_site[site]) for site in order]
+
+
+def _findings(results: Iterable[CheckResult]) -> list[tuple[CheckResult, Finding]]:
+    """Every finding with its check, most severe first, in check order within a severity."""
+    pairs = [(r, f) for r in results for f in r.findings]
+    return sorted(pairs, key=lambda pair: -pair[1].severity.rank)
+
+
+def _count(results: Iterable[CheckResult]) -> dict[str, int]:
+    counted = {"passed": 0, "warning": 0, "failed": 0, "skipped": 0}
+    for result in results:
+        counted[result.status] += 1
+    return counted
+
+
+def _severity_counts(results: Iterable[CheckResult]) -> dict[Severity, int]:
+    counted = dict.fromkeys(SEVERITIES, 0)
+    for result in results:
+        for finding in result.findings:
+            counted[finding.severity] += 1
+    return counted
+
+
+def _summary(report: PrecheckReport) -> str:
+    counts = report.counts
+    verdict = "BLOCKED" if report.blocked else "ready"
+    return (
+        f"wave {report.wave}: {counts[Severity.critical]} critical, {counts[Severity.warning]} warning, "
+        f"{counts[Severity.info]} info — {verdict}"
+    )
+
+
+def _checks_line(results: list[CheckResult]) -> str:
+    c = _count(results)
+    return (
+        f"{len(results)} checks: {c['passed']} passed, {c['warning']} passed with warnings, {c['failed']} failed, "
+        f"{c['skipped']} skipped"
+    )
+
+
+def _title(report: PrecheckReport) -> str:
+    m = report.municipality
+    return f"{m.name} ({m.code}), wave {report.wave} — {report.wave_name}"
+
+
+def _one_line(text: str) -> str:
+    """One line, control characters (a device banner's ESC sequences, BEL) made harmless for terminals."""
+    return _CONTROL.sub("\ufffd", " ".join(text.split()))
+
+
+def _evidence(finding: Finding) -> str:
+    return json.dumps(finding.evidence, ensure_ascii=False, sort_keys=True)
+
+
+# ------------------------------------------------------------------------------------------------ table
+
+
+def _table(report: PrecheckReport) -> str:
+    lines = [
+        f"overflyt precheck: {_title(report)} ({report.mode}); sites: {', '.join(report.sites)}",
+    ]
+    groups = _groups(report)
+    rows = [
+        (
+            finding.severity.value.upper(),
+            finding.id,
+            f"{finding.subject_kind} {finding.subject}",
+            _one_line(finding.message),
+        )
+        for _, results in groups
+        for _, finding in _findings(results)
+    ]
+    widths = [max((len(row[i]) for row in rows), default=0) for i in range(3)]
+    for label, results in groups:
+        counts = _severity_counts(results)
+        lines.append("")
+        lines.append(
+            f"{label}: {counts[Severity.critical]} critical, {counts[Severity.warning]} warning, "
+            f"{counts[Severity.info]} info ({_checks_line(results)})"
+        )
+        for _, finding in _findings(results):
+            severity, rule_id, subject = (
+                finding.severity.value.upper(),
+                finding.id,
+                f"{finding.subject_kind} {finding.subject}",
+            )
+            lines.append(
+                f"  {severity:<{widths[0]}}  {rule_id:<{widths[1]}}  {subject:<{widths[2]}}  "
+                f"{_one_line(finding.message)}".rstrip()
+            )
+    lines.append("")
+    lines.append(_checks_line(list(report.results)))
+    lines.append(_summary(report))
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------- json
+
+
+def _json(report: PrecheckReport) -> str:
+    return json.dumps(report.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------ junit
+
+
+def _xml(text: str) -> str:
+    return _NOT_XML.sub("\ufffd", text)
+
+
+def _suite_name(report: PrecheckReport, label: str) -> str:
+    return f"overflyt precheck wave {report.wave} / {label}"
+
+
+def _testcase(parent: ET.Element, result: CheckResult) -> None:
+    case = ET.SubElement(
+        parent,
+        "testcase",
+        classname=result.rule_id,
+        name=_xml(f"{result.subject_kind} {result.subject}"),
+        time="0",
+    )
+    worst = result.severity
+    properties = ET.SubElement(case, "properties")
+    ET.SubElement(properties, "property", name="title", value=_xml(result.title))
+    ET.SubElement(properties, "property", name="site", value=result.site or WAVE_WIDE)
+    if worst is not None:
+        ET.SubElement(properties, "property", name="severity", value=worst.value)
+    critical = [f for f in result.findings if f.severity is Severity.critical]
+    if critical:
+        failure = ET.SubElement(
+            case, "failure", message=_xml("; ".join(f.message for f in critical)), type=Severity.critical.value
+        )
+        failure.text = _xml("\n\n".join(f"{f.message}\nevidence: {_evidence(f)}" for f in critical))
+    if result.skipped is not None:
+        ET.SubElement(case, "skipped", message=_xml(result.skipped))
+    other = [f for f in result.findings if f.severity is not Severity.critical]
+    if other:
+        out = ET.SubElement(case, "system-out")
+        out.text = _xml(
+            "\n".join(f"{f.severity.value.upper()}: {f.message}\n  evidence: {_evidence(f)}" for f in other)
+        )
+
+
+def _junit(report: PrecheckReport) -> str:
+    seconds = f"{(report.finished - report.started).total_seconds():.3f}"
+    counts = _count(report.results)
+    root = ET.Element(
+        "testsuites",
+        name=_xml(f"overflyt precheck {_title(report)}"),
+        tests=str(len(report.results)),
+        failures=str(counts["failed"]),
+        errors="0",
+        skipped=str(counts["skipped"]),
+        time=seconds,
+    )
+    for label, results in _groups(report):
+        c = _count(results)
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=_suite_name(report, label),
+            tests=str(len(results)),
+            failures=str(c["failed"]),
+            errors="0",
+            skipped=str(c["skipped"]),
+            timestamp=report.started.isoformat(),
+            time=seconds,
+        )
+        for result in results:
+            _testcase(suite, result)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+# ------------------------------------------------------------------------------------------------- ctrf
+
+
+def _ms(report: PrecheckReport, which: str) -> int:
+    moment = report.started if which == "start" else report.finished
+    return int(moment.timestamp() * 1000)
+
+
+def _ctrf_test(report: PrecheckReport, label: str, result: CheckResult) -> dict[str, Any]:
+    status = {"passed": "passed", "warning": "passed", "failed": "failed", "skipped": "skipped"}[result.status]
+    worst = result.severity
+    ordered = sorted(result.findings, key=lambda f: -f.severity.rank)
+    test: dict[str, Any] = {
+        "name": f"{result.rule_id}: {result.subject_kind} {result.subject}",
+        "status": status,
+        "duration": 0,
+        "suite": [f"overflyt precheck wave {report.wave}", label],
+        "rawStatus": result.status,
+        "tags": list(dict.fromkeys(f.severity.value for f in ordered)),
+        "extra": {
+            "rule": result.rule_id,
+            "title": result.title,
+            "subject_kind": result.subject_kind,
+            "subject": result.subject,
+            "site": result.site,
+            "severity": worst.value if worst else None,
+            "evidence": ordered[0].evidence if ordered else {},
+            "findings": [f.model_dump(mode="json", include={"severity", "message", "evidence"}) for f in ordered],
+        },
+    }
+    if ordered:
+        test["message"] = "; ".join(f"{f.severity.value.upper()}: {f.message}" for f in ordered)
+    elif result.skipped is not None:
+        test["message"] = f"skipped: {result.skipped}"
+    return test
+
+
+def _ctrf(report: PrecheckReport) -> str:
+    tests = [_ctrf_test(report, label, r) for label, results in _groups(report) for r in results]
+    summary = {status: sum(1 for t in tests if t["status"] == status) for status in ("passed", "failed", "skipped")}
+    document = {
+        "reportFormat": "CTRF",
+        "specVersion": "0.0.0",
+        "generatedBy": "overflyt",
+        "timestamp": report.finished.isoformat(),
+        "results": {
+            "tool": {"name": "overflyt", "version": __version__},
+            "summary": {
+                "tests": len(tests),
+                "passed": summary["passed"],
+                "failed": summary["failed"],
+                "pending": 0,
+                "skipped": summary["skipped"],
+                "other": 0,
+                "suites": len(_groups(report)),
+                "start": _ms(report, "start"),
+                "stop": _ms(report, "stop"),
+                "duration": _ms(report, "stop") - _ms(report, "start"),
+            },
+            "tests": tests,
+            "extra": {
+                "municipality": report.municipality.model_dump(mode="json"),
+                "wave": report.wave,
+                "wave_name": report.wave_name,
+                "mode": report.mode,
+                "sites": list(report.sites),
+                "blocked": report.blocked,
+                "counts": {severity.value: n for severity, n in report.counts.items()},
+            },
+        },
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+# --------------------------------------------------------------------------------------------- markdown
+
+
+def _md(text: str) -> str:
+    """A table cell: one line, pipes escaped, HTML special characters as entities."""
+    text = _one_line(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("|", "\\|")
+
+
+def _markdown(report: PrecheckReport) -> str:
+    counts = report.counts
+    if report.blocked:
+        verdict = f"**BLOCKED** — {counts[Severity.critical]} critical finding(s) must be fixed before the wave."
+    else:
+        verdict = "**Ready** — no critical finding."
+    lines = [
+        f"# overflyt pre-check: {_md(_title(report))}",
+        "",
+        verdict,
+        "",
+        f"Mode `{report.mode}`; sites: {', '.join(report.sites)}; checked {report.started.isoformat()}.",
+        "",
+        "| severity | findings |",
+        "| --- | ---: |",
+        *(f"| {severity.value} | {counts[severity]} |" for severity in SEVERITIES),
+        "",
+        _checks_line(list(report.results)) + ".",
+    ]
+    for label, results in _groups(report):
+        lines += ["", f"## {_md(label)}", ""]
+        found = _findings(results)
+        if found:
+            lines += ["| severity | check | subject | message |", "| --- | --- | --- | --- |"]
+            lines += [
+                f"| {f.severity.value} | {f.id} | {_md(f'{f.subject_kind} {f.subject}')} | {_md(f.message)} |"
+                for _, f in found
+            ]
+            lines.append("")
+        lines.append(_checks_line(results) + ".")
+    return "\n".join(lines) + "\n"
+
+
+_RENDERERS: dict[str, Callable[[PrecheckReport], str]] = {
+    "table": _table,
+    "json": _json,
+    "junit": _junit,
+    "ctrf": _ctrf,
+    "markdown": _markdown,
+}
