@@ -11,7 +11,6 @@ STAMP := $(VENV)/.installed-stamp
 PY_DIRS := $(wildcard src tests flows bench)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME ?= $(CURDIR)/.overflyt/prefect
-export ANSIBLE_COLLECTIONS_PATH ?=
 
 .PHONY: help deps deps-debian deps-python lab-build lint typecheck ansible-lint test test-unit demo bench clean
 
@@ -42,7 +41,7 @@ typecheck: deps-python  ## mypy --strict on src/.
 
 ansible-lint: deps-python  ## ansible-lint --profile production on playbooks/ and roles/.
 	@if ls playbooks/*.yml >/dev/null 2>&1 || ls -d roles/*/ >/dev/null 2>&1; then \
-		$(BIN)/ansible-lint --profile production playbooks roles; \
+		$(BIN)/ansible-lint --profile production playbooks roles collections; \
 	else echo "ansible-lint: no playbooks or roles yet"; fi
 
 test: deps lint typecheck ansible-lint  ## Install what is missing, lint, and run the whole suite.

@@ -44,11 +44,11 @@ type Datastore struct {
 }
 
 type VM struct {
-	Name, Host, Datastore, Folder, Power, IP string
-	CPU                                      int32
-	MemoryMB                                 int64   `json:"memory_mb"`
-	DisksGB                                  []int64 `json:"disks_gb"`
-	Portgroups                               []string
+	Name, Host, Datastore, Folder, Power, IP, Tools string
+	CPU                                             int32
+	MemoryMB                                        int64   `json:"memory_mb"`
+	DisksGB                                         []int64 `json:"disks_gb"`
+	Portgroups                                      []string
 }
 
 type Datacenter struct {
@@ -97,7 +97,7 @@ func build(ctx context.Context, c *vim25.Client, m *Model, d Datacenter) {
 	must(err, "cluster "+d.Cluster)
 	hosts := map[string]*object.HostSystem{}
 	for _, name := range d.Hosts {
-		ref := wait("host "+name)(cluster.AddHost(ctx, types.HostConnectSpec{HostName: name}, true, nil, nil))
+		ref := wait("host " + name)(cluster.AddHost(ctx, types.HostConnectSpec{HostName: name}, true, nil, nil))
 		hosts[name] = object.NewHostSystem(c, ref.(types.ManagedObjectReference))
 		h := simulator.Map.Get(hosts[name].Reference()).(*simulator.HostSystem)
 		h.Summary.Hardware.NumCpuCores, h.Summary.Hardware.NumCpuThreads = 32, 64
@@ -134,17 +134,17 @@ func build(ctx context.Context, c *vim25.Client, m *Model, d Datacenter) {
 	// One distributed switch per datacenter, every host a member, one portgroup per network.
 	spec := types.DVSCreateSpec{ConfigSpec: &types.VMwareDVSConfigSpec{}}
 	spec.ConfigSpec.GetDVSConfigSpec().Name = d.Switch
-	ref := wait("switch "+d.Switch)(folders.NetworkFolder.CreateDVS(ctx, spec))
+	ref := wait("switch " + d.Switch)(folders.NetworkFolder.CreateDVS(ctx, spec))
 	dvs := object.NewDistributedVirtualSwitch(c, ref.(types.ManagedObjectReference))
 	members := &types.DVSConfigSpec{}
 	for _, name := range d.Hosts {
 		members.Host = append(members.Host,
 			types.DistributedVirtualSwitchHostMemberConfigSpec{Operation: "add", Host: hosts[name].Reference()})
 	}
-	wait("switch members "+d.Switch)(dvs.Reconfigure(ctx, members))
+	wait("switch members " + d.Switch)(dvs.Reconfigure(ctx, members))
 	backing := map[string]types.BaseVirtualDeviceBackingInfo{}
 	for _, name := range d.Portgroups {
-		wait("portgroup "+name)(dvs.AddPortgroup(ctx, []types.DVPortgroupConfigSpec{{Name: name, Type: "earlyBinding", NumPorts: 128}}))
+		wait("portgroup " + name)(dvs.AddPortgroup(ctx, []types.DVPortgroupConfigSpec{{Name: name, Type: "earlyBinding", NumPorts: 128}}))
 		net := simulator.Map.Get(folders.NetworkFolder.Reference()).(*simulator.Folder)
 		pg := simulator.Map.FindByName(name, net.ChildEntity)
 		backing[name], err = object.NewDistributedVirtualPortgroup(c, pg.Reference()).EthernetCardBackingInfo(ctx)
@@ -192,19 +192,42 @@ func build(ctx context.Context, c *vim25.Client, m *Model, d Datacenter) {
 		}
 		config.DeviceChange, err = devices.ConfigSpec(types.VirtualDeviceConfigSpecOperationAdd)
 		must(err, "devices")
-		res := wait("vm "+v.Name)(vmFolders[v.Folder].CreateVM(ctx, config, pool, hosts[v.Host]))
+		res := wait("vm " + v.Name)(vmFolders[v.Folder].CreateVM(ctx, config, pool, hosts[v.Host]))
 		vm := object.NewVirtualMachine(c, res.(types.ManagedObjectReference))
 		if v.Power != "powered_off" {
-			wait("power on "+v.Name)(vm.PowerOn(ctx))
+			wait("power on " + v.Name)(vm.PowerOn(ctx))
 		}
 		if v.Power == "suspended" {
-			wait("suspend "+v.Name)(vm.Suspend(ctx))
+			wait("suspend " + v.Name)(vm.Suspend(ctx))
 		}
+		sim := simulator.Map.Get(vm.Reference()).(*simulator.VirtualMachine)
 		if v.IP != "" {
-			sim := simulator.Map.Get(vm.Reference()).(*simulator.VirtualMachine)
 			sim.Guest.IpAddress, sim.Summary.Guest.IpAddress = v.IP, v.IP
 		}
+		setTools(sim, v.Tools, v.Power == "powered_on")
 	}
+}
+
+// setTools makes the VM report VMware Tools as the plan says (vcsim reports every VM's tools as
+// not installed), the way a real vCenter reports them: status, running status and version status.
+func setTools(vm *simulator.VirtualMachine, tools string, on bool) {
+	status, running, version := types.VirtualMachineToolsStatusToolsNotInstalled, "guestToolsNotRunning", "guestToolsNotInstalled"
+	switch tools {
+	case "ok", "not_running":
+		status, version = types.VirtualMachineToolsStatusToolsOk, "guestToolsCurrent"
+	case "old":
+		status, version = types.VirtualMachineToolsStatusToolsOld, "guestToolsNeedUpgrade"
+	}
+	if tools == "not_running" || !on {
+		if status != types.VirtualMachineToolsStatusToolsNotInstalled {
+			status = types.VirtualMachineToolsStatusToolsNotRunning
+		}
+	} else if tools != "not_installed" {
+		running = "guestToolsRunning"
+	}
+	vm.Guest.ToolsStatus, vm.Summary.Guest.ToolsStatus = status, status
+	vm.Guest.ToolsRunningStatus, vm.Summary.Guest.ToolsRunningStatus = running, running
+	vm.Guest.ToolsVersionStatus2, vm.Summary.Guest.ToolsVersionStatus2 = version, version
 }
 
 // methodName returns the name of the first element inside the SOAP Body.
@@ -253,11 +276,91 @@ func fixSnapshotEntity(body []byte) []byte {
 	})
 }
 
+// relocation is what fixRelocation needs of a RelocateVM_Task request.
+type relocation struct {
+	VM        string `xml:"Body>RelocateVM_Task>_this"`
+	Datastore string `xml:"Body>RelocateVM_Task>spec>datastore"`
+	Changes   []struct {
+		Key          int32  `xml:"device>key"`
+		PortgroupKey string `xml:"device>backing>port>portgroupKey"`
+		SwitchUuid   string `xml:"device>backing>port>switchUuid"`
+		Network      string `xml:"device>backing>network"`
+		DeviceName   string `xml:"device>backing>deviceName"`
+	} `xml:"Body>RelocateVM_Task>spec>deviceChange"`
+}
+
+var datastorePrefix = regexp.MustCompile(`^\[[^\]]*\]`)
+
+// fixRelocation: govmomi 0.24's RelocateVM_Task ignores spec.deviceChange and leaves the VM's
+// files and disks on the old datastore (so the VM can no longer be reconfigured once in another
+// datacenter); vCenter moves both, so do we, after the simulator's own (synchronous) task.
+func fixRelocation(body []byte) {
+	var req relocation
+	if xml.Unmarshal(body, &req) != nil || req.VM == "" {
+		return
+	}
+	vm, ok := simulator.Map.Get(types.ManagedObjectReference{Type: "VirtualMachine", Value: req.VM}).(*simulator.VirtualMachine)
+	if !ok {
+		return
+	}
+	var ds *simulator.Datastore
+	if req.Datastore != "" {
+		ds, _ = simulator.Map.Get(types.ManagedObjectReference{Type: "Datastore", Value: req.Datastore}).(*simulator.Datastore)
+	}
+	simulator.Map.WithLock(vm, func() {
+		networks := []types.ManagedObjectReference{}
+		for _, d := range vm.Config.Hardware.Device {
+			if nic, ok := d.(types.BaseVirtualEthernetCard); ok {
+				card := nic.GetVirtualEthernetCard()
+				for _, c := range req.Changes {
+					if c.Key != card.Key {
+						continue
+					}
+					if c.PortgroupKey != "" {
+						card.Backing = &types.VirtualEthernetCardDistributedVirtualPortBackingInfo{
+							Port: types.DistributedVirtualSwitchPortConnection{PortgroupKey: c.PortgroupKey, SwitchUuid: c.SwitchUuid}}
+					} else if c.Network != "" {
+						ref := types.ManagedObjectReference{Type: "Network", Value: c.Network}
+						card.Backing = &types.VirtualEthernetCardNetworkBackingInfo{
+							VirtualDeviceDeviceBackingInfo: types.VirtualDeviceDeviceBackingInfo{DeviceName: c.DeviceName}, Network: &ref}
+					}
+				}
+				switch b := card.Backing.(type) {
+				case *types.VirtualEthernetCardDistributedVirtualPortBackingInfo:
+					networks = append(networks, types.ManagedObjectReference{Type: "DistributedVirtualPortgroup", Value: b.Port.PortgroupKey})
+				case *types.VirtualEthernetCardNetworkBackingInfo:
+					if b.Network != nil {
+						networks = append(networks, *b.Network)
+					}
+				}
+			}
+			if disk, ok := d.(*types.VirtualDisk); ok && ds != nil {
+				if b, ok := disk.Backing.(types.BaseVirtualDeviceFileBackingInfo); ok {
+					info := b.GetVirtualDeviceFileBackingInfo()
+					info.FileName = datastorePrefix.ReplaceAllString(info.FileName, "["+ds.Name+"]")
+					info.Datastore = &ds.Self
+				}
+			}
+		}
+		vm.Network = networks
+		if ds != nil {
+			vm.Config.Files.VmPathName = datastorePrefix.ReplaceAllString(vm.Config.Files.VmPathName, "["+ds.Name+"]")
+			vm.Summary.Config.VmPathName = vm.Config.Files.VmPathName
+			if vm.LayoutEx != nil {
+				for i := range vm.LayoutEx.File {
+					vm.LayoutEx.File[i].Name = datastorePrefix.ReplaceAllString(vm.LayoutEx.File[i].Name, "["+ds.Name+"]")
+				}
+			}
+		}
+	})
+}
+
 // guard wraps the simulator's handler for one listener:
 //   - Login only succeeds with that listener's user and password (vcsim itself accepts anyone);
 //   - a Fetch that panics (govmomi 0.24 panics when the property is unset, e.g. a VM's snapshot)
 //     is answered with an empty FetchResponse, which pyvmomi reads as None;
-//   - snapshot tasks name their VM as entity (fixSnapshotEntity).
+//   - snapshot tasks name their VM as entity (fixSnapshotEntity);
+//   - a relocation also moves the VM's NICs and files (fixRelocation).
 func guard(next http.Handler, l Listener) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -297,6 +400,9 @@ func guard(next http.Handler, l Listener) http.Handler {
 			fmt.Fprintf(w, envelope, `<soapenv:Fault><faultcode>ServerFaultCode</faultcode>`+
 				`<faultstring>simulator panic in `+method+`</faultstring></soapenv:Fault>`)
 			return
+		}
+		if method == "RelocateVM_Task" && rec.Code == http.StatusOK {
+			fixRelocation(body)
 		}
 		for k, v := range rec.Header() {
 			w.Header()[k] = v

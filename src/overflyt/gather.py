@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from overflyt.credentials import ResolvedCredential
-from overflyt.facts import DeviceFacts, HostKeyState
-from overflyt.inventory import build_inventory
+from overflyt.facts import DeviceFacts, EstateFacts, HostKeyState, VCenterFacts
+from overflyt.inventory import CONTROLLER, build_inventory
 from overflyt.plan import Plan, load_inventory
+from overflyt.plan.model import VCenterEndpoint
 from overflyt.record import Run
 from overflyt.runner import AnsibleEvent, PlaybookResult, TaskFailure, run_playbook
 
@@ -46,7 +47,7 @@ def prepare_home(run: Run, plan: Plan, plan_dir: Path) -> Path:
     return home
 
 
-def gather_devices(
+def gather_estate(
     plan: Plan,
     plan_path: Path,
     sites: list[str],
@@ -55,8 +56,9 @@ def gather_devices(
     *,
     on_event: Callable[[AnsibleEvent], None] | None = None,
     timeout_s: int = 600,
-) -> tuple[dict[str, DeviceFacts], PlaybookResult]:
-    """Read every device of ``sites``: reachability, host key, login, platform, config backup."""
+) -> tuple[EstateFacts, PlaybookResult]:
+    """Read both vCenters and every device of ``sites`` (reachability, host key, login, platform,
+    config backup) in one read-only playbook run."""
     plan_dir = plan_path.parent
     backups = run.dir / "backups"
     backups.mkdir(exist_ok=True, mode=0o700)
@@ -73,6 +75,9 @@ def gather_devices(
         sites=sites,
         credentials=credentials,
         device_vars=device_vars,
+        controller_vars={
+            "vm_facts_datacenters": {"source": [plan.source.datacenter], "target": [plan.target.datacenter]}
+        },
     )
     result = run_playbook(
         "precheck_wave.yml",
@@ -108,7 +113,21 @@ def gather_devices(
             continue
         failure = next((f for f in result.failures if f.host == device.hostname), None)
         facts[device.hostname] = classify_failure(common, failure, result)
-    return facts, result
+    vcenters = dict(result.result.get("vcenters") or {})
+    estate = EstateFacts(
+        source=_vcenter_facts(plan.source.vcenter, vcenters.get("source"), result),
+        target=_vcenter_facts(plan.target.vcenter, vcenters.get("target"), result),
+        devices=facts,
+    )
+    return estate, result
+
+
+def _vcenter_facts(endpoint: VCenterEndpoint, data: Any, result: PlaybookResult) -> VCenterFacts:
+    if isinstance(data, dict) and data:
+        return VCenterFacts.model_validate(data)
+    failure = next((f for f in result.failures if f.host == CONTROLLER), None)
+    why = failure.message if failure else f"not read: the pre-check playbook ended {result.status}"
+    return VCenterFacts(name=endpoint.name, url=endpoint.url, reachable=False, error=why)
 
 
 def detect_platform(version_text: str) -> str | None:

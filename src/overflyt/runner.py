@@ -129,10 +129,12 @@ def run_playbook(
     private_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     (private_dir / "inventory").mkdir(exist_ok=True, mode=0o700)
     inventory_file = private_dir / "inventory" / "hosts.yml"
-    with _secret_dir(secrets or {}) as secret_files:
+    # network_cli's persistent-connection sockets are AF_UNIX (at most 107 bytes of path): they
+    # live in a short temporary directory, not in the (possibly deep) run record.
+    with _secret_dir(secrets or {}) as secret_files, tempfile.TemporaryDirectory(prefix="ofl-pc-") as control:
         inv = _with_secret_files(inventory, secret_files)
         inventory_file.write_text(yaml.safe_dump(inv, sort_keys=False), encoding="utf-8")
-        envvars = _ansible_env(private_dir, home)
+        envvars = _ansible_env(private_dir, home, Path(control))
         cmdline = "--check --diff" if dry_run else None
         config = ansible_runner.RunnerConfig(
             private_data_dir=str(private_dir),
@@ -181,7 +183,7 @@ def secret_lookup(name: str) -> str:
     return "{{ lookup('ansible.builtin.file', overflyt_secret_files['" + name + "']) }}"
 
 
-def _ansible_env(private_dir: Path, home: Path | None) -> dict[str, str]:
+def _ansible_env(private_dir: Path, home: Path | None, control: Path) -> dict[str, str]:
     collections = [str(COLLECTIONS)] if COLLECTIONS.is_dir() else []
     env = {
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "/usr/bin:/bin")]),
@@ -190,7 +192,7 @@ def _ansible_env(private_dir: Path, home: Path | None) -> dict[str, str]:
         "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "true",
         "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
         "ANSIBLE_LOCAL_TEMP": str(private_dir / "tmp"),
-        "ANSIBLE_PERSISTENT_CONTROL_PATH_DIR": str(private_dir / "pc"),
+        "ANSIBLE_PERSISTENT_CONTROL_PATH_DIR": str(control),
         "ANSIBLE_HOST_KEY_CHECKING": "True",
         "ANSIBLE_PARAMIKO_HOST_KEY_AUTO_ADD": "False",
         "ANSIBLE_PARAMIKO_RECORD_HOST_KEYS": "False",

@@ -329,6 +329,7 @@ def _vsphere(plan: Plan) -> list[dict[str, object]]:
                 "disks_gb": list(vm.disks_gb),
                 "portgroups": list(vm.portgroups),
                 "power": vm.power.value,
+                "tools": vm.tools.value,
                 "ip": str(vm.ip) if vm.ip else "",
             }
             for vm in plan.vms

@@ -1,0 +1,108 @@
+#!/usr/bin/python
+# ruff: noqa: E402  (Ansible modules put DOCUMENTATION, EXAMPLES and RETURN before the imports)
+"""overflyt.vsphere.estate_facts: read-only facts of a vCenter."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: estate_facts
+short_description: Read-only facts of a vCenter's datacenters
+description:
+  - Reads VMs, hosts, clusters, datastores, portgroups and VM folders of the given datacenters in a
+    fixed number of PropertyCollector calls, and returns them as overflyt's C(VCenterFacts).
+  - An unreachable vCenter or a refused login is not a task failure by default; the facts then say
+    C(reachable=false) or C(login_failed=true) with the reason in C(error), for the pre-check rules
+    to judge. Set O(fail_on_error=true) to fail instead.
+  - Runs on the controller with the overflyt venv's python.
+version_added: 0.1.0
+author: overflyt engineers
+extends_documentation_fragment: overflyt.vsphere.vcenter
+options:
+  datacenters:
+    description: Datacenters to read; empty reads every datacenter.
+    type: list
+    elements: str
+    default: []
+  fail_on_error:
+    description: Fail the task when the vCenter is unreachable or refuses the login.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    description: Reads only; runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Nothing changes, so there is nothing to diff.
+"""
+
+EXAMPLES = r"""
+- name: Gather the source vCenter's facts
+  overflyt.vsphere.estate_facts:
+    vcenter: "{{ overflyt_vcenters.source }}"
+    datacenters: [NDJ-DC]
+  register: source_facts
+
+- name: Show one VM
+  ansible.builtin.debug:
+    var: source_facts.vcenter_facts.vms['ndj-dc01']
+"""
+
+RETURN = r"""
+vcenter_facts:
+  description: overflyt.facts.VCenterFacts as JSON.
+  returned: always
+  type: dict
+  sample:
+    name: ndj-vcenter
+    url: https://127.0.0.1:18443/sdk
+    reachable: true
+    login_failed: false
+    tls: verified
+    version: 6.5.0
+    vms: {ndj-dc01: {name: ndj-dc01, host: ndj-esx01, cpu: 2, power: powered_on}}
+    folders: {NDJ-DC: [Servere]}
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.overflyt.vsphere.plugins.module_utils.common import (
+    VCENTER_SPEC,
+    connection_args,
+    validation_message,
+)
+
+try:
+    from overflyt.providers import vsphere
+
+    IMPORT_ERROR = None
+except ImportError:
+    vsphere = None
+    IMPORT_ERROR = traceback.format_exc()
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "vcenter": VCENTER_SPEC,
+            "datacenters": {"type": "list", "elements": "str", "default": []},
+            "fail_on_error": {"type": "bool", "default": False},
+        },
+        supports_check_mode=True,
+    )
+    if vsphere is None:
+        module.fail_json(msg=missing_required_lib("overflyt"), exception=IMPORT_ERROR)
+    try:
+        endpoint = vsphere.VCenterConnection(**connection_args(module.params["vcenter"]))
+    except ValueError as exc:
+        module.fail_json(msg=validation_message(exc))
+    facts = vsphere.collect_facts(endpoint, module.params["datacenters"])
+    result = {"changed": False, "vcenter_facts": facts.model_dump(mode="json")}
+    if facts.error and module.params["fail_on_error"]:
+        module.fail_json(msg=facts.error, **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

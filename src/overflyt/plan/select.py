@@ -1,0 +1,25 @@
+"""Choosing what a command works on: one wave, and all or some of its sites."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from overflyt.errors import UsageError
+from overflyt.plan.model import Plan
+
+
+def select_sites(plan: Plan, wave: int, sites: Sequence[str] = ()) -> list[str]:
+    """The wave's sites, or the named subset of them in the wave's order; bad input is a UsageError."""
+    numbers = [w.number for w in plan.waves]
+    if wave not in numbers:
+        raise UsageError(f"wave {wave} is not in the plan (its waves: {', '.join(map(str, numbers))})")
+    own = list(plan.wave(wave).sites)
+    unknown = [s for s in sites if s not in own]
+    if unknown:
+        where = {s.id: w.number for w in plan.waves for s in (plan.site(x) for x in w.sites)}
+        reasons = [
+            f"site {s!r} is in wave {where[s]}, not wave {wave}" if s in where else f"site {s!r} is not in the plan"
+            for s in unknown
+        ]
+        raise UsageError("; ".join(reasons) + f" (wave {wave}'s sites: {', '.join(own)})")
+    return [s for s in own if s in sites] if sites else own

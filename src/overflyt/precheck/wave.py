@@ -1,0 +1,65 @@
+"""Pre-check a wave end to end: gather facts read-only through Ansible, judge them, record it.
+
+This is what `overflyt precheck` and the `precheck-wave` flow call. Bad input (unknown wave or
+site, a credential that resolves to nothing) is refused before anything is contacted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from overflyt.credentials import resolve_all
+from overflyt.gather import gather_estate
+from overflyt.plan import load_plan
+from overflyt.plan.select import select_sites
+from overflyt.precheck.engine import run_checks
+from overflyt.precheck.findings import PrecheckReport
+from overflyt.precheck.registry import CheckContext, Mode
+from overflyt.precheck.report import render
+from overflyt.record import Run
+from overflyt.runner import AnsibleEvent
+
+log = logging.getLogger(__name__)
+
+# Every pre-check run leaves these files in its run directory.
+REPORT_FILES = {"json": "report.json", "junit": "report.junit.xml", "ctrf": "report.ctrf.json", "markdown": "report.md"}
+
+
+@dataclass(frozen=True)
+class PrecheckOutcome:
+    report: PrecheckReport
+    run_dir: Path
+
+
+def precheck_wave(
+    plan_path: Path,
+    wave: int,
+    sites: Sequence[str] = (),
+    *,
+    mode: Mode = "precheck",
+    now: datetime | None = None,
+    on_event: Callable[[AnsibleEvent], None] | None = None,
+) -> PrecheckOutcome:
+    """Gather the wave's facts (read-only), run every rule, and write the reports into the run record."""
+    plan = load_plan(plan_path)
+    chosen = select_sites(plan, wave, sites)
+    credentials = resolve_all(plan, plan_path.parent)
+    run = Run.create("precheck", plan.municipality.code, wave, chosen, dry_run=True)
+    log.info("pre-checking wave %d (%s) into %s", wave, ", ".join(chosen), run.dir)
+    with run.step("gather", f"wave {wave}"):
+        facts, result = gather_estate(plan, plan_path, chosen, run, credentials, on_event=on_event)
+    with run.step("judge", f"wave {wave}"):
+        report = run_checks(
+            CheckContext(plan=plan, wave=wave, facts=facts, now=now or datetime.now(UTC), sites=tuple(chosen), mode=mode)
+        )
+    for fmt, name in REPORT_FILES.items():
+        run.write(name, render(report, fmt))
+    run.record.notes["counts"] = {str(k): v for k, v in report.counts.items()}
+    run.record.notes["blocked"] = report.blocked
+    run.record.notes["playbook_status"] = result.status
+    run.finish("failed" if report.blocked else "succeeded")
+    return PrecheckOutcome(report=report, run_dir=run.dir)
