@@ -54,7 +54,9 @@ def precheck_wave(
         facts, result = gather_estate(plan, plan_path, chosen, run, credentials, on_event=on_event)
     with run.step("judge", f"wave {wave}"):
         report = run_checks(
-            CheckContext(plan=plan, wave=wave, facts=facts, now=now or datetime.now(UTC), sites=tuple(chosen), mode=mode)
+            CheckContext(
+                plan=plan, wave=wave, facts=facts, now=now or datetime.now(UTC), sites=tuple(chosen), mode=mode
+            )
         )
     for fmt, name in REPORT_FILES.items():
         run.write(name, render(report, fmt))
