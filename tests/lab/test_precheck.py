@@ -8,7 +8,6 @@ vCenter or on any device. Every injection is undone before the next test.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -18,11 +17,9 @@ import subprocess
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import paramiko
 import pytest
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
@@ -30,6 +27,8 @@ from pyVmomi import vim
 from overflyt.cli import main
 from overflyt.precheck import PrecheckReport
 from overflyt.precheck.wave import precheck_wave
+
+from .labtools import arg_after, device, estate, find, pid_of, running_config_sha, sshd_cmdline, wait, wait_port
 
 pytestmark = pytest.mark.lab
 
@@ -58,75 +57,6 @@ def si(lab: dict[str, Any]) -> Iterator[Any]:
     )
     yield conn
     Disconnect(conn)
-
-
-def find(si: Any, kind: type, name: str) -> Any:
-    view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [kind], True)
-    try:
-        return next(o for o in view.view if o.name == name)
-    finally:
-        view.Destroy()
-
-
-def wait(task: Any) -> Any:
-    deadline = time.monotonic() + 60
-    while task.info.state not in ("success", "error"):
-        assert time.monotonic() < deadline, "vSphere task did not finish"
-        time.sleep(0.1)
-    assert task.info.state == "success", task.info.error
-    return task.info.result
-
-
-def device(lab: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(d for d in lab["devices"] if d["name"] == name)
-
-
-def running_config_sha(lab: dict[str, Any], name: str) -> str:
-    d = device(lab, name)
-    client = paramiko.SSHClient()
-    client.load_host_keys(str(Path(lab["state_dir"]) / "known_hosts"))
-    client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    client.connect(
-        d["address"],
-        port=d["port"],
-        username=d["user"],
-        password=d["password"],
-        timeout=10,
-        allow_agent=False,
-        look_for_keys=False,
-    )
-    try:
-        _, out, _ = client.exec_command("show running-config", timeout=20)
-        return hashlib.sha256(out.read()).hexdigest()
-    finally:
-        client.close()
-
-
-def estate(si: Any, lab: dict[str, Any], skip_devices: tuple[str, ...] = ()) -> dict[str, Any]:
-    """What a pre-check must never change: every VM's placement, hardware, power and snapshots, the
-    portgroups and every reachable device's running config."""
-    view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.VirtualMachine], True)
-    vms = {
-        vm.name: (
-            vm.runtime.host.name,
-            tuple(ds.name for ds in vm.datastore),
-            vm.runtime.powerState,
-            vm.config.hardware.numCPU,
-            vm.config.hardware.memoryMB,
-            tuple(sorted(n.name for n in vm.network)),
-            vm.snapshot is not None,
-            vm.parent.name,
-        )
-        for vm in view.view
-    }
-    view.Destroy()
-    view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.Network], True)
-    networks = sorted(n.name for n in view.view)
-    view.Destroy()
-    names = [d["name"] for d in lab["devices"] if d["name"] not in skip_devices]
-    with ThreadPoolExecutor(max_workers=len(names)) as pool:
-        devices = dict(zip(names, pool.map(lambda n: running_config_sha(lab, n), names), strict=True))
-    return {"vms": vms, "networks": networks, "devices": devices}
 
 
 def run(wave: int, sites: tuple[str, ...] = ()) -> PrecheckReport:
@@ -278,18 +208,9 @@ def test_renamed_vm_is_not_found(lab: dict[str, Any], si: Any) -> None:
         wait(vm.Rename_Task("ndj-pki01"))
 
 
-def _sshd_cmdline(pid: int) -> list[str]:
-    """The command that started a lab sshd. sshd rewrites its process title to
-    "sshd: /usr/sbin/sshd -f CONFIG -E LOG [listener] ...", so take the words between."""
-    words = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().split()
-    start = words.index("/usr/sbin/sshd")
-    end = next((i for i, w in enumerate(words) if w.startswith("[")), len(words))
-    return words[start:end]
-
-
 def test_stopped_sshd_blocks_the_wave(lab: dict[str, Any], si: Any) -> None:
     d = device(lab, "ndj-fw-01")
-    command = _sshd_cmdline(d["sshd_pid"])
+    command = sshd_cmdline(d["sshd_pid"])
     os.kill(d["sshd_pid"], signal.SIGTERM)
     try:
         report = unchanged_by_precheck(si, lab, lambda: run(1), skip=("ndj-fw-01",))
@@ -299,13 +220,13 @@ def test_stopped_sshd_blocks_the_wave(lab: dict[str, Any], si: Any) -> None:
         assert exit_code_of(report) == 1
     finally:
         subprocess.run(command, check=True)  # sshd daemonizes: same config, key and pid file
-        _wait_port(d["address"], d["port"])
-        d["sshd_pid"] = _pid_of(command)
+        wait_port(d["address"], d["port"])
+        d["sshd_pid"] = pid_of(command)
 
 
 def test_replaced_host_key_blocks_the_wave(lab: dict[str, Any], si: Any, tmp_path: Path) -> None:
     d = device(lab, "ndj-kattegat-rtr-01")
-    config = Path(_arg_after(_sshd_cmdline(d["sshd_pid"]), "-f"))
+    config = Path(arg_after(sshd_cmdline(d["sshd_pid"]), "-f"))
     key_file = Path(next(line.split()[1] for line in config.read_text().splitlines() if line.startswith("HostKey ")))
     original = key_file.read_bytes(), Path(str(key_file) + ".pub").read_bytes()
     new = tmp_path / "key"
@@ -354,26 +275,3 @@ def exit_code_of(report: PrecheckReport) -> int:
     from overflyt.precheck import exit_code
 
     return exit_code(report)
-
-
-def _arg_after(args: list[str], flag: str) -> str:
-    return args[args.index(flag) + 1]
-
-
-def _wait_port(address: str, port: int) -> None:
-    import socket
-
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            s.settimeout(0.5)
-            if s.connect_ex((address, port)) == 0:
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"{address}:{port} did not come back")
-
-
-def _pid_of(command: list[str]) -> int:
-    config = Path(_arg_after(command, "-f"))
-    pidfile = next(line.split()[1] for line in config.read_text().splitlines() if line.startswith("PidFile "))
-    return int(Path(pidfile).read_text().strip())

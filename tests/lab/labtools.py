@@ -1,0 +1,145 @@
+"""Helpers for tests against the lab: find vSphere objects, wait for tasks, read devices, and take a
+snapshot of everything a run may or may not change (VM placements, portgroups, device configs)."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import paramiko
+from pyVmomi import vim
+
+
+def find(si: Any, kind: type, name: str) -> Any:
+    view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [kind], True)
+    try:
+        return next(o for o in view.view if o.name == name)
+    finally:
+        view.Destroy()
+
+
+def wait(task: Any) -> Any:
+    deadline = time.monotonic() + 60
+    while task.info.state not in ("success", "error"):
+        assert time.monotonic() < deadline, "vSphere task did not finish"
+        time.sleep(0.1)
+    assert task.info.state == "success", task.info.error
+    return task.info.result
+
+
+def device(lab: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(d for d in lab["devices"] if d["name"] == name)
+
+
+def running_config_sha(lab: dict[str, Any], name: str) -> str:
+    d = device(lab, name)
+    client = paramiko.SSHClient()
+    client.load_host_keys(str(Path(lab["state_dir"]) / "known_hosts"))
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    client.connect(
+        d["address"],
+        port=d["port"],
+        username=d["user"],
+        password=d["password"],
+        timeout=10,
+        allow_agent=False,
+        look_for_keys=False,
+    )
+    try:
+        _, out, _ = client.exec_command("show running-config", timeout=20)
+        return hashlib.sha256(out.read()).hexdigest()
+    finally:
+        client.close()
+
+
+def estate(si: Any, lab: dict[str, Any], skip_devices: tuple[str, ...] = ()) -> dict[str, Any]:
+    """What a pre-check must never change: every VM's placement, hardware, power and snapshots, the
+    portgroups and every reachable device's running config."""
+    view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.VirtualMachine], True)
+    vms = {
+        vm.name: (
+            vm.runtime.host.name,
+            tuple(ds.name for ds in vm.datastore),
+            vm.runtime.powerState,
+            vm.config.hardware.numCPU,
+            vm.config.hardware.memoryMB,
+            tuple(sorted(n.name for n in vm.network)),
+            vm.snapshot is not None,
+            vm.parent.name,
+        )
+        for vm in view.view
+    }
+    view.Destroy()
+    view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.Network], True)
+    networks = sorted(n.name for n in view.view)
+    view.Destroy()
+    names = [d["name"] for d in lab["devices"] if d["name"] not in skip_devices]
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        devices = dict(zip(names, pool.map(lambda n: running_config_sha(lab, n), names), strict=True))
+    return {"vms": vms, "networks": networks, "devices": devices}
+
+
+def sshd_cmdline(pid: int) -> list[str]:
+    """The command that started a lab sshd. sshd rewrites its process title to
+    "sshd: /usr/sbin/sshd -f CONFIG -E LOG [listener] ...", so take the words between."""
+    words = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().split()
+    start = words.index("/usr/sbin/sshd")
+    end = next((i for i, w in enumerate(words) if w.startswith("[")), len(words))
+    return words[start:end]
+
+
+def arg_after(args: list[str], flag: str) -> str:
+    return args[args.index(flag) + 1]
+
+
+def wait_port(address: str, port: int) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            s.settimeout(0.5)
+            if s.connect_ex((address, port)) == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"{address}:{port} did not come back")
+
+
+def pid_of(command: list[str]) -> int:
+    config = Path(arg_after(command, "-f"))
+    pidfile = next(line.split()[1] for line in config.read_text().splitlines() if line.startswith("PidFile "))
+    return int(Path(pidfile).read_text().strip())
+
+
+def stop_sshd(lab: dict[str, Any], name: str) -> list[str]:
+    """Stop a device's sshd (its management plane); returns the command that starts it again."""
+    d = device(lab, name)
+    command = sshd_cmdline(d["sshd_pid"])
+    import os
+    import signal
+
+    os.kill(d["sshd_pid"], signal.SIGTERM)
+    return command
+
+
+def start_sshd(lab: dict[str, Any], name: str, command: list[str]) -> None:
+    import subprocess
+
+    d = device(lab, name)
+    subprocess.run(command, check=True)  # sshd daemonizes: same config, key and pid file
+    wait_port(d["address"], d["port"])
+    d["sshd_pid"] = pid_of(command)
+
+
+def side_reached(lab: dict[str, Any], site: str, address: str, port: int = 7070) -> str | None:
+    """Which copy of a server address a site's client reaches: 'source', 'target' or None."""
+    from overflyt.lab import probe
+
+    client = next(c for c in lab["clients"] if c["site"] == site)
+    answer = probe(client["namespace"], [(address, port)])[0]
+    for side in ("source", "target"):
+        if side in answer.split():
+            return side
+    return None
