@@ -1,0 +1,469 @@
+"""The network half of a site cutover, one step per call: backup, configure (+ verify), verify,
+restore, post-check.
+
+Each function builds the run's inventory for one site's devices (desired state from
+:mod:`overflyt.netchange` as ``overflyt_*`` variables), runs one playbook through
+:func:`overflyt.runner.run_playbook` in its own private dir of the run record, and returns typed
+results read from the roles' ``set_stats``. A failed step raises
+:class:`~overflyt.errors.PlaybookFailed` naming the failed hosts and why; a restore that cannot
+put a device back raises :class:`~overflyt.errors.RollbackFailed` (a human must act).
+
+Device changes follow backup → render → diff → push → verify → restore on failure: the
+orchestrator calls :func:`backup_site` first, hands the backups to :func:`configure_site` (which
+refuses to run without one per device) and to :func:`restore_site` on failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from overflyt.credentials import ResolvedCredential
+from overflyt.errors import PlaybookFailed, RollbackFailed, UsageError
+from overflyt.gather import prepare_home
+from overflyt.inventory import CONTROLLER, build_inventory
+from overflyt.netchange import device_changes, postcheck_targets
+from overflyt.plan import Plan, load_inventory
+from overflyt.record import Run
+from overflyt.runner import AnsibleEvent, PlaybookResult, run_playbook
+
+log = logging.getLogger(__name__)
+
+Side = Literal["target", "source", "any"]
+OnEvent = Callable[[AnsibleEvent], None]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Backup(_Model):
+    """A device's running configuration before the change, saved in the run record."""
+
+    hostname: str
+    file: str
+    sha256: str
+
+
+class DeviceConfigured(_Model):
+    hostname: str
+    pending_lines: list[str]  # what the change had to push (what a dry run would push)
+    pushed_lines: list[str]  # what was pushed ([] in a dry run and when nothing was left to do)
+    changed: bool
+    verified: bool
+    missing: list[str] = []
+    extra: list[str] = []
+
+
+class ConfigureResult(_Model):
+    site: str
+    wave: int
+    dry_run: bool
+    duration_s: float
+    devices: dict[str, DeviceConfigured]
+
+    @property
+    def changed(self) -> bool:
+        return any(d.changed for d in self.devices.values())
+
+
+class DeviceVerified(_Model):
+    hostname: str
+    verified: bool
+    missing: list[str]
+    extra: list[str]
+    config_sha256: str
+
+
+class VerifyResult(_Model):
+    site: str
+    wave: int
+    duration_s: float
+    devices: dict[str, DeviceVerified]
+
+
+class DeviceRestored(_Model):
+    hostname: str
+    backup_file: str
+    backup_sha256: str
+    before_sha256: str
+    after_sha256: str
+    pending_lines: list[str]
+    pushed_lines: list[str]
+    changed: bool
+    unrestorable: list[str]
+    restored: bool
+
+
+class RestoreResult(_Model):
+    site: str
+    dry_run: bool
+    duration_s: float
+    devices: dict[str, DeviceRestored]
+
+    @property
+    def restored(self) -> bool:
+        return all(d.restored for d in self.devices.values())
+
+
+class Probe(_Model):
+    address: str
+    expect: Side
+    reached: bool
+    side: str | None
+    answer: str
+    ok: bool
+
+
+class PostcheckResult(_Model):
+    site: str
+    skipped: bool
+    reason: str | None = None
+    netns: str
+    duration_s: float
+    probes: dict[str, Probe] = {}
+
+
+def backup_site(
+    plan: Plan,
+    plan_path: Path,
+    wave: int,
+    site_id: str,
+    run: Run,
+    credentials: Mapping[str, ResolvedCredential],
+    *,
+    dry_run: bool = False,
+    on_event: OnEvent | None = None,
+    timeout_s: int = 600,
+) -> dict[str, Backup]:
+    """Save every device's running configuration of ``site_id`` into ``<run>/backups/cutover``.
+
+    Read-only on the devices, dry run or not. Returns the backups by hostname."""
+    devices = _site_devices(plan, wave, site_id)
+    directory = run.dir / "backups" / "cutover"
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    result = _run(
+        "net_backup.yml",
+        "net-backup",
+        plan,
+        plan_path,
+        site_id,
+        run,
+        credentials,
+        {host: {"net_backup_dir": str(directory)} for host in devices},
+        dry_run=dry_run,
+        on_event=on_event,
+        timeout_s=timeout_s,
+    )
+    _raise_on_failure(result, f"backup of site {site_id}")
+    reported: dict[str, Any] = dict(result.result.get("backup") or {})
+    backups: dict[str, Backup] = {}
+    for host in devices:
+        data = reported.get(host)
+        if not data:
+            raise PlaybookFailed(f"backup of site {site_id}: {host} reported no backup", [host])
+        backup = Backup(hostname=host, file=str(data["file"]), sha256=str(data["sha256"]))
+        actual = hashlib.sha256(Path(backup.file).read_bytes()).hexdigest()
+        if actual != backup.sha256:
+            raise PlaybookFailed(
+                f"backup of site {site_id}: {backup.file} has sha256 {actual}, the role reported {backup.sha256}",
+                [host],
+            )
+        backups[host] = backup
+    return backups
+
+
+def configure_site(
+    plan: Plan,
+    plan_path: Path,
+    wave: int,
+    site_id: str,
+    run: Run,
+    credentials: Mapping[str, ResolvedCredential],
+    backups: Mapping[str, Backup],
+    *,
+    dry_run: bool,
+    on_event: OnEvent | None = None,
+    extra_lines: Mapping[str, Sequence[str]] | None = None,
+    timeout_s: int = 900,
+) -> ConfigureResult:
+    """Render, diff, push and verify the cutover's change on every device of ``site_id``.
+
+    ``dry_run`` runs under ``--check --diff``: the diff is shown, nothing is sent. Refuses to run
+    unless ``backups`` holds one backup per device. ``extra_lines`` (tests, emergencies) adds
+    top-level lines per device, pushed and verified like the rendered ones."""
+    devices = _site_devices(plan, wave, site_id)
+    missing = [host for host in devices if host not in backups]
+    if missing:
+        raise UsageError(f"configure of site {site_id}: no backup of {', '.join(missing)}; back the devices up first")
+    device_vars: dict[str, dict[str, Any]] = {}
+    for host, change in devices.items():
+        values = change.device_vars()
+        if extra_lines and host in extra_lines:
+            values["net_configure_extra_lines"] = list(extra_lines[host])
+        device_vars[host] = values
+    result = _run(
+        "net_configure.yml",
+        "net-configure",
+        plan,
+        plan_path,
+        site_id,
+        run,
+        credentials,
+        device_vars,
+        dry_run=dry_run,
+        on_event=on_event,
+        timeout_s=timeout_s,
+    )
+    _raise_on_failure(result, f"configure of site {site_id}")
+    configured: dict[str, Any] = dict(result.result.get("configure") or {})
+    verified: dict[str, Any] = dict(result.result.get("verify") or {})
+    out: dict[str, DeviceConfigured] = {}
+    for host in devices:
+        pushed, check = configured.get(host), verified.get(host)
+        if not pushed or not check:
+            raise PlaybookFailed(f"configure of site {site_id}: {host} reported no result", [host])
+        out[host] = DeviceConfigured(
+            hostname=host,
+            pending_lines=list(pushed["pending_lines"]),
+            pushed_lines=list(pushed["pushed_lines"]),
+            changed=bool(pushed["changed"]),
+            verified=bool(check["verified"]),
+            missing=list(check["missing"]),
+            extra=list(check["extra"]),
+        )
+    return ConfigureResult(site=site_id, wave=wave, dry_run=dry_run, duration_s=result.duration_s, devices=out)
+
+
+def verify_site(
+    plan: Plan,
+    plan_path: Path,
+    wave: int,
+    site_id: str,
+    run: Run,
+    credentials: Mapping[str, ResolvedCredential],
+    *,
+    on_event: OnEvent | None = None,
+    timeout_s: int = 600,
+) -> VerifyResult:
+    """Check, read-only, that every device of ``site_id`` holds the cutover's desired state."""
+    devices = _site_devices(plan, wave, site_id)
+    result = _run(
+        "net_verify.yml",
+        "net-verify",
+        plan,
+        plan_path,
+        site_id,
+        run,
+        credentials,
+        {host: change.device_vars() for host, change in devices.items()},
+        dry_run=False,
+        on_event=on_event,
+        timeout_s=timeout_s,
+    )
+    _raise_on_failure(result, f"verify of site {site_id}")
+    reported: dict[str, Any] = dict(result.result.get("verify") or {})
+    out: dict[str, DeviceVerified] = {}
+    for host in devices:
+        data = reported.get(host)
+        if not data:
+            raise PlaybookFailed(f"verify of site {site_id}: {host} reported no result", [host])
+        out[host] = DeviceVerified(
+            hostname=host,
+            verified=bool(data["verified"]),
+            missing=list(data["missing"]),
+            extra=list(data["extra"]),
+            config_sha256=str(data["config_sha256"]),
+        )
+    return VerifyResult(site=site_id, wave=wave, duration_s=result.duration_s, devices=out)
+
+
+def restore_site(
+    plan: Plan,
+    plan_path: Path,
+    wave: int,
+    site_id: str,
+    run: Run,
+    credentials: Mapping[str, ResolvedCredential],
+    backups: Mapping[str, Backup],
+    *,
+    dry_run: bool,
+    on_event: OnEvent | None = None,
+    timeout_s: int = 900,
+) -> RestoreResult:
+    """Put every device of ``site_id`` back to its backup, verified byte-equal (sha256).
+
+    Raises :class:`RollbackFailed` when a device could not be restored or proven restored (or
+    has no backup). A dry run only shows what it would push."""
+    devices = _site_devices(plan, wave, site_id)
+    missing = [host for host in devices if host not in backups]
+    if missing:
+        raise RollbackFailed(f"restore of site {site_id}: no backup of {', '.join(missing)}: restore them by hand")
+    device_vars = {
+        host: {"net_restore_backup_file": backups[host].file, "net_restore_backup_sha256": backups[host].sha256}
+        for host in devices
+    }
+    result = _run(
+        "net_restore.yml",
+        "net-restore",
+        plan,
+        plan_path,
+        site_id,
+        run,
+        credentials,
+        device_vars,
+        dry_run=dry_run,
+        on_event=on_event,
+        timeout_s=timeout_s,
+    )
+    reported: dict[str, Any] = dict(result.result.get("restore") or {})
+    out: dict[str, DeviceRestored] = {}
+    for host in devices:
+        data = reported.get(host)
+        if data:
+            out[host] = DeviceRestored(
+                hostname=host,
+                backup_file=str(data["backup_file"]),
+                backup_sha256=str(data["backup_sha256"]),
+                before_sha256=str(data["before_sha256"]),
+                after_sha256=str(data["after_sha256"]),
+                pending_lines=list(data["pending_lines"]),
+                pushed_lines=list(data["pushed_lines"]),
+                changed=bool(data["changed"]),
+                unrestorable=list(data["unrestorable"]),
+                restored=bool(data["restored"]),
+            )
+    if not result.ok or (not dry_run and len(out) < len(devices)):
+        raise RollbackFailed(
+            f"restore of site {site_id} failed ({result.status}); devices not back to their backup: "
+            + _failure_text(result, [h for h in devices if h not in out or not out[h].restored])
+        )
+    return RestoreResult(site=site_id, dry_run=dry_run, duration_s=result.duration_s, devices=out)
+
+
+def postcheck_site(
+    plan: Plan,
+    wave: int,
+    site_id: str,
+    run: Run,
+    *,
+    expect: Mapping[str, Side] | None = None,
+    on_event: OnEvent | None = None,
+    timeout_s: int = 300,
+) -> PostcheckResult:
+    """Real traffic from the site's client LAN (plan ``site.probe``) to every powered-on server of
+    the subnets the cutover moved: each must answer from the shared datacentre (``target``).
+
+    ``expect`` adds or overrides targets (address → expected side). A site without a probe is
+    reported as skipped. Read-only: the same in a dry run (it then shows the traffic as it is)."""
+    site = plan.site(site_id)
+    targets: dict[str, Side] = {address: "target" for address in postcheck_targets(plan, wave, site_id)}
+    targets.update(expect or {})
+    controller: dict[str, Any] = {
+        "ansible_connection": "local",
+        "site_postcheck_netns": site.probe.netns if site.probe else "",
+        "site_postcheck_port": site.probe.port if site.probe else 7070,
+        "site_postcheck_targets": [{"address": a, "expect": e} for a, e in targets.items()],
+    }
+    inventory = {"all": {"children": {"controller": {"hosts": {CONTROLLER: controller}}}}}
+    result = run_playbook(
+        "site_postcheck.yml",
+        inventory,
+        run.private_dir(f"site-postcheck-{site_id}"),
+        run_id=run.record.run_id,
+        dry_run=False,
+        timeout_s=timeout_s,
+        on_event=on_event,
+    )
+    data: dict[str, Any] = dict(result.result.get("postcheck") or {})
+    probes = {address: Probe(address=address, **values) for address, values in (data.get("probes") or {}).items()}
+    if not result.ok:
+        bad = [f"{p.address} answered {p.answer!r} (expected {p.expect})" for p in probes.values() if not p.ok]
+        detail = "; ".join(bad) if bad else _failure_text(result, [])
+        raise PlaybookFailed(f"post-check of site {site_id} failed: {detail}", [CONTROLLER])
+    return PostcheckResult(
+        site=site_id,
+        skipped=bool(data.get("skipped", not targets)),
+        reason=data.get("reason") or (None if targets else "no moved server to probe"),
+        netns=str(data.get("netns") or ""),
+        duration_s=result.duration_s,
+        probes=probes,
+    )
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def _site_devices(plan: Plan, wave: int, site_id: str) -> dict[str, Any]:
+    if site_id not in {s.id for s in plan.sites}:
+        raise UsageError(f"site {site_id!r}: not in the plan")
+    if wave not in {w.number for w in plan.waves}:
+        raise UsageError(f"wave {wave}: not in the plan")
+    if site_id not in plan.wave(wave).sites:
+        raise UsageError(f"site {site_id} is not cut over in wave {wave}")
+    return dict(device_changes(plan, wave, site_id))
+
+
+def _run(
+    playbook: str,
+    step: str,
+    plan: Plan,
+    plan_path: Path,
+    site_id: str,
+    run: Run,
+    credentials: Mapping[str, ResolvedCredential],
+    device_vars: Mapping[str, Mapping[str, Any]],
+    *,
+    dry_run: bool,
+    on_event: OnEvent | None,
+    timeout_s: int,
+) -> PlaybookResult:
+    plan_dir = plan_path.parent
+    values: dict[str, dict[str, Any]] = {}
+    for host, extra in device_vars.items():
+        values[host] = dict(extra)
+        if host in plan.ssh.insecure_host_keys:
+            values[host]["ansible_host_key_checking"] = False
+    inventory, secrets = build_inventory(
+        plan,
+        load_inventory(plan_path, plan),
+        plan_dir,
+        sites=[site_id],
+        credentials=credentials,
+        device_vars=values,
+    )
+    result = run_playbook(
+        playbook,
+        inventory,
+        run.private_dir(f"{step}-{site_id}"),
+        run_id=run.record.run_id,
+        dry_run=dry_run,
+        secrets=secrets,
+        home=prepare_home(run, plan, plan_dir),
+        timeout_s=timeout_s,
+        on_event=on_event,
+    )
+    log.info("%s of site %s: %s in %.1fs", step, site_id, result.status, result.duration_s)
+    return result
+
+
+def _raise_on_failure(result: PlaybookResult, what: str) -> None:
+    if result.ok:
+        return
+    raise PlaybookFailed(f"{what} failed ({result.status}): {_failure_text(result, [])}", result.failed_hosts)
+
+
+def _failure_text(result: PlaybookResult, hosts: Sequence[str]) -> str:
+    parts = [f"{f.host}: {f.task}: {_first_line(f.message)}" for f in result.failures]
+    parts += [f"{h}: no result" for h in hosts if h not in {f.host for f in result.failures}]
+    return "; ".join(parts) or f"the playbook ended {result.status} without a task failure (rc={result.rc})"
+
+
+def _first_line(text: str) -> str:
+    line = next((x.strip() for x in text.splitlines() if x.strip()), text.strip())
+    return line[:500]
