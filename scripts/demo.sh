@@ -1,16 +1,51 @@
 #!/usr/bin/env bash
-# `make demo`: the main job on the sample municipality, as far as it is built.
+# `make demo`: the main job on the sample municipality (Norddjurs) against the lab —
+# validate the plan, pre-check wave 1, dry-run it, run it for real, and show where to look.
+# The lab and the migrated wave stay up afterwards; `overflyt rollback` and `overflyt lab down`
+# put everything back.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PLAN=inventories/norddjurs/plan.yml
 bin=.venv/bin
-echo "== Validating the sample plan"
+export PREFECT_SERVER_ANALYTICS_ENABLED=false
+export OVERFLYT_STATE_DIR=${OVERFLYT_STATE_DIR:-$PWD/.overflyt/state}
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "Validating the sample plan"
 $bin/overflyt plan validate "$PLAN"
-$bin/overflyt plan show "$PLAN"
-if $bin/overflyt lab --help >/dev/null 2>&1; then
-  echo; echo "== Bringing the lab up"
-  $bin/overflyt lab up
-  eval "$($bin/python -c 'import json,subprocess,shlex; s=json.loads(subprocess.check_output([".venv/bin/overflyt","lab","status","--json"])); print("\n".join(f"export {k}={shlex.quote(v)}" for k,v in s["env"].items()))')"
-  $bin/overflyt plan validate --credentials "$PLAN"
-  echo; echo "The lab stays up; 'overflyt lab status' shows it, 'overflyt lab down' removes it."
+$bin/overflyt plan show "$PLAN" | head -20
+
+step "Bringing the lab up (vCenter simulator, FRR routers, clients and servers)"
+$bin/overflyt lab up
+# The plan's credentials references read these variables; the lab holds the values.
+eval "$($bin/python - <<'PY'
+import json, shlex, subprocess
+status = json.loads(subprocess.check_output([".venv/bin/overflyt", "lab", "status", "--json"]))
+print("\n".join(f"export {k}={shlex.quote(v)}" for k, v in status["env"].items()))
+PY
+)"
+
+step "Pre-checks of wave 1 (read-only)"
+$bin/overflyt precheck "$PLAN" --wave 1
+
+step "Dry run of wave 1 (the same playbooks under --check --diff; nothing changes)"
+$bin/overflyt wave run "$PLAN" --wave 1 --dry-run
+
+if [ -f "$OVERFLYT_STATE_DIR/707/wave-1/state.json" ] && grep -q '"status": "done"' "$OVERFLYT_STATE_DIR/707/wave-1/state.json"; then
+  step "Wave 1 is already cut over (an earlier demo): rolling it back first"
+  $bin/overflyt rollback "$PLAN" --site grenaa-raadhus
 fi
+
+step "Wave 1 for real: VMs and network of Grenaa Rådhus cut over together"
+$bin/overflyt wave run "$PLAN" --wave 1 --approved-by "make demo" --ticket DEMO-1 --outside-window
+
+cat <<MSG
+
+== Done
+Run records and reports:  $OVERFLYT_STATE_DIR/707/wave-1/
+  latest wave report:     $(ls -td "$OVERFLYT_STATE_DIR"/707/wave-1/wave/*/ | head -1)report.md
+Prefect runs and artifacts are in Prefect's local database (PREFECT_HOME=${PREFECT_HOME:-~/.prefect});
+the Prefect UI with deployments and schedules comes with 'overflyt serve' (not built yet).
+Put it back:  .venv/bin/overflyt rollback $PLAN --site grenaa-raadhus   and   .venv/bin/overflyt lab down
+MSG

@@ -280,6 +280,9 @@ func fixSnapshotEntity(body []byte) []byte {
 type relocation struct {
 	VM        string `xml:"Body>RelocateVM_Task>_this"`
 	Datastore string `xml:"Body>RelocateVM_Task>spec>datastore"`
+	Host      string `xml:"Body>RelocateVM_Task>spec>host"`
+	Folder    string `xml:"Body>RelocateVM_Task>spec>folder"`
+	Pool      string `xml:"Body>RelocateVM_Task>spec>pool"`
 	Changes   []struct {
 		Key          int32  `xml:"device>key"`
 		PortgroupKey string `xml:"device>backing>port>portgroupKey"`
@@ -355,12 +358,28 @@ func fixRelocation(body []byte) {
 	})
 }
 
+// logRelocation writes one line per RelocateVM_Task request to the simulator's log, so tests can
+// count the moves the peer saw: "relocate vm=<moid> name=<name> host=... datastore=... folder=...".
+func logRelocation(body []byte, l Listener, code int) {
+	var req relocation
+	if xml.Unmarshal(body, &req) != nil {
+		log.Printf("ofl-vcsim: relocate vm=? (unparsable request) listener=%s status=%d", l.Name, code)
+		return
+	}
+	name := "?"
+	if vm, ok := simulator.Map.Get(types.ManagedObjectReference{Type: "VirtualMachine", Value: req.VM}).(*simulator.VirtualMachine); ok {
+		simulator.Map.WithLock(vm, func() { name = vm.Name })
+	}
+	log.Printf("ofl-vcsim: relocate vm=%s name=%s host=%s datastore=%s folder=%s pool=%s listener=%s status=%d",
+		req.VM, name, req.Host, req.Datastore, req.Folder, req.Pool, l.Name, code)
+}
+
 // guard wraps the simulator's handler for one listener:
 //   - Login only succeeds with that listener's user and password (vcsim itself accepts anyone);
 //   - a Fetch that panics (govmomi 0.24 panics when the property is unset, e.g. a VM's snapshot)
 //     is answered with an empty FetchResponse, which pyvmomi reads as None;
 //   - snapshot tasks name their VM as entity (fixSnapshotEntity);
-//   - a relocation also moves the VM's NICs and files (fixRelocation).
+//   - a relocation also moves the VM's NICs and files (fixRelocation) and is logged (logRelocation).
 func guard(next http.Handler, l Listener) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -401,8 +420,11 @@ func guard(next http.Handler, l Listener) http.Handler {
 				`<faultstring>simulator panic in `+method+`</faultstring></soapenv:Fault>`)
 			return
 		}
-		if method == "RelocateVM_Task" && rec.Code == http.StatusOK {
-			fixRelocation(body)
+		if method == "RelocateVM_Task" {
+			logRelocation(body, l, rec.Code)
+			if rec.Code == http.StatusOK {
+				fixRelocation(body)
+			}
 		}
 		for k, v := range rec.Header() {
 			w.Header()[k] = v

@@ -13,12 +13,13 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from overflyt import __version__
-from overflyt.errors import EXIT_BAD_INPUT, EXIT_OK, OverflytError
+from overflyt.errors import EXIT_BAD_INPUT, EXIT_OK, OverflytError, UsageError
 from overflyt.plan import Plan, load_plan
 from overflyt.plan.model import Plan as PlanModel
-from overflyt.runner import AnsibleEvent
+from overflyt.runner import AnsibleEvent, install_cancel_handlers
 
 EPILOG = """exit codes: 0 ok; 1 checks or migration failed (and were rolled back);
 2 bad input or usage; 3 rollback itself failed (a human must act)"""
@@ -104,6 +105,49 @@ def build_parser() -> argparse.ArgumentParser:
     )
     precheck.add_argument("-q", "--quiet", action="store_true", help="no progress on standard error")
     precheck.set_defaults(func=_precheck)
+
+    wave = commands.add_parser("wave", help="run a wave: cut its sites over (or dry-run it)")
+    wave_commands = wave.add_subparsers(dest="wave_command", metavar="SUBCOMMAND", parser_class=_Parser)
+    wave_commands.required = True
+    wave_run = wave_commands.add_parser(
+        "run",
+        help="pre-check, then cut each site over: VMs and network together, rolled back on failure",
+        description="Pre-check the wave (anything critical stops it before any change), then cut each "
+        "site over: back up its devices, record where its VMs stand, move the VMs, push and verify "
+        "the network change, and check real traffic from the site. A site that fails is rolled back "
+        "(devices restored byte-equal, VMs back where they stood) per the plan's policy. Rerunning "
+        "a wave resumes it: done sites are skipped, a half-done site is finished. With --dry-run the "
+        "same playbooks run under --check --diff and nothing changes.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    wave_run.add_argument("plan", metavar="PLAN")
+    wave_run.add_argument("--wave", type=int, required=True, metavar="N")
+    wave_run.add_argument("--site", action="append", default=[], metavar="ID", help="only this site (repeatable)")
+    wave_run.add_argument("--dry-run", action="store_true", help="show what would move and change; change nothing")
+    wave_run.add_argument("--approved-by", metavar="NAME", help="who approved the cutover (plans that need approval)")
+    wave_run.add_argument("--ticket", metavar="REF", help="the change ticket of the approval")
+    wave_run.add_argument(
+        "--outside-window",
+        action="store_true",
+        help="run although the wave's window is not open (recorded as an override in the report)",
+    )
+    wave_run.add_argument("-q", "--quiet", action="store_true", help="no progress on standard error")
+    wave_run.set_defaults(func=_wave_run)
+
+    rollback = commands.add_parser(
+        "rollback",
+        help="roll a site's cutover back on demand",
+        description="Restore a site to what its cutover recorded before it changed anything: devices "
+        "to their backups (verified byte-equal), VMs to their host, datastore, folder, portgroups "
+        "and power state. Exit 3 when the rollback cannot finish: a human must act.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rollback.add_argument("plan", metavar="PLAN")
+    rollback.add_argument("--site", required=True, metavar="ID")
+    rollback.add_argument("-q", "--quiet", action="store_true", help="no progress on standard error")
+    rollback.set_defaults(func=_rollback)
 
     _add_optional_commands(commands)
     return parser
@@ -237,6 +281,77 @@ def _precheck(args: argparse.Namespace) -> int:
         verdict = "BLOCKED" if outcome.report.blocked else "ready"
         print(f"overflyt: wave {args.wave} {verdict}; run record: {outcome.run_dir}", file=sys.stderr)
     return exit_code(outcome.report)
+
+
+def _flow_result(state: Any, what: str) -> dict[str, Any]:
+    """The report a flow returned, also from a Failed state; an exception inside the flow is re-raised
+    as what it was (an OverflytError keeps its exit code)."""
+    data = state.result(raise_on_failure=False)
+    if isinstance(data, BaseException):
+        raise data
+    if not isinstance(data, dict):
+        raise OverflytError(f"{what}: the flow ended {state.type.value.lower()} without a report")
+    return data
+
+
+def _print_wave(data: dict[str, Any], quiet: bool) -> int:
+    for site in data.get("sites", []):
+        print(f"{site['site']}: {site['status']}" + (f" — {site['error']}" if site.get("error") else ""))
+    if data.get("blocked_by_prechecks"):
+        print(f"wave {data['wave']}: blocked before any change (pre-checks or approval); see the run record")
+    if not quiet:
+        print(f"overflyt: run record: {data.get('run_dir', '')}", file=sys.stderr)
+    return int(data["exit_code"])
+
+
+def _wave_run(args: argparse.Namespace) -> int:
+    from overflyt.credentials import resolve_all
+    from overflyt.flows import MigrateWaveParams, migrate_wave
+    from overflyt.plan.select import select_sites
+    from overflyt.record import municipality_lock
+
+    # Refuse bad input here, before Prefect starts: unknown wave or site, unresolvable secrets, no approval.
+    plan = load_plan(args.plan)
+    select_sites(plan, args.wave, args.site)
+    resolve_all(plan, Path(args.plan).parent)
+    if not args.dry_run and plan.approval_required and not args.approved_by:
+        raise UsageError(
+            f"wave {args.wave} of {plan.municipality.name} needs approval before its cutover: "
+            "give --approved-by NAME (and --ticket REF), or run it with --dry-run"
+        )
+    with municipality_lock(plan.municipality.code, "checking that no other run is active"):
+        pass  # a busy municipality is refused here, before Prefect starts (the flow takes the lock again)
+    if not args.quiet:
+        kind = "dry run" if args.dry_run else "cutover"
+        print(f"overflyt: wave {args.wave} {kind} of {args.plan} (Prefect flow migrate-wave)", file=sys.stderr)
+    params = MigrateWaveParams(
+        plan=args.plan,
+        wave=args.wave,
+        sites=args.site,
+        dry_run=args.dry_run,
+        approved_by=args.approved_by,
+        ticket=args.ticket,
+        outside_window=args.outside_window,
+    )
+    install_cancel_handlers()  # Ctrl-C / SIGTERM: stop the running step, roll the site back, exit
+    state = migrate_wave(params, return_state=True)
+    return _print_wave(_flow_result(state, "migrate-wave"), args.quiet)
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from overflyt.credentials import resolve_all
+    from overflyt.flows import RollbackSiteParams, rollback_site
+    from overflyt.record import municipality_lock
+    from overflyt.wave import rollback_target
+
+    # Refuse bad input before Prefect starts: unknown site, nothing recorded, secrets, a busy municipality.
+    plan, _ = rollback_target(Path(args.plan), args.site)
+    resolve_all(plan, Path(args.plan).parent)
+    with municipality_lock(plan.municipality.code, "checking that no other run is active"):
+        pass
+    install_cancel_handlers()
+    state = rollback_site(RollbackSiteParams(plan=args.plan, site=args.site), return_state=True)
+    return _print_wave(_flow_result(state, "rollback-site"), args.quiet)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

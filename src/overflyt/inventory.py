@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from overflyt.credentials import ResolvedCredential
+from overflyt.errors import UsageError
 from overflyt.plan import Inventory, Plan
 from overflyt.plan.model import VCenterEndpoint
 from overflyt.runner import secret_lookup
@@ -36,11 +37,15 @@ def build_inventory(
     credentials: Mapping[str, ResolvedCredential],
     device_vars: Mapping[str, Mapping[str, Any]] | None = None,
     controller_vars: Mapping[str, Any] | None = None,
+    vm_hosts: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, SecretStr]]:
     """The inventory for a run over ``sites``, and the secrets it refers to by name.
 
     ``device_vars`` adds per-device desired state (``overflyt_*``) and ``controller_vars`` adds
-    variables of the controller host (which runs the vSphere tasks).
+    variables of the controller host (which runs the vSphere tasks). ``vm_hosts`` (VM name →
+    its ``overflyt_vm_*`` variables) adds the group ``vms``: one host per VM, in the order given,
+    run on the controller's python (``ansible_connection: local``) with the same
+    ``overflyt_vcenters`` as the controller, so a play over ``vms`` moves VMs ``forks`` at a time.
     """
     secrets: dict[str, SecretStr] = {}
 
@@ -78,16 +83,29 @@ def build_inventory(
         },
     }
     controller.update(controller_vars or {})
+    groups: dict[str, Any] = {
+        "controller": {"hosts": {CONTROLLER: controller}},
+        "network": {"hosts": network_hosts, "children": children},
+    }
+    if vm_hosts is not None:
+        clash = sorted(set(vm_hosts) & ({CONTROLLER} | set(network_hosts)))
+        if clash:
+            raise UsageError(f"VM names clash with other inventory hosts: {', '.join(clash)}")
+        groups["vms"] = {
+            "vars": {
+                "ansible_connection": "local",
+                "ansible_python_interpreter": sys.executable,
+                "overflyt_vcenters": controller["overflyt_vcenters"],
+            },
+            "hosts": {name: dict(values) for name, values in vm_hosts.items()},
+        }
     inventory: dict[str, Any] = {
         "all": {
             "vars": {
                 "overflyt_municipality": plan.municipality.code,
                 "overflyt_municipality_name": plan.municipality.name,
             },
-            "children": {
-                "controller": {"hosts": {CONTROLLER: controller}},
-                "network": {"hosts": network_hosts, "children": children},
-            },
+            "children": groups,
         }
     }
     return inventory, secrets

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from overflyt.errors import OverflytError
+from overflyt.errors import EXIT_BAD_INPUT, OverflytError
 
 STATE_ENV = "OVERFLYT_STATE_DIR"
 RunKind = Literal["precheck", "wave", "rollback"]
@@ -74,7 +74,9 @@ class RunRecord(Model):
 
 
 class RunLocked(OverflytError):
-    """Another run of the same municipality is active."""
+    """Another run of the same municipality is active: this one is refused before it does anything."""
+
+    exit_code = EXIT_BAD_INPUT
 
 
 def new_run_id() -> str:

@@ -15,11 +15,14 @@ RAM-backed directory outside the run record that the inventory reads through
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -98,6 +101,58 @@ class RunnerSetupError(OverflytError):
     """ansible-runner could not start the playbook at all (missing playbook, bad inventory)."""
 
 
+# -- cancellation -----------------------------------------------------------------------------
+# A cancel request (SIGTERM/SIGINT of the CLI, Prefect cancelling the flow run) stops the running
+# playbook through ansible-runner's own cancel_callback: Prefect's task timeout and cancellation
+# hooks cannot interrupt a blocking call in a worker thread, the runner call can. Rollback runs
+# shielded, so a cancelled cutover still restores its site.
+_CANCEL = threading.Event()
+_CANCEL_REASON: list[str] = []
+_SHIELDED: contextvars.ContextVar[bool] = contextvars.ContextVar("overflyt_shielded", default=False)
+
+
+def request_cancel(reason: str) -> None:
+    if not _CANCEL.is_set():
+        _CANCEL_REASON.append(reason)
+        log.warning("cancel requested: %s", reason)
+    _CANCEL.set()
+
+
+def cancel_requested() -> bool:
+    return _CANCEL.is_set() and not _SHIELDED.get()
+
+
+def cancel_reason() -> str:
+    return _CANCEL_REASON[0] if _CANCEL_REASON else "cancelled"
+
+
+def reset_cancel() -> None:
+    _CANCEL.clear()
+    _CANCEL_REASON.clear()
+
+
+@contextlib.contextmanager
+def shielded() -> Iterator[None]:
+    """Playbooks started inside are not stopped by a cancel request (rollback must finish)."""
+    token = _SHIELDED.set(True)
+    try:
+        yield
+    finally:
+        _SHIELDED.reset(token)
+
+
+def install_cancel_handlers() -> None:
+    """SIGTERM and SIGINT request a cancel instead of killing the process mid-change (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handle(signum: int, _frame: object) -> None:
+        request_cancel(f"signal {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
 def run_playbook(
     playbook: str,
     inventory: Mapping[str, Any],
@@ -162,11 +217,12 @@ def run_playbook(
             return True
 
         started = time.monotonic()
-        runner = ansible_runner.Runner(
-            config=config,
-            event_handler=handle,
-            cancel_callback=cancel or (lambda: False),
-        )
+        shield = _SHIELDED.get()
+
+        def should_cancel() -> bool:
+            return (not shield and _CANCEL.is_set()) or (cancel is not None and cancel())
+
+        runner = ansible_runner.Runner(config=config, event_handler=handle, cancel_callback=should_cancel)
         try:
             runner.run()
         except (OSError, RuntimeError) as exc:

@@ -301,6 +301,18 @@ class Concurrency(Model):
     per_site: int = Field(default=2, ge=1, le=64)
 
 
+class Timeouts(Model):
+    """Hard limits, in seconds, on each step's Ansible run: a step still running at its limit is
+    stopped (its process tree ended), reported as timed out, and its site rolled back."""
+
+    precheck_s: int = Field(default=600, ge=10, le=86400)
+    backup_s: int = Field(default=300, ge=10, le=86400)
+    migrate_s: int = Field(default=3600, ge=10, le=86400, description="All VM moves of one site")
+    configure_s: int = Field(default=300, ge=10, le=86400, description="Push and verify one site's devices")
+    postcheck_s: int = Field(default=120, ge=10, le=86400)
+    restore_s: int = Field(default=600, ge=10, le=86400, description="Each half of a rollback")
+
+
 class Wave(Model):
     number: int = Field(ge=1, description="Waves run in this order.")
     name: str = Field(min_length=1)
@@ -334,6 +346,7 @@ class Plan(Model):
         default="stop", description="Whether a wave goes on with its next site after one fails."
     )
     approval_required: bool = Field(default=True, description="A named person approves before cutover.")
+    timeouts: Timeouts = Timeouts()
     waves: list[Wave] = Field(min_length=1)
 
     # Convenience lookups; the rules module guarantees the references they follow exist.

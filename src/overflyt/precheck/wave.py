@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from overflyt import fingerprint
 from overflyt.credentials import resolve_all
 from overflyt.gather import gather_estate
 from overflyt.plan import load_plan
@@ -51,7 +52,14 @@ def precheck_wave(
     run = Run.create("precheck", plan.municipality.code, wave, chosen, dry_run=True)
     log.info("pre-checking wave %d (%s) into %s", wave, ", ".join(chosen), run.dir)
     with run.step("gather", f"wave {wave}"):
-        facts, result = gather_estate(plan, plan_path, chosen, run, credentials, on_event=on_event)
+        facts, result = gather_estate(
+            plan, plan_path, chosen, run, credentials, on_event=on_event, timeout_s=plan.timeouts.precheck_s
+        )
+    # What this pre-check saw is the baseline a later cutover of the wave compares against.
+    seen = fingerprint.take(plan, wave, chosen, facts)
+    taken_at = datetime.now(UTC).isoformat()
+    fingerprint.save(run.dir, seen, run.record.run_id, taken_at)
+    fingerprint.save(run.dir.parents[1], seen, run.record.run_id, taken_at)
     with run.step("judge", f"wave {wave}"):
         report = run_checks(
             CheckContext(

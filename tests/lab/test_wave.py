@@ -1,0 +1,362 @@
+"""Waves against the lab: a site's VMs and network cut over together, and roll back together.
+
+Every test starts from, and leaves, the lab as `lab up` built it. Faults are injected mid-run
+through real actions on the peers (vSphere API, the device's sshd, kernel routes in the
+datacentre core's namespace) from the run's own step callback, the way an outside event would
+hit a real cutover.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyVim.connect import Disconnect, SmartConnect
+from pyVmomi import vim
+
+from overflyt.cli import main
+from overflyt.errors import UsageError
+from overflyt.record import RunLocked, municipality_lock
+from overflyt.wave import Approval, WaveOutcome, rollback_site, run_wave
+
+from .labtools import estate, find, side_reached, start_sshd, stop_sshd, wait
+
+pytestmark = pytest.mark.lab
+
+REPO = Path(__file__).resolve().parents[2]
+PLAN = REPO / "inventories" / "norddjurs" / "plan.yml"
+APPROVAL = Approval("Mette Frederiksen (test)", "CHG-0001")
+
+
+@pytest.fixture(autouse=True)
+def lab_env(lab: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    for name, value in lab["env"].items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("OVERFLYT_STATE_DIR", str(tmp_path / "state"))
+    return lab
+
+
+@pytest.fixture
+def si(lab: dict[str, Any]) -> Iterator[Any]:
+    v = next(x for x in lab["vcenters"] if x["name"] == "ndj-vcenter")
+    host, port = v["url"].removeprefix("https://").removesuffix("/sdk").split(":")
+    conn = SmartConnect(
+        host=host,
+        port=int(port),
+        user=v["user"],
+        pwd=v["password"],
+        sslContext=ssl.create_default_context(cafile=v["ca_file"]),
+    )
+    yield conn
+    Disconnect(conn)
+
+
+def wave1(**kwargs: Any) -> WaveOutcome:
+    return run_wave(PLAN, 1, dry_run=False, approval=APPROVAL, outside_window=True, **kwargs)
+
+
+def traffic(lab: dict[str, Any]) -> dict[str, str | None]:
+    """Which side of ndj-dc01 (10.70.10.11, wave 1's subnet) each of three sites reaches."""
+    return {s: side_reached(lab, s, "10.70.10.11") for s in ("grenaa-raadhus", "kattegatskolen", "digterparken")}
+
+
+def vm_parents(si: Any, names: list[str]) -> dict[str, str]:
+    return {n: find(si, vim.VirtualMachine, n).parent.name for n in names}
+
+
+WAVE1_VMS = [
+    "ndj-dc01",
+    "ndj-dc02",
+    "ndj-dhcp01",
+    "ndj-pki01",
+    "ndj-radius01",
+    "ndj-wsus01",
+    "ndj-mgmt01",
+    "ndj-print01",
+]
+
+
+def test_dry_run_changes_nothing_and_shows_the_moves_and_diffs(lab: dict[str, Any], si: Any) -> None:
+    before = estate(si, lab)
+    outcome = run_wave(PLAN, 1, dry_run=True)
+    assert estate(si, lab) == before
+    assert outcome.exit_code == 0, outcome
+    site = outcome.sites[0]
+    assert site.status == "dry_run"
+    assert {name: vm["status"] for name, vm in site.vms["vms"].items()} == dict.fromkeys(WAVE1_VMS, "would_move")
+    core = site.devices["devices"]["ndj-core-01"]
+    assert "ip route 10.70.10.0/24 10.255.70.1" in core["pending_lines"]
+    assert core["pushed_lines"] == []
+    assert not (Path(os.environ["OVERFLYT_STATE_DIR"]) / "707" / "wave-1" / "state.json").exists()
+    report = (outcome.run_dir / "report.md").read_text()
+    assert "ip route 10.70.10.0/24 10.255.70.1" in report
+
+
+def test_a_whole_wave_cuts_over_and_rolls_back(lab: dict[str, Any], si: Any) -> None:
+    before = estate(si, lab)
+    assert traffic(lab) == dict.fromkeys(("grenaa-raadhus", "kattegatskolen", "digterparken"), "source")
+
+    outcome = wave1()
+    assert outcome.exit_code == 0, [(s.site, s.status, s.error) for s in outcome.sites]
+    assert [s.status for s in outcome.sites] == ["done"]
+    # VMs are in the shared datacentre's folder, on the mapped portgroup, power as before.
+    for name in WAVE1_VMS:
+        vm = find(si, vim.VirtualMachine, name)
+        assert vm.parent.name == "707-Norddjurs", name
+        assert [n.name for n in vm.network] == ["NDJ-707-Faelles"], name
+        assert vm.runtime.powerState == "poweredOn", name
+    # Real traffic: every site's client now reaches the shared datacentre's copy of the servers.
+    assert traffic(lab) == dict.fromkeys(("grenaa-raadhus", "kattegatskolen", "digterparken"), "target")
+    # A rerun of the finished wave changes nothing.
+    again = wave1()
+    assert [s.status for s in again.sites] == ["skipped"]
+
+    back = rollback_site(PLAN, "grenaa-raadhus")
+    assert back.exit_code == 0, [(s.site, s.status, s.error) for s in back.sites]
+    assert estate(si, lab) == before
+    assert traffic(lab) == dict.fromkeys(("grenaa-raadhus", "kattegatskolen", "digterparken"), "source")
+
+
+def _fault_at(step: str, inject: Callable[[], None]) -> Callable[[str, str, str], None]:
+    fired: list[bool] = []
+
+    def on_step(site: str, name: str, status: str) -> None:
+        if name == step and status == "started" and not fired:
+            fired.append(True)
+            inject()
+
+    return on_step
+
+
+def test_relocate_failure_rolls_the_site_back(lab: dict[str, Any], si: Any) -> None:
+    """The target portgroup disappears once the VM moves have started (someone deletes it in the
+    shared datacentre's vCenter): the moves fail and the site is rolled back."""
+    before = estate(si, lab)
+    portgroup = find(si, vim.dvs.DistributedVirtualPortgroup, "NDJ-707-Faelles")
+    switch = portgroup.config.distributedVirtualSwitch
+    vlan = portgroup.config.defaultPortConfig.vlan
+    outcome = wave1(on_step=_fault_at("migrate", lambda: wait(portgroup.Destroy_Task())))
+    try:
+        assert outcome.exit_code == 1
+        [site] = outcome.sites
+        assert site.status == "rolled_back", site
+        assert site.error is not None
+        assert site.error.startswith("migrate: ")
+        assert "NDJ-707-Faelles" in site.error
+    finally:
+        spec = vim.dvs.DistributedVirtualPortgroup.ConfigSpec(
+            name="NDJ-707-Faelles",
+            type="earlyBinding",
+            numPorts=32,
+            defaultPortConfig=vim.dvs.VmwareDistributedVirtualSwitch.VmwarePortConfigPolicy(vlan=vlan),
+        )
+        wait(switch.AddDVPortgroup_Task([spec]))
+    assert estate(si, lab) == before
+    assert traffic(lab)["kattegatskolen"] == "source"
+
+
+def test_device_lost_mid_change_is_restored(lab: dict[str, Any], si: Any) -> None:
+    before = estate(si, lab)
+    stopped: list[list[str]] = []
+
+    def cut() -> None:
+        stopped.append(stop_sshd(lab, "ndj-core-01"))
+
+    def on_step(site: str, step: str, status: str) -> None:
+        if step == "configure" and status == "started":
+            cut()
+        if step == "configure" and status == "failed":
+            start_sshd(lab, "ndj-core-01", stopped[0])  # the device comes back: rollback can reach it
+
+    outcome = wave1(on_step=on_step)
+    assert outcome.exit_code == 1
+    [site] = outcome.sites
+    assert site.status == "rolled_back", site
+    assert site.error is not None
+    assert site.error.startswith("configure: ")
+    assert estate(si, lab) == before
+    assert traffic(lab)["kattegatskolen"] == "source"
+
+
+def test_postcheck_traffic_failure_rolls_the_site_back(lab: dict[str, Any], si: Any) -> None:
+    before = estate(si, lab)
+    dc_core = "ofl-dc-core"
+    blackhole = ["ip", "netns", "exec", dc_core, "ip", "route", "replace", "blackhole", "10.70.10.11/32"]
+    outcome = wave1(on_step=_fault_at("postcheck", lambda: subprocess.run(blackhole, check=True)))
+    subprocess.run(["ip", "netns", "exec", dc_core, "ip", "route", "del", "blackhole", "10.70.10.11/32"], check=True)
+    assert outcome.exit_code == 1
+    [site] = outcome.sites
+    assert site.status == "rolled_back", site
+    assert site.error is not None
+    assert site.error.startswith("postcheck: post-check of site grenaa-raadhus failed: 10.70.10.11 answered ")
+    assert "(expected target)" in site.error
+    assert estate(si, lab) == before
+
+
+def test_a_second_run_of_the_same_municipality_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with municipality_lock("707", "wave 2 cutover (another engineer)"):
+        with pytest.raises(RunLocked) as refused:
+            run_wave(PLAN, 1, dry_run=True)
+        assert str(refused.value).startswith("municipality 707 is busy: wave 2 cutover (another engineer) by ")
+        assert main(["wave", "run", str(PLAN), "--wave", "1", "--dry-run"]) == 2
+    assert "overflyt: municipality 707 is busy: " in capsys.readouterr().err
+
+
+def test_bad_input_is_refused_before_anything_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    state = Path(os.environ["OVERFLYT_STATE_DIR"])
+    assert main(["wave", "run", str(PLAN), "--wave", "1"]) == 2
+    assert capsys.readouterr().err.endswith(
+        "overflyt: wave 1 of Norddjurs Kommune needs approval before its cutover: give --approved-by NAME "
+        "(and --ticket REF), or run it with --dry-run\n"
+    )
+    assert main(["wave", "run", str(PLAN), "--wave", "2", "--site", "grenaa-havn", "--dry-run"]) == 2
+    assert "site 'grenaa-havn' is not in the plan" in capsys.readouterr().err
+    assert main(["rollback", str(PLAN), "--site", "kattegatskolen"]) == 2
+    assert capsys.readouterr().err.endswith(
+        "overflyt: site kattegatskolen has no recorded cutover in wave 2: there is nothing to roll back\n"
+    )
+    with pytest.raises(UsageError):
+        run_wave(PLAN, 4)
+    assert not list(state.glob("707/wave-*/wave/*")), "a refused run left a run record"
+
+
+def _relocations(lab: dict[str, Any]) -> list[str]:
+    log = Path(lab["state_dir"]) / "vcsim" / "vcsim.log"
+    return [line for line in log.read_text().splitlines() if "relocate" in line.lower()]
+
+
+@pytest.mark.parametrize("point", ["mid-relocate", "mid-configure"])
+def test_killed_orchestrator_resumes_without_moving_a_vm_twice(
+    lab: dict[str, Any], si: Any, tmp_path: Path, point: str
+) -> None:
+    before = estate(si, lab)
+    relocations_before = len(_relocations(lab))
+    state_file = Path(os.environ["OVERFLYT_STATE_DIR"]) / "707" / "wave-1" / "state.json"
+    command = [
+        sys.executable, "-m", "overflyt.cli", "wave", "run", str(PLAN), "--wave", "1",
+        "--approved-by", "test", "--outside-window", "-q",
+    ]  # fmt: skip
+
+    def reached() -> bool:
+        if not state_file.exists():
+            return False
+        site = json.loads(state_file.read_text())["sites"].get("grenaa-raadhus", {})
+        if point == "mid-relocate":
+            moved = len(_relocations(lab)) - relocations_before
+            return site.get("current") == "migrate" and 0 < moved < len(WAVE1_VMS)
+        return site.get("current") == "configure"
+
+    process = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + 180
+    while not reached():
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            pytest.fail(f"the wave never reached the kill point {point}")
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)  # the orchestrator and its ansible-playbook die mid-cutover
+    process.wait()
+    site = json.loads(state_file.read_text())["sites"]["grenaa-raadhus"]
+    assert site["status"] == "in_progress"
+
+    outcome = wave1()
+    assert [s.status for s in outcome.sites] == ["done"], [(s.site, s.status, s.error) for s in outcome.sites]
+    moved = _relocations(lab)[relocations_before:]
+    assert len(moved) == len(WAVE1_VMS), moved  # each VM relocated exactly once across both runs
+    assert sorted(line.split(" name=")[1].split()[0] for line in moved) == sorted(WAVE1_VMS)
+    assert traffic(lab)["kattegatskolen"] == "target"
+
+    assert rollback_site(PLAN, "grenaa-raadhus").exit_code == 0
+    assert estate(si, lab) == before
+
+
+def test_stale_plan_refuses_what_changed_since_the_precheck(lab: dict[str, Any], si: Any) -> None:
+    from overflyt.precheck.wave import precheck_wave
+
+    assert not precheck_wave(PLAN, 1).report.blocked
+    vm = find(si, vim.VirtualMachine, "ndj-dc01")
+    home = vm.runtime.host
+    other = find(si, vim.HostSystem, "ndj-esx02")
+    wait(vm.RelocateVM_Task(spec=vim.vm.RelocateSpec(host=other)))
+    vtysh = ["vtysh", "-N", "ofl-core", "-c", "configure terminal", "-c", "ip route 192.0.2.0/24 Null0"]
+    subprocess.run(vtysh, check=True, capture_output=True)
+    try:
+        before = estate(si, lab)
+        outcome = wave1()
+        assert estate(si, lab) == before, "a refused site was touched"
+        assert outcome.exit_code == 1
+        [site] = outcome.sites
+        assert site.status == "refused"
+        assert site.error is not None
+        assert site.error.startswith("stale plan: VM ndj-dc01 changed since the pre-check ")
+        assert "host ndj-esx01 -> ndj-esx02" in site.error
+        assert "device ndj-core-01's running config changed since the pre-check " in site.error
+    finally:
+        wait(vm.RelocateVM_Task(spec=vim.vm.RelocateSpec(host=home)))
+        undo = ["vtysh", "-N", "ofl-core", "-c", "configure terminal", "-c", "no ip route 192.0.2.0/24 Null0"]
+        subprocess.run(undo, check=True, capture_output=True)
+
+
+def _ansible_processes() -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if "ansible-playbook" in cmdline or "ansible-connection" in cmdline:
+                found.append(f"{entry.name}: {cmdline[:120]}")
+    return found
+
+
+def test_cancel_mid_playbook_stops_ansible_and_restores_the_site(lab: dict[str, Any], si: Any) -> None:
+    before = estate(si, lab)
+    state_file = Path(os.environ["OVERFLYT_STATE_DIR"]) / "707" / "wave-1" / "state.json"
+    command = [
+        sys.executable,
+        "-m",
+        "overflyt.cli",
+        "wave",
+        "run",
+        str(PLAN),
+        "--wave",
+        "1",
+        "--approved-by",
+        "test",
+        "--outside-window",
+        "-q",
+    ]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if state_file.exists():
+            site = json.loads(state_file.read_text())["sites"].get("grenaa-raadhus", {})
+            if site.get("current") == "migrate" and _ansible_processes():
+                break
+        time.sleep(0.1)
+    else:
+        process.kill()
+        pytest.fail("the wave never reached its VM moves")
+    process.send_signal(signal.SIGTERM)  # what Prefect sends when a run is cancelled from the UI
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 1, (out, err)
+    deadline = time.monotonic() + 10
+    while _ansible_processes() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _ansible_processes() == [], "ansible processes outlived the cancel"
+    site = json.loads(state_file.read_text())["sites"]["grenaa-raadhus"]
+    assert site["error"] == "migrate: canceled (signal SIGTERM)"
+    assert site["status"] == "rolled_back"
+    assert "grenaa-raadhus: rolled_back — migrate: canceled (signal SIGTERM)" in out
+    assert estate(si, lab) == before

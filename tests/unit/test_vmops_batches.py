@@ -1,0 +1,231 @@
+"""vmops.batches: a site's VMs cut into batches that respect the plan's concurrency limits and
+depends_on order; vmops.choose_hosts: deterministic target hosts. Pure functions, no lab."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from overflyt.errors import MigrationStepFailed, UsageError
+from overflyt.facts import HostFacts, VCenterFacts, VMFacts
+from overflyt.plan import Plan, load_plan
+from overflyt.plan.model import Concurrency, VirtualMachine
+from overflyt.record import Run
+from overflyt.vmops import batches, choose_hosts, migrate_site_vms, record_placements, rollback_site_vms
+
+PLAN = Path(__file__).resolve().parents[2] / "inventories" / "norddjurs" / "plan.yml"
+
+
+@pytest.fixture(scope="module")
+def plan() -> Plan:
+    return load_plan(PLAN)
+
+
+def limited(plan: Plan, total: int = 4, per_host: int = 2, per_datastore: int = 2, per_site: int = 2) -> Plan:
+    concurrency = Concurrency.model_validate(
+        {"global": total, "per_host": per_host, "per_datastore": per_datastore, "per_site": per_site}
+    )
+    return plan.model_copy(update={"concurrency": concurrency})
+
+
+def with_vms(plan: Plan, vms: list[VirtualMachine]) -> Plan:
+    return plan.model_copy(update={"vms": vms})
+
+
+def check(plan: Plan, wave: int, site: str, result: list[list[str]]) -> None:
+    """Every rule batches promises, checked independently of how it schedules."""
+    vms = {vm.name: vm for vm in plan.vms_of_wave(wave) if vm.site == site}
+    assert sorted(n for b in result for n in b) == sorted(vms), "every VM exactly once"
+    storage = {m.source: m.target for m in plan.storage_map}
+    limits = plan.concurrency
+    position = {name: i for i, batch in enumerate(result) for name in batch}
+    for batch in result:
+        assert 1 <= len(batch) <= min(limits.global_, limits.per_site)
+        hosts = [vms[n].host for n in batch]
+        assert max(hosts.count(h) for h in hosts) <= limits.per_host
+        stores = [ds for n in batch for ds in {vms[n].datastore, storage[vms[n].datastore]}]
+        assert max(stores.count(d) for d in stores) <= limits.per_datastore
+    for name, vm in vms.items():
+        for dep in vm.depends_on:
+            if dep in vms:
+                assert position[dep] < position[name], f"{name} moves before {dep}, which it depends on"
+
+
+def test_wave_1_town_hall_with_the_plans_limits(plan: Plan) -> None:
+    # per_site 2 caps every batch at two; ndj-dc01 goes first because six VMs depend on it.
+    assert batches(plan, 1, "grenaa-raadhus") == [
+        ["ndj-dc01", "ndj-dc02"],
+        ["ndj-dhcp01", "ndj-pki01"],
+        ["ndj-radius01", "ndj-wsus01"],
+        ["ndj-mgmt01", "ndj-print01"],
+    ]
+
+
+def test_a_dependent_waits_for_its_dependency_even_when_there_is_room(plan: Plan) -> None:
+    roomy = limited(plan, total=8, per_host=8, per_datastore=8, per_site=8)
+    assert batches(roomy, 1, "grenaa-raadhus") == [
+        ["ndj-dc01", "ndj-dc02"],
+        ["ndj-dhcp01", "ndj-pki01", "ndj-radius01", "ndj-wsus01", "ndj-mgmt01", "ndj-print01"],
+    ]
+
+
+def test_global_limit_caps_a_batch(plan: Plan) -> None:
+    tight = limited(plan, total=3, per_host=8, per_datastore=8, per_site=8)
+    assert [len(b) for b in batches(tight, 1, "grenaa-raadhus")] == [2, 3, 3]
+
+
+def test_per_host_limit(plan: Plan) -> None:
+    # Wave 1's VMs alternate between ndj-esx01 and ndj-esx02: one per host means two per batch.
+    one = limited(plan, total=8, per_host=1, per_datastore=8, per_site=8)
+    result = batches(one, 1, "grenaa-raadhus")
+    check(one, 1, "grenaa-raadhus", result)
+    assert [len(b) for b in result] == [2, 2, 2, 2]
+    hosts = {vm.name: vm.host for vm in plan.vms}
+    assert all(len({hosts[n] for n in b}) == len(b) for b in result)
+
+
+def test_per_datastore_limit_counts_source_and_target(plan: Plan) -> None:
+    # Two independent VMs on different source datastores that map to the same target datastore
+    # (ndj-ds-grenaa-01 and ndj-ds-auning-01 both -> mj-ds-gold-01): one per datastore keeps them apart.
+    base = next(vm for vm in plan.vms if vm.name == "ndj-dc02")
+    a = base.model_copy(update={"name": "vm-a", "host": "ndj-esx01", "datastore": "ndj-ds-grenaa-01"})
+    b = base.model_copy(update={"name": "vm-b", "host": "ndj-esx02", "datastore": "ndj-ds-auning-01"})
+    c = base.model_copy(update={"name": "vm-c", "host": "ndj-esx03", "datastore": "ndj-ds-auning-02"})
+    synthetic = limited(with_vms(plan, [a, b, c]), total=8, per_host=8, per_datastore=1, per_site=8)
+    # vm-c goes to mj-ds-silver-01 from its own datastore: it may join vm-a.
+    assert batches(synthetic, 1, "grenaa-raadhus") == [["vm-a", "vm-c"], ["vm-b"]]
+
+
+def test_longest_chain_of_dependents_goes_first(plan: Plan) -> None:
+    # Wave 2, Auning: ndj-sql01 <- ndj-sbsys-app01 <- ndj-sbsys-web01 is the longest chain.
+    result = batches(plan, 2, "auning-adm")
+    check(plan, 2, "auning-adm", result)
+    assert result[0] == ["ndj-sql01", "ndj-sql02"]
+    position = {n: i for i, b in enumerate(result) for n in b}
+    assert position["ndj-sql01"] < position["ndj-sbsys-app01"] < position["ndj-sbsys-web01"]
+
+
+@pytest.mark.parametrize(
+    ("total", "per_host", "per_datastore", "per_site"),
+    list(itertools.product([1, 3, 4], [1, 2], [1, 2, 5], [2, 6])),
+)
+def test_every_site_of_every_wave_keeps_every_rule(
+    plan: Plan, total: int, per_host: int, per_datastore: int, per_site: int
+) -> None:
+    limits = limited(plan, total, per_host, per_datastore, per_site)
+    for wave in plan.waves:
+        for site in wave.sites:
+            result = batches(limits, wave.number, site)
+            check(limits, wave.number, site, result)
+            assert result == batches(limits, wave.number, site), "deterministic"
+
+
+def test_a_subset_ignores_dependencies_outside_it(plan: Plan) -> None:
+    # ndj-dhcp01 depends on ndj-dc01, which is not in the set (moved already): no waiting.
+    assert batches(plan, 1, "grenaa-raadhus", ["ndj-print01", "ndj-dhcp01"]) == [["ndj-dhcp01", "ndj-print01"]]
+
+
+def test_a_site_without_vms_in_the_wave_has_no_batches(plan: Plan) -> None:
+    assert batches(plan, 2, "kattegatskolen") == []
+
+
+def test_a_vm_the_site_does_not_move_is_refused(plan: Plan) -> None:
+    with pytest.raises(UsageError) as refused:
+        batches(plan, 1, "grenaa-raadhus", ["ndj-dc01", "ndj-sql01", "ndj-nosuch"])
+    assert str(refused.value) == "site grenaa-raadhus in wave 1 does not move ndj-sql01, ndj-nosuch"
+
+
+def test_a_site_outside_the_wave_is_refused(plan: Plan) -> None:
+    with pytest.raises(UsageError) as refused:
+        batches(plan, 1, "auning-adm")
+    assert str(refused.value) == "site auning-adm is not cut over in wave 1"
+    with pytest.raises(UsageError) as unknown:
+        batches(plan, 1, "aarhus")
+    assert str(unknown.value) == "site 'aarhus': not in the plan"
+    with pytest.raises(UsageError) as no_wave:
+        batches(plan, 9, "grenaa-raadhus")
+    assert str(no_wave.value) == "wave 9: not in the plan"
+
+
+def test_a_dependency_cycle_is_refused_naming_it(plan: Plan) -> None:
+    vms = [
+        vm.model_copy(update={"depends_on": ["ndj-print01"]}) if vm.name == "ndj-dc01" else vm
+        for vm in plan.vms  # ndj-print01 depends on ndj-dc01 already
+    ]
+    with pytest.raises(UsageError) as refused:
+        batches(with_vms(plan, vms), 1, "grenaa-raadhus")
+    assert str(refused.value) == "VMs depend on each other in a cycle: ndj-dc01 -> ndj-print01 -> ndj-dc01"
+
+
+# -- choose_hosts ---------------------------------------------------------------------------------
+
+
+def host(name: str, *, connected: bool = True, maintenance: bool = False, cluster: str = "MJ-Kommuner-01") -> HostFacts:
+    return HostFacts(
+        name=name, datacenter="MJ-DC1", cluster=cluster, connected=connected, maintenance=maintenance,
+        cpu_cores=32, cpu_mhz=64000, cpu_used_mhz=0, memory_mb=524288, memory_used_mb=0,
+    )  # fmt: skip
+
+
+def vm(name: str, on: str, memory_mb: int) -> VMFacts:
+    return VMFacts(
+        name=name, moid=f"vm-{name}", datacenter="MJ-DC1", cluster="MJ-Kommuner-01", host=on,
+        folder="Kommuner/707-Norddjurs", datastores=["mj-ds-gold-01"], cpu=2, memory_mb=memory_mb,
+        disks_gb=[60], portgroups=["NDJ-707-Faelles"], power="powered_on", tools="ok",
+    )  # fmt: skip
+
+
+def target(hosts: list[HostFacts], vms: list[VMFacts]) -> VCenterFacts:
+    return VCenterFacts(
+        name="mj-vcenter",
+        url="https://127.0.0.1:18444/sdk",
+        reachable=True,
+        hosts={h.name: h for h in hosts},
+        vms={v.name: v for v in vms},
+    )
+
+
+def test_hosts_are_spread_by_allocated_memory_then_name(plan: Plan) -> None:
+    facts = target(
+        [host("mj-esx02"), host("mj-esx01"), host("mj-esx03"), host("mj-esx04")],
+        [vm("other-a", "mj-esx01", 8192), vm("other-b", "mj-esx03", 2048)],
+    )
+    order = ["ndj-dc01", "ndj-dc02", "ndj-dhcp01", "ndj-pki01"]  # 8192, 8192, 4096, 4096 MB
+    assert choose_hosts(plan, order, facts) == {
+        "ndj-dc01": "mj-esx02",  # esx02 and esx04 are empty: esx02 by name
+        "ndj-dc02": "mj-esx04",
+        "ndj-dhcp01": "mj-esx03",  # 2048 MB
+        "ndj-pki01": "mj-esx03",  # 6144 MB, still the least
+    }
+
+
+def test_a_vm_in_the_target_keeps_its_eligible_host(plan: Plan) -> None:
+    facts = target(
+        [host("mj-esx01"), host("mj-esx02", maintenance=True), host("mj-esx03", connected=False), host("mj-esx04")],
+        [vm("ndj-dc01", "mj-esx04", 8192), vm("ndj-dc02", "mj-esx02", 8192)],
+    )
+    chosen = choose_hosts(plan, ["ndj-dc01", "ndj-dc02"], facts, {"ndj-dc01": "mj-esx04", "ndj-dc02": "mj-esx02"})
+    # ndj-dc02's host is in maintenance mode: it goes to an eligible one.
+    assert chosen == {"ndj-dc01": "mj-esx04", "ndj-dc02": "mj-esx01"}
+
+
+def test_no_eligible_host_is_an_error(plan: Plan) -> None:
+    facts = target([host("mj-esx01", maintenance=True), host("other", cluster="Other-Cluster")], [])
+    with pytest.raises(MigrationStepFailed) as caught:
+        choose_hosts(plan, ["ndj-dc01"], facts)
+    assert str(caught.value) == (
+        "mj-vcenter: cluster MJ-Kommuner-01 of MJ-DC1 has no connected host out of maintenance mode"
+    )
+
+
+def test_a_site_without_vms_reads_and_moves_nothing(plan: Plan, tmp_path: Path) -> None:
+    # No vCenter is reachable here: any read or playbook run would fail.
+    run = Run.create("wave", "707", 2, ["kattegatskolen"], dry_run=False, base=tmp_path)
+    assert record_placements(plan, PLAN, "kattegatskolen", run, {}) == {}
+    migration = migrate_site_vms(plan, PLAN, 2, "kattegatskolen", run, {}, dry_run=False)
+    assert (migration.batches, migration.vms) == ([], {})
+    rollback = rollback_site_vms(plan, PLAN, "kattegatskolen", {}, run, {})
+    assert (rollback.batches, rollback.vms) == ([], {})
+    assert not (run.dir / "ansible").exists()
