@@ -45,6 +45,7 @@ ansible-lint: deps-python  ## ansible-lint --profile production on playbooks/ an
 	else echo "ansible-lint: no playbooks or roles yet"; fi
 
 test: deps lint typecheck ansible-lint  ## Install what is missing, lint, and run the whole suite.
+	@mkdir -p "$(PREFECT_HOME)"
 	$(BIN)/pytest
 
 test-unit: deps-python  ## Only the tests that need no lab.
@@ -53,8 +54,8 @@ test-unit: deps-python  ## Only the tests that need no lab.
 demo: deps  ## Bring the lab up and run the main job on the sample municipality.
 	@scripts/demo.sh
 
-bench: deps  ## Benchmarks (later issue).
-	@echo "make bench: no benchmarks yet"
+bench: deps  ## Benchmarks: each bench/pN_*.py in order (bench/README.md); results go to bench/RESULTS.md.
+	$(PY) bench/run.py
 
 clean:  ## Remove the venv, caches and generated state (brings the lab down first).
 	-@if [ -x $(BIN)/overflyt ]; then $(BIN)/overflyt lab down; fi

@@ -374,12 +374,20 @@ func logRelocation(body []byte, l Listener, code int) {
 		req.VM, name, req.Host, req.Datastore, req.Folder, req.Pool, l.Name, code)
 }
 
+// mutators are the synchronous methods that change the inventory; with every *_Task method they
+// are logged as "task method=<name>", so a test can prove a dry run asked the peer for no change.
+var mutators = map[string]bool{
+	"CreateFolder": true, "CreateDatacenter": true, "CreateClusterEx": true, "UnregisterVM": true,
+	"UpdateOptions": true, "SetCustomValue": true, "MarkAsTemplate": true, "MarkAsVirtualMachine": true,
+}
+
 // guard wraps the simulator's handler for one listener:
 //   - Login only succeeds with that listener's user and password (vcsim itself accepts anyone);
 //   - a Fetch that panics (govmomi 0.24 panics when the property is unset, e.g. a VM's snapshot)
 //     is answered with an empty FetchResponse, which pyvmomi reads as None;
 //   - snapshot tasks name their VM as entity (fixSnapshotEntity);
-//   - a relocation also moves the VM's NICs and files (fixRelocation) and is logged (logRelocation).
+//   - a relocation also moves the VM's NICs and files (fixRelocation) and is logged (logRelocation);
+//   - every task and synchronous change is logged as "task method=<name>" (mutators).
 func guard(next http.Handler, l Listener) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -419,6 +427,9 @@ func guard(next http.Handler, l Listener) http.Handler {
 			fmt.Fprintf(w, envelope, `<soapenv:Fault><faultcode>ServerFaultCode</faultcode>`+
 				`<faultstring>simulator panic in `+method+`</faultstring></soapenv:Fault>`)
 			return
+		}
+		if strings.HasSuffix(method, "_Task") || mutators[method] {
+			log.Printf("ofl-vcsim: task method=%s listener=%s status=%d", method, l.Name, rec.Code)
 		}
 		if method == "RelocateVM_Task" {
 			logRelocation(body, l, rec.Code)

@@ -12,8 +12,10 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from overflyt import __version__
 from overflyt.errors import EXIT_BAD_INPUT, EXIT_OK, OverflytError, UsageError
@@ -63,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="also resolve every credentials reference (environment, vault, Prefect block)",
     )
     validate.set_defaults(func=_plan_validate)
+
+    _add_plan_waves(plan_commands)
 
     show = plan_commands.add_parser(
         "show",
@@ -153,11 +157,181 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_plan_waves(plan_commands: argparse._SubParsersAction[_Parser]) -> None:
+    from overflyt.planner import SHARED_ROLES
+
+    waves = plan_commands.add_parser(
+        "waves",
+        help="propose waves from an estate file: a plan to edit",
+        description="""Propose waves from an estate file (the as-is data) and write them as a plan file
+that `overflyt plan validate` accepts and an engineer edits (the target datacentre and the
+credentials are placeholders marked CHANGE-ME).
+
+VMs that share a portgroup or an app group move in one wave; nothing moves after what it
+depends on; shared services (VMs whose role or a tag is ad, dns, dhcp or ntp) go first, and
+what needs them from another site goes in a later wave. A site's cutover moves its VMs; VMs
+move ahead of their site when a dependency or the window's size needs it. Each wave fits its
+window: sites are cut over one after another (--site-minutes each), VMs move in batches that
+respect the concurrency limits (--vm-minutes per batch), and disks cross --bandwidth-mbps.
+
+Windows: the first starts at --first-window (local time, Europe/Copenhagen; default: the next
+Saturday 18:00), the next ones --waves-per-week a week at the same time of day, each lasting
+--window-hours.
+
+An estate that cannot be planned (a dependency cycle, a group too big for a window, ...) is
+refused with one message naming the VMs and the reason, exit 2, and no file is written.""",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    waves.add_argument("estate", metavar="ESTATE", help="estate file (YAML), e.g. written by discovery")
+    waves.add_argument("-o", "--output", metavar="FILE", help="write the plan here (default: standard output)")
+    waves.add_argument("-q", "--quiet", action="store_true", help="no summary on standard error")
+    windows = waves.add_argument_group("windows")
+    windows.add_argument(
+        "--first-window",
+        type=_local_time,
+        metavar="'YYYY-MM-DD HH:MM'",
+        help="when the first wave's window opens, local time (default: the next Saturday 18:00)",
+    )
+    windows.add_argument(
+        "--window-hours", type=_number(0.5, 168), default=12.0, metavar="H", help="how long each window lasts (12)"
+    )
+    windows.add_argument(
+        "--waves-per-week", type=_number(1, 7, whole=True), default=1, metavar="N", help="windows per week, 1-7 (1)"
+    )
+    timing = waves.add_argument_group("how long a wave takes")
+    timing.add_argument(
+        "--bandwidth-mbps",
+        type=_number(1, 1_000_000, whole=True),
+        default=1000,
+        metavar="N",
+        help="declared replication bandwidth into the datacentre, Mbit/s (1000)",
+    )
+    timing.add_argument(
+        "--site-minutes", type=_number(0, 1440), default=15.0, metavar="M", help="one site's cutover (15)"
+    )
+    timing.add_argument(
+        "--vm-minutes",
+        type=_number(0, 1440),
+        default=5.0,
+        metavar="M",
+        help="one batch of VM moves, besides copying (5)",
+    )
+    limits = waves.add_argument_group("concurrency limits (written to the plan)")
+    for flag, dest, most, default, what in (
+        ("--global", "global_", 256, 4, "VM moves at once"),
+        ("--per-host", "per_host", 64, 2, "moves from one source host at once"),
+        ("--per-datastore", "per_datastore", 64, 2, "moves on one datastore at once"),
+        ("--per-site", "per_site", 64, 2, "moves of one site at once"),
+    ):
+        limits.add_argument(
+            flag, dest=dest, type=_number(1, most, whole=True), default=default, metavar="N", help=f"{what} ({default})"
+        )
+    target = waves.add_argument_group("target and roles")
+    target.add_argument(
+        "--target-datastore",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="target datastore (repeatable; source datastores are mapped to them in turn; default: a placeholder)",
+    )
+    target.add_argument(
+        "--shared-role",
+        action="append",
+        default=[],
+        metavar="ROLE",
+        help=f"role or tag of a shared service (repeatable; default: {', '.join(sorted(SHARED_ROLES))})",
+    )
+    waves.set_defaults(func=_plan_waves)
+
+
+def _local_time(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'YYYY-MM-DD HH:MM' (local time), not {text!r}") from None
+
+
+def _number(low: float, high: float, whole: bool = False) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = int(text) if whole else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {'whole ' if whole else ''}number, not {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low:g} to {high:g}, not {text}")
+        return value
+
+    return parse
+
+
+def _plan_waves(args: argparse.Namespace) -> int:
+    from overflyt.estate import load_estate
+    from overflyt.plan.model import Concurrency
+    from overflyt.planner import SHARED_ROLES, TIMEZONE, PlanningOptions, default_first_window, plan_waves, render_plan
+
+    estate = load_estate(args.estate)
+    first = args.first_window or default_first_window(datetime.now(ZoneInfo(TIMEZONE)))
+    limits = Concurrency(
+        global_=args.global_, per_host=args.per_host, per_datastore=args.per_datastore, per_site=args.per_site
+    )
+    options = PlanningOptions(
+        first_window=first,
+        window_hours=args.window_hours,
+        waves_per_week=args.waves_per_week,
+        bandwidth_mbps=args.bandwidth_mbps,
+        site_minutes=args.site_minutes,
+        vm_minutes=args.vm_minutes,
+        concurrency=limits,
+        target_datastores=tuple(args.target_datastore) or PlanningOptions.target_datastores,
+        shared_roles=frozenset(r.lower() for r in args.shared_role) or SHARED_ROLES,
+    )
+    result = plan_waves(estate, options)
+    text = render_plan(result, Path(args.estate).name)
+    if args.output:
+        out = Path(args.output)
+        partial = out.with_name(f".{out.name}.partial")
+        try:
+            partial.write_text(text, encoding="utf-8")
+            partial.replace(out)
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.output}: {exc.strerror}") from exc
+    else:
+        sys.stdout.write(text)
+    if not args.quiet:
+        plan = result.plan
+        where = args.output or "standard output"
+        counts = f"{_count(len(plan.sites), 'site')}, {_count(len(plan.vms), 'VM')}"
+        print(
+            f"overflyt: {_count(len(plan.waves), 'wave')} proposed for {plan.municipality.name} "
+            f"({plan.municipality.code}): {counts} -> {where}",
+            file=sys.stderr,
+        )
+        print(
+            f"  {'wave':<5}{'window opens':<18}{'sites':>6}{'VMs':>6}{'ahead':>7}{'disk GB':>10}  estimate",
+            file=sys.stderr,
+        )
+        for e in result.estimates:
+            print(
+                f"  {e.number:<5}{e.start:%Y-%m-%d %H:%M}  {len(e.sites):>6}{len(e.vms):>6}{len(e.ahead):>7}"
+                f"{e.disk_gb:>10,}  {e.minutes / 60:.1f} of {e.window_minutes / 60:g} h",
+                file=sys.stderr,
+            )
+        if args.output:
+            print(f"overflyt: replace every CHANGE-ME, then: overflyt plan validate {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
+
+
 def _add_optional_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     """Commands that live in their own packages register themselves here."""
     from overflyt.lab.cli import add_parser as add_lab
 
     add_lab(commands)
+    __import__("overflyt.serve", fromlist=["add_parser"]).add_parser(commands)  # `overflyt serve`
 
 
 def _plan_validate(args: argparse.Namespace) -> int:

@@ -193,7 +193,26 @@ class Cutover:
         problems: list[str] = []
         started = time.monotonic()
         self._note(site_id, "rollback", "started")
+        state.rollback = {}
+        touched = "configure" in state.done or state.current == "configure"
         if state.backups:
+            verified: netops.VerifyResult | None = None
+            if touched:
+                # Never trust the failed task: re-read what the change left on the devices.
+                try:
+                    verified = netops.verify_site(
+                        self.plan,
+                        self.plan_path,
+                        self.wave,
+                        site_id,
+                        self.run,
+                        self.credentials,
+                        on_event=self.on_event,
+                        timeout_s=self.plan.timeouts.restore_s,
+                        fail=False,
+                    )
+                except (OverflytError, OSError) as exc:
+                    log.warning("site %s: devices could not be re-read before the restore: %s", site_id, exc)
             try:
                 restored = netops.restore_site(
                     self.plan,
@@ -208,6 +227,12 @@ class Cutover:
                     timeout_s=self.plan.timeouts.restore_s,
                 )
                 outcome.rollback["devices"] = _dump(restored)
+                if touched:
+                    classified = netops.classify(verified, restored)
+                    outcome.rollback["classified"] = classified
+                    state.rollback = {"classified": dict(classified)}
+                    found = ", ".join(f"{h}: {c}" for h, c in classified.items())
+                    self._note(site_id, "rollback", f"devices found {found}")
                 problems += [f"device {h} not restored" for h, d in restored.devices.items() if not d.restored]
             except (OverflytError, OSError) as exc:
                 problems.append(f"devices: {exc}")
@@ -228,7 +253,7 @@ class Cutover:
             except (OverflytError, OSError) as exc:
                 problems.append(f"VMs: {exc}")
         outcome.steps["rollback"] = round(time.monotonic() - started, 2)
-        state.rollback = {"run": self.run.record.run_id, "problems": problems}
+        state.rollback = {**(state.rollback or {}), "run": self.run.record.run_id, "problems": problems}
         if problems:
             state.status = outcome.status = "rollback_failed"
             outcome.error = (outcome.error + "; " if outcome.error else "") + "rollback failed: " + "; ".join(problems)

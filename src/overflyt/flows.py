@@ -5,23 +5,48 @@ the Prefect UI renders a form with descriptions and defaults (dry run on). Each 
 call (:func:`overflyt.wave.run_wave`, :func:`overflyt.precheck.wave.precheck_wave`,
 :func:`overflyt.wave.rollback_site`); Ansible's task events go to the flow run's log, and the
 reports become artifacts with keys stable per municipality and wave, so the UI shows history.
-The CLI runs the same flows locally (Prefect's ephemeral API).
+Inside `migrate-wave` each site's cutover is its own subflow run, named after the site.
+
+The CLI runs the same flows locally (Prefect's ephemeral API); `overflyt serve`
+(:mod:`overflyt.serve`) registers them as deployments per municipality.
+
+Approval: a real cutover of a plan that needs approval, started without ``approved_by`` from a
+deployment (``ask_approval``, which the deployments set and the CLI does not), pre-checks the wave
+and then pauses before the first cutover step for an :class:`ApprovalInput` — the form the UI
+shows on the paused run. Unanswered for ``approval_timeout_s``, the run ends Failed with nothing
+changed.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Prefect creates its home with a plain mkdir (no parents) and, failing that, runs without a database:
+# make sure a configured PREFECT_HOME (the Makefile points it under .overflyt/) exists first.
+if os.environ.get("PREFECT_HOME"):
+    Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(mode=0o700, parents=True, exist_ok=True)
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
-from prefect.states import Failed
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.client.schemas.objects import State
+from prefect.exceptions import FlowPauseTimeout
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
+from prefect.states import Completed, Failed
 from pydantic import BaseModel, ConfigDict, Field
 
 from overflyt.runner import AnsibleEvent, install_cancel_handlers
+
+if TYPE_CHECKING:
+    from overflyt.cutover import SiteOutcome
+    from overflyt.plan import Plan
+    from overflyt.precheck.findings import PrecheckReport
+    from overflyt.wave import Approval
 
 
 class _Params(BaseModel):
@@ -39,16 +64,46 @@ class MigrateWaveParams(_Params):
     approved_by: str | None = Field(default=None, description="Who approved the cutover (when the plan needs approval)")
     ticket: str | None = Field(default=None, description="Change ticket of the approval")
     outside_window: bool = Field(default=False, description="Run although the wave's window is not open (recorded)")
+    ask_approval: bool = Field(
+        default=False,
+        description="A real cutover that needs approval and has no approved_by pauses before its first cutover "
+        "step until someone approves it in the UI (who, change ticket); off, such a run is refused",
+    )
+    approval_timeout_s: int = Field(
+        default=3600,
+        ge=1,
+        description="How long a run paused for approval waits before it ends with nothing changed",
+    )
 
 
 class PrecheckWaveParams(_Params):
-    wave: int = Field(default=1, ge=1, description="The wave to check")
+    wave: int | None = Field(
+        default=None, ge=1, description="The wave to check (empty: the next wave whose window has not ended)"
+    )
     sites: list[str] = Field(default_factory=list, description="Only these sites of the wave (empty: all of them)")
     mode: str = Field(default="precheck", pattern="^(precheck|run)$", description="run: the window must be open now")
 
 
 class RollbackSiteParams(_Params):
     site: str = Field(description="The site whose cutover is rolled back")
+
+
+class ApprovalInput(RunInput):
+    """What the Prefect UI asks for on a cutover paused for approval."""
+
+    approved_by: str = Field(min_length=1, description="Who approves the cutover")
+    ticket: str = Field(min_length=1, description="The change ticket of the approval")
+
+
+# How often a paused run asks the API whether it was resumed (the pause blocks in the flow's process).
+APPROVAL_POLL_S = 2
+
+
+def next_wave(plan: Plan, now: datetime | None = None) -> int:
+    """The first wave whose window has not ended (the last wave once all have): what nightly pre-checks check."""
+    now = now or datetime.now(UTC)
+    upcoming = [w.number for w in plan.waves if w.window.end > now]
+    return upcoming[0] if upcoming else plan.waves[-1].number
 
 
 def _key(*parts: object) -> str:
@@ -75,12 +130,73 @@ def _log_steps() -> Any:
     return lambda site, step, status: logger.info("[%s] %s: %s", site, step, status)
 
 
+class ApprovalGate:
+    """run_wave's ``decide_approval`` hook: pause the flow run until someone resumes it with an
+    :class:`ApprovalInput` (who, which ticket), or until ``timeout_s`` has passed (then None)."""
+
+    def __init__(self, wave: int, timeout_s: int) -> None:
+        self.wave = wave
+        self.timeout_s = timeout_s
+        self.timed_out = False
+
+    def __call__(self) -> Approval | None:
+        from overflyt.wave import Approval
+
+        logger = get_run_logger()
+        logger.warning(
+            "wave %d needs approval before its cutover: resume this run with who approves it and the change "
+            "ticket within %d s, or it ends with nothing changed",
+            self.wave,
+            self.timeout_s,
+        )
+        try:
+            given = pause_flow_run(
+                wait_for_input=ApprovalInput,
+                timeout=self.timeout_s,
+                poll_interval=min(APPROVAL_POLL_S, self.timeout_s),
+            )
+        except FlowPauseTimeout:
+            self.timed_out = True
+            logger.error("approval not given within %d s: nothing was changed", self.timeout_s)
+            return None
+        logger.info("approved by %s, ticket %s", given.approved_by, given.ticket)
+        return Approval(given.approved_by, given.ticket)
+
+
+_SITE_FAILED = ("failed", "rolled_back", "rollback_failed", "refused")
+
+
+def run_site_as_subflow(site_id: str, cut: Callable[[], SiteOutcome]) -> SiteOutcome:
+    """run_wave's ``site_runner`` hook: each site's cutover is a subflow run named after the site. It
+    ends Failed when the site did not cut over; its outcome (rolled back, say) is the data either way."""
+    from overflyt.cutover import SiteOutcome
+
+    @flow(name="site-cutover", flow_run_name="{site}", description="One site's cutover inside migrate-wave.")
+    def site_cutover(site: str) -> State[Any]:
+        # A subflow's engine puts Prefect's own SIGTERM handler back for its duration (it raises
+        # TerminationSignal, which would skip the rollback): ours stops the step and rolls back.
+        install_cancel_handlers()
+        outcome = cut()
+        if outcome.status in _SITE_FAILED:
+            return Failed(message=f"{site}: {outcome.status}: {outcome.error}", data=outcome)
+        return Completed(message=f"{site}: {outcome.status}", data=outcome)
+
+    state = site_cutover(site_id, return_state=True)
+    outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, BaseException):
+        raise outcome  # what the cutover raised (a cancel, a bug) reaches run_wave as it was
+    if not isinstance(outcome, SiteOutcome):
+        raise TypeError(f"site-cutover {site_id} ended {state.type.value} without an outcome")
+    return outcome
+
+
 @flow(name="migrate-wave", description="Pre-check a wave, then cut its sites over (VMs and network together).")
 def migrate_wave(params: MigrateWaveParams) -> dict[str, Any]:
     from overflyt.wave import Approval, report_data, report_markdown, run_wave
 
-    install_cancel_handlers()  # Prefect cancels a served run with SIGTERM: stop the step, roll back
+    install_cancel_handlers()  # Prefect cancels a run with SIGTERM: stop the step, roll back
     approval = Approval(params.approved_by, params.ticket) if params.approved_by else None
+    gate = ApprovalGate(params.wave, params.approval_timeout_s) if params.ask_approval else None
     outcome = run_wave(
         Path(params.plan),
         params.wave,
@@ -90,6 +206,8 @@ def migrate_wave(params: MigrateWaveParams) -> dict[str, Any]:
         outside_window=params.outside_window,
         on_event=_log_events(),
         on_step=_log_steps(),
+        decide_approval=gate,
+        site_runner=run_site_as_subflow,
     )
     create_markdown_artifact(
         markdown=report_markdown(outcome),
@@ -97,36 +215,63 @@ def migrate_wave(params: MigrateWaveParams) -> dict[str, Any]:
         description=f"Wave {outcome.wave} {'dry run' if outcome.dry_run else 'cutover'} report",
     )
     data = report_data(outcome)
+    if gate is not None and gate.timed_out:
+        message = f"wave {outcome.wave}: approval not given within {gate.timeout_s} s: nothing was changed"
+        return Failed(message=message, data=data)  # type: ignore[return-value]
     if outcome.exit_code != 0:
         return Failed(message=f"wave {outcome.wave} ended with exit code {outcome.exit_code}", data=data)  # type: ignore[return-value]
     return data
 
 
+def findings_table(report: PrecheckReport) -> list[dict[str, str]]:
+    """The pre-check's findings as table rows, most severe first (one row saying so when there are none)."""
+    rows = [
+        {
+            "severity": str(f.severity),
+            "check": f.id,
+            "site": f.site or "",
+            "subject": f"{f.subject_kind} {f.subject}",
+            "message": f.message,
+        }
+        for f in report.findings
+    ]
+    return rows or [{"severity": "", "check": "", "site": "", "subject": "", "message": "no findings"}]
+
+
 @flow(name="precheck-wave", description="Check what would block a wave, touching nothing.")
 def precheck_wave(params: PrecheckWaveParams) -> dict[str, Any]:
+    from overflyt.plan import load_plan
     from overflyt.precheck import render
     from overflyt.precheck.wave import precheck_wave as run_precheck
 
+    wave = params.wave or next_wave(load_plan(params.plan))
     outcome = run_precheck(
         Path(params.plan),
-        params.wave,
+        wave,
         params.sites,
         mode="run" if params.mode == "run" else "precheck",
         on_event=_log_events(),
     )
     report = outcome.report
+    counts = ", ".join(f"{n} {severity}" for severity, n in report.counts.items())
+    create_table_artifact(
+        table=findings_table(report),
+        key=_key("precheck", report.municipality.code, "wave", wave),
+        description=f"Pre-check findings of wave {wave} ({counts}){': BLOCKED' if report.blocked else ''}",
+    )
     create_markdown_artifact(
         markdown=render(report, "markdown"),
-        key=_key("precheck", report.municipality.code, "wave", params.wave),
-        description=f"Pre-check findings of wave {params.wave}",
+        key=_key("precheck-report", report.municipality.code, "wave", wave),
+        description=f"Pre-check report of wave {wave}",
     )
     data = {
         "blocked": report.blocked,
         "counts": {str(k): v for k, v in report.counts.items()},
         "exit_code": int(report.blocked),
+        "run_dir": str(outcome.run_dir),
     }
     if report.blocked:
-        return Failed(message=f"wave {params.wave} is blocked by critical findings", data=data)  # type: ignore[return-value]
+        return Failed(message=f"wave {wave} is blocked by critical findings", data=data)  # type: ignore[return-value]
     return data
 
 

@@ -250,8 +250,10 @@ def verify_site(
     *,
     on_event: OnEvent | None = None,
     timeout_s: int = 600,
+    fail: bool = True,
 ) -> VerifyResult:
-    """Check, read-only, that every device of ``site_id`` holds the cutover's desired state."""
+    """Check, read-only, that every device of ``site_id`` holds the cutover's desired state (with
+    ``fail=False`` only report it: a device that does not is no failure)."""
     devices = _site_devices(plan, wave, site_id)
     result = _run(
         "net_verify.yml",
@@ -261,7 +263,7 @@ def verify_site(
         site_id,
         run,
         credentials,
-        {host: change.device_vars() for host, change in devices.items()},
+        {host: {**change.device_vars(), "net_verify_fail": fail} for host, change in devices.items()},
         dry_run=False,
         on_event=on_event,
         timeout_s=timeout_s,
@@ -281,6 +283,26 @@ def verify_site(
             config_sha256=str(data["config_sha256"]),
         )
     return VerifyResult(site=site_id, wave=wave, duration_s=result.duration_s, devices=out)
+
+
+Applied = Literal["applied", "partly applied", "not applied"]
+
+
+def classify(verified: VerifyResult | None, restored: RestoreResult) -> dict[str, Applied]:
+    """What a failed or interrupted change had left on each device, from what was re-read after it
+    (never from what the failed task said): not applied when the device was still byte-equal to
+    its backup when the restore read it, applied when it held the whole desired state
+    (``verified``: :func:`verify_site` with ``fail=False``, run before the restore), partly applied
+    otherwise."""
+    out: dict[str, Applied] = {}
+    for host, device in restored.devices.items():
+        if device.before_sha256 == device.backup_sha256:
+            out[host] = "not applied"
+        elif verified is not None and host in verified.devices and verified.devices[host].verified:
+            out[host] = "applied"
+        else:
+            out[host] = "partly applied"
+    return out
 
 
 def restore_site(

@@ -268,6 +268,25 @@ def _scrubbed(env: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if k in _ENV_ALLOW or k == "HOME" or k.startswith(_ENV_ALLOW_PREFIX)}
 
 
+SECRET_DIR_PREFIX = "overflyt-secrets-"  # + the pid of the run that owns it + "-" + random
+
+
+def _sweep_secret_dirs(base: Path) -> None:
+    """Remove the secret dirs of runs that died without cleaning up (SIGKILL, power loss of a
+    worker): each dir names its owner's pid; a dir whose owner is gone is removed."""
+    for directory in base.glob(f"{SECRET_DIR_PREFIX}*-*"):
+        owner = directory.name.removeprefix(SECRET_DIR_PREFIX).split("-", 1)[0]
+        if not owner.isdigit() or int(owner) == os.getpid():
+            continue
+        try:
+            os.kill(int(owner), 0)
+        except ProcessLookupError:
+            shutil.rmtree(directory, ignore_errors=True)
+            log.info("removed the secret files of a run that died without cleaning up (pid %s)", owner)
+        except PermissionError:
+            continue  # alive, someone else's
+
+
 @contextlib.contextmanager
 def _secret_dir(secrets: Mapping[str, SecretStr]) -> Iterator[dict[str, str]]:
     """Write each secret to a 0600 file in a fresh 0700 RAM-backed dir; remove it afterwards."""
@@ -275,7 +294,8 @@ def _secret_dir(secrets: Mapping[str, SecretStr]) -> Iterator[dict[str, str]]:
         yield {}
         return
     base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    directory = Path(tempfile.mkdtemp(prefix="overflyt-secrets-", dir=base))
+    _sweep_secret_dirs(Path(base or tempfile.gettempdir()))
+    directory = Path(tempfile.mkdtemp(prefix=f"{SECRET_DIR_PREFIX}{os.getpid()}-", dir=base))
     try:
         files: dict[str, str] = {}
         for i, (name, value) in enumerate(sorted(secrets.items())):

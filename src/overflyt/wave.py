@@ -74,8 +74,12 @@ def run_wave(
     on_event: OnEvent | None = None,
     on_step: OnStep | None = None,
     decide_approval: Callable[[], Approval | None] | None = None,
+    site_runner: SiteRunner | None = None,
 ) -> WaveOutcome:
-    """Pre-check the wave, then cut its sites over (or, with ``dry_run``, show what would change)."""
+    """Pre-check the wave, then cut its sites over (or, with ``dry_run``, show what would change).
+
+    ``site_runner(site_id, cut)`` runs one site's cutover ``cut()`` — the Prefect flow passes one
+    that makes each site its own subflow run; by default it is simply called."""
     plan = load_plan(plan_path)
     chosen = select_sites(plan, wave, sites)
     credentials = resolve_all(plan, plan_path.parent)
@@ -150,7 +154,11 @@ def run_wave(
                     on_step(site_id, "cutover", "refused (stale plan)")
                 continue
             with run.step("dry-run" if dry_run else "cutover", site_id) as step:
-                result = cutover.dry_run_site(site_id) if store is None else cutover.run_site(site_id, store)
+
+                def cut(site_id: str = site_id) -> SiteOutcome:
+                    return cutover.dry_run_site(site_id) if store is None else cutover.run_site(site_id, store)
+
+                result = (site_runner or _call)(site_id, cut)
                 step.detail = {"status": result.status, "error": result.error}
                 if result.status in ("failed", "rolled_back", "rollback_failed"):
                     step.status = "rolled_back" if result.status == "rolled_back" else "failed"
@@ -164,6 +172,13 @@ def run_wave(
                 break
         _finish(run, outcome)
         return outcome
+
+
+SiteRunner = Callable[[str, Callable[[], SiteOutcome]], SiteOutcome]
+
+
+def _call(site_id: str, cut: Callable[[], SiteOutcome]) -> SiteOutcome:
+    return cut()
 
 
 def rollback_target(plan_path: Path, site_id: str) -> tuple[Plan, int]:

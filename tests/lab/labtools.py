@@ -3,6 +3,7 @@ snapshot of everything a run may or may not change (VM placements, portgroups, d
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import socket
 import time
@@ -122,6 +123,46 @@ def stop_sshd(lab: dict[str, Any], name: str) -> list[str]:
 
     os.kill(d["sshd_pid"], signal.SIGTERM)
     return command
+
+
+def cut_ssh(lab: dict[str, Any], name: str) -> list[str]:
+    """Cut a device's management plane mid-session: stop its sshd and kill every session it
+    serves (the TCP connections drop); returns the command that starts the sshd again."""
+    import os
+    import signal
+
+    d = device(lab, name)
+    command = sshd_cmdline(d["sshd_pid"])
+    sessions = [pid for pid in _descendants(d["sshd_pid"])]
+    os.kill(d["sshd_pid"], signal.SIGTERM)
+    for pid in sessions:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return command
+
+
+def lab_sshd_alive(lab: dict[str, Any], name: str) -> bool:
+    d = device(lab, name)
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((d["address"], d["port"])) == 0
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def start_sshd(lab: dict[str, Any], name: str, command: list[str]) -> None:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,7 +31,7 @@ from overflyt.errors import UsageError
 from overflyt.record import RunLocked, municipality_lock
 from overflyt.wave import Approval, WaveOutcome, rollback_site, run_wave
 
-from .labtools import estate, find, side_reached, start_sshd, stop_sshd, wait
+from .labtools import cut_ssh, estate, find, lab_sshd_alive, side_reached, start_sshd, stop_sshd, wait
 
 pytestmark = pytest.mark.lab
 
@@ -60,8 +63,29 @@ def si(lab: dict[str, Any]) -> Iterator[Any]:
     Disconnect(conn)
 
 
-def wave1(**kwargs: Any) -> WaveOutcome:
-    return run_wave(PLAN, 1, dry_run=False, approval=APPROVAL, outside_window=True, **kwargs)
+def wave1(plan: Path = PLAN, **kwargs: Any) -> WaveOutcome:
+    return run_wave(plan, 1, dry_run=False, approval=APPROVAL, outside_window=True, **kwargs)
+
+
+# The fault tests cut over a lighter wave 1: the sample plan without five of the town hall's eight
+# VMs (nothing depends on them), so the site still moves VMs in two batches (ndj-dc01 and
+# ndj-dc02, then ndj-dhcp01) together with its network, in half the time.
+LIGHT_VMS = ["ndj-dc01", "ndj-dc02", "ndj-dhcp01"]
+
+
+def light_plan(lab: dict[str, Any], where: Path, extra: str = "") -> Path:
+    """A copy of the sample plan whose wave 1 moves only LIGHT_VMS (``extra``: top-level YAML to add)."""
+    plan_dir = where / "norddjurs-light"
+    shutil.copytree(PLAN.parent, plan_dir)
+    text = (plan_dir / "plan.yml").read_text().replace("../../lab/.state/", f"{lab['state_dir']}/")
+    text = re.sub(r"\n  - \{name: ndj-(pki01|radius01|wsus01|mgmt01|print01),[^\n]*", "", text)
+    (plan_dir / "plan.yml").write_text(text.replace("\nwaves:\n", f"\n{extra}\nwaves:\n", 1) if extra else text)
+    return plan_dir / "plan.yml"
+
+
+@pytest.fixture
+def light(lab: dict[str, Any], tmp_path: Path) -> Path:
+    return light_plan(lab, tmp_path)
 
 
 def traffic(lab: dict[str, Any]) -> dict[str, str | None]:
@@ -85,10 +109,35 @@ WAVE1_VMS = [
 ]
 
 
+def _vcenter_tasks(lab: dict[str, Any]) -> list[str]:
+    """Every task (and synchronous change) the simulator was asked for, from its own log."""
+    log = Path(lab["state_dir"]) / "vcsim" / "vcsim.log"
+    return [line.split("ofl-vcsim: ", 1)[1] for line in log.read_text().splitlines() if "ofl-vcsim: task " in line]
+
+
+def _frr_commands(namespace: str) -> dict[Path, int]:
+    return {log: log.stat().st_size for log in Path(f"/var/run/frr/{namespace}").glob("*.log")}
+
+
 def test_dry_run_changes_nothing_and_shows_the_moves_and_diffs(lab: dict[str, Any], si: Any) -> None:
-    before = estate(si, lab)
-    outcome = run_wave(PLAN, 1, dry_run=True)
-    assert estate(si, lab) == before
+    """A dry run asks vCenter for no task and sends no configuration command to any device: what
+    the peers themselves recorded (the simulator's task log, FRR's command log) says so."""
+    vtysh = ["vtysh", "-N", "ofl-core"]
+    subprocess.run([*vtysh, "-c", "configure terminal", "-c", "log commands"], check=True, capture_output=True)
+    try:
+        before = estate(si, lab)
+        tasks_before = len(_vcenter_tasks(lab))
+        offsets = _frr_commands("ofl-core")
+        outcome = run_wave(PLAN, 1, dry_run=True)
+        received = [line for log, at in offsets.items() for line in log.read_text()[at:].splitlines()]
+        assert estate(si, lab) == before
+    finally:
+        subprocess.run([*vtysh, "-c", "configure terminal", "-c", "no log commands"], check=True, capture_output=True)
+    assert _vcenter_tasks(lab)[tasks_before:] == []
+    commands = {line.split("@", 1)[-1] for line in received if "@" in line}
+    assert "# do write terminal" in commands, received  # the device did record the dry run's reads ...
+    changes = [c for c in commands if "configure" in c or "ip route" in c or " no " in c]
+    assert changes == [], received  # ... and no configuration command
     assert outcome.exit_code == 0, outcome
     site = outcome.sites[0]
     assert site.status == "dry_run"
@@ -105,9 +154,13 @@ def test_a_whole_wave_cuts_over_and_rolls_back(lab: dict[str, Any], si: Any) -> 
     before = estate(si, lab)
     assert traffic(lab) == dict.fromkeys(("grenaa-raadhus", "kattegatskolen", "digterparken"), "source")
 
+    tasks_before = len(_vcenter_tasks(lab))
     outcome = wave1()
     assert outcome.exit_code == 0, [(s.site, s.status, s.error) for s in outcome.sites]
     assert [s.status for s in outcome.sites] == ["done"]
+    # the simulator's task log sees a real cutover (so the dry run's empty log means something)
+    moves = [t for t in _vcenter_tasks(lab)[tasks_before:] if t.startswith("task method=RelocateVM_Task ")]
+    assert len(moves) == len(WAVE1_VMS), moves
     # VMs are in the shared datacentre's folder, on the mapped portgroup, power as before.
     for name in WAVE1_VMS:
         vm = find(si, vim.VirtualMachine, name)
@@ -137,14 +190,14 @@ def _fault_at(step: str, inject: Callable[[], None]) -> Callable[[str, str, str]
     return on_step
 
 
-def test_relocate_failure_rolls_the_site_back(lab: dict[str, Any], si: Any) -> None:
+def test_relocate_failure_rolls_the_site_back(lab: dict[str, Any], si: Any, light: Path) -> None:
     """The target portgroup disappears once the VM moves have started (someone deletes it in the
     shared datacentre's vCenter): the moves fail and the site is rolled back."""
     before = estate(si, lab)
     portgroup = find(si, vim.dvs.DistributedVirtualPortgroup, "NDJ-707-Faelles")
     switch = portgroup.config.distributedVirtualSwitch
     vlan = portgroup.config.defaultPortConfig.vlan
-    outcome = wave1(on_step=_fault_at("migrate", lambda: wait(portgroup.Destroy_Task())))
+    outcome = wave1(light, on_step=_fault_at("migrate", lambda: wait(portgroup.Destroy_Task())))
     try:
         assert outcome.exit_code == 1
         [site] = outcome.sites
@@ -164,7 +217,7 @@ def test_relocate_failure_rolls_the_site_back(lab: dict[str, Any], si: Any) -> N
     assert traffic(lab)["kattegatskolen"] == "source"
 
 
-def test_device_lost_mid_change_is_restored(lab: dict[str, Any], si: Any) -> None:
+def test_device_lost_mid_change_is_restored(lab: dict[str, Any], si: Any, light: Path) -> None:
     before = estate(si, lab)
     stopped: list[list[str]] = []
 
@@ -177,21 +230,76 @@ def test_device_lost_mid_change_is_restored(lab: dict[str, Any], si: Any) -> Non
         if step == "configure" and status == "failed":
             start_sshd(lab, "ndj-core-01", stopped[0])  # the device comes back: rollback can reach it
 
-    outcome = wave1(on_step=on_step)
+    outcome = wave1(light, on_step=on_step)
     assert outcome.exit_code == 1
     [site] = outcome.sites
     assert site.status == "rolled_back", site
     assert site.error is not None
     assert site.error.startswith("configure: ")
+    assert site.rollback["classified"]["ndj-core-01"] == "not applied"  # re-read, not assumed
     assert estate(si, lab) == before
     assert traffic(lab)["kattegatskolen"] == "source"
 
 
-def test_postcheck_traffic_failure_rolls_the_site_back(lab: dict[str, Any], si: Any) -> None:
+def test_ssh_cut_right_after_the_push_is_reread_classified_and_restored(
+    lab: dict[str, Any], si: Any, light: Path
+) -> None:
+    """The core router's SSH session drops the moment its new route is in (before the push is
+    confirmed): the rollback re-reads the device, finds the change applied, and restores it."""
+    before = estate(si, lab)
+    show = ["vtysh", "-N", "ofl-core", "-c", "show running-config"]
+    route = "ip route 10.70.10.0/24 10.255.70.1"  # the change: make the new route, then break the old
+    [old] = [
+        line
+        for line in subprocess.run(show, capture_output=True, text=True).stdout.splitlines()
+        if line.startswith("ip route 10.70.10.0/24 ")
+    ]
+    stopped: list[list[str]] = []
+
+    def watch_and_cut() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            lines = subprocess.run(show, capture_output=True, text=True).stdout.splitlines()
+            if route in lines and old not in lines:  # the whole push is in
+                stopped.append(cut_ssh(lab, "ndj-core-01"))
+                return
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch_and_cut)
+
+    def on_step(site: str, step: str, status: str) -> None:
+        if step == "configure" and status == "started":
+            watcher.start()
+        if step == "configure" and status == "failed":
+            watcher.join()
+            start_sshd(lab, "ndj-core-01", stopped[0])  # the device comes back: it can be re-read
+
+    try:
+        outcome = wave1(light, on_step=on_step)
+    finally:
+        if watcher.is_alive():
+            watcher.join()
+        if stopped and not lab_sshd_alive(lab, "ndj-core-01"):
+            start_sshd(lab, "ndj-core-01", stopped[0])
+    assert stopped, "the route never reached the device"
+    [site] = outcome.sites
+    assert site.status == "rolled_back", site
+    assert site.error is not None
+    assert site.error.startswith("configure: ")
+    assert site.rollback["classified"]["ndj-core-01"] == "applied"
+    restored = site.rollback["devices"]["devices"]["ndj-core-01"]
+    assert f"no {route}" in restored["pushed_lines"]
+    assert old in restored["pushed_lines"]
+    assert restored["restored"] is True
+    assert estate(si, lab) == before
+    assert traffic(lab)["kattegatskolen"] == "source"
+
+
+def test_postcheck_traffic_failure_rolls_the_site_back(lab: dict[str, Any], si: Any, light: Path) -> None:
     before = estate(si, lab)
     dc_core = "ofl-dc-core"
     blackhole = ["ip", "netns", "exec", dc_core, "ip", "route", "replace", "blackhole", "10.70.10.11/32"]
-    outcome = wave1(on_step=_fault_at("postcheck", lambda: subprocess.run(blackhole, check=True)))
+    outcome = wave1(light, on_step=_fault_at("postcheck", lambda: subprocess.run(blackhole, check=True)))
     subprocess.run(["ip", "netns", "exec", dc_core, "ip", "route", "del", "blackhole", "10.70.10.11/32"], check=True)
     assert outcome.exit_code == 1
     [site] = outcome.sites
@@ -231,18 +339,18 @@ def test_bad_input_is_refused_before_anything_runs(capsys: pytest.CaptureFixture
 
 def _relocations(lab: dict[str, Any]) -> list[str]:
     log = Path(lab["state_dir"]) / "vcsim" / "vcsim.log"
-    return [line for line in log.read_text().splitlines() if "relocate" in line.lower()]
+    return [line for line in log.read_text().splitlines() if "ofl-vcsim: relocate " in line]
 
 
 @pytest.mark.parametrize("point", ["mid-relocate", "mid-configure"])
 def test_killed_orchestrator_resumes_without_moving_a_vm_twice(
-    lab: dict[str, Any], si: Any, tmp_path: Path, point: str
+    lab: dict[str, Any], si: Any, light: Path, point: str
 ) -> None:
     before = estate(si, lab)
     relocations_before = len(_relocations(lab))
     state_file = Path(os.environ["OVERFLYT_STATE_DIR"]) / "707" / "wave-1" / "state.json"
     command = [
-        sys.executable, "-m", "overflyt.cli", "wave", "run", str(PLAN), "--wave", "1",
+        sys.executable, "-m", "overflyt.cli", "wave", "run", str(light), "--wave", "1",
         "--approved-by", "test", "--outside-window", "-q",
     ]  # fmt: skip
 
@@ -252,7 +360,7 @@ def test_killed_orchestrator_resumes_without_moving_a_vm_twice(
         site = json.loads(state_file.read_text())["sites"].get("grenaa-raadhus", {})
         if point == "mid-relocate":
             moved = len(_relocations(lab)) - relocations_before
-            return site.get("current") == "migrate" and 0 < moved < len(WAVE1_VMS)
+            return site.get("current") == "migrate" and 0 < moved < len(LIGHT_VMS)
         return site.get("current") == "configure"
 
     process = subprocess.Popen(
@@ -269,14 +377,14 @@ def test_killed_orchestrator_resumes_without_moving_a_vm_twice(
     site = json.loads(state_file.read_text())["sites"]["grenaa-raadhus"]
     assert site["status"] == "in_progress"
 
-    outcome = wave1()
+    outcome = wave1(light)
     assert [s.status for s in outcome.sites] == ["done"], [(s.site, s.status, s.error) for s in outcome.sites]
     moved = _relocations(lab)[relocations_before:]
-    assert len(moved) == len(WAVE1_VMS), moved  # each VM relocated exactly once across both runs
-    assert sorted(line.split(" name=")[1].split()[0] for line in moved) == sorted(WAVE1_VMS)
+    assert len(moved) == len(LIGHT_VMS), moved  # each VM relocated exactly once across both runs
+    assert sorted(line.split(" name=")[1].split()[0] for line in moved) == sorted(LIGHT_VMS)
     assert traffic(lab)["kattegatskolen"] == "target"
 
-    assert rollback_site(PLAN, "grenaa-raadhus").exit_code == 0
+    assert rollback_site(light, "grenaa-raadhus").exit_code == 0
     assert estate(si, lab) == before
 
 
@@ -320,7 +428,7 @@ def _ansible_processes() -> list[str]:
     return found
 
 
-def test_cancel_mid_playbook_stops_ansible_and_restores_the_site(lab: dict[str, Any], si: Any) -> None:
+def test_cancel_mid_playbook_stops_ansible_and_restores_the_site(lab: dict[str, Any], si: Any, light: Path) -> None:
     before = estate(si, lab)
     state_file = Path(os.environ["OVERFLYT_STATE_DIR"]) / "707" / "wave-1" / "state.json"
     command = [
@@ -329,7 +437,7 @@ def test_cancel_mid_playbook_stops_ansible_and_restores_the_site(lab: dict[str, 
         "overflyt.cli",
         "wave",
         "run",
-        str(PLAN),
+        str(light),
         "--wave",
         "1",
         "--approved-by",
@@ -359,4 +467,42 @@ def test_cancel_mid_playbook_stops_ansible_and_restores_the_site(lab: dict[str, 
     assert site["error"] == "migrate: canceled (signal SIGTERM)"
     assert site["status"] == "rolled_back"
     assert "grenaa-raadhus: rolled_back — migrate: canceled (signal SIGTERM)" in out
+    assert estate(si, lab) == before
+
+
+def test_hung_device_is_stopped_at_the_step_timeout_and_the_site_restored(
+    lab: dict[str, Any], si: Any, tmp_path: Path
+) -> None:
+    """The core router accepts SSH but never answers (its FRR daemons are frozen): the configure
+    step is stopped hard at plan.timeouts.configure_s, reported as timed out, and rolled back."""
+    plan = light_plan(lab, tmp_path, extra="timeouts: {configure_s: 20}\n")
+    frozen = [
+        int(p)
+        for p in subprocess.run(["ip", "netns", "pids", "ofl-core"], capture_output=True, text=True).stdout.split()
+    ]
+    assert frozen, "the core router's FRR daemons were not found"
+    before = estate(si, lab)
+
+    def on_step(site: str, step: str, status: str) -> None:
+        if step == "configure" and status == "started":
+            for pid in frozen:
+                os.kill(pid, signal.SIGSTOP)
+        if step == "configure" and status in ("failed", "canceled"):
+            for pid in frozen:
+                os.kill(pid, signal.SIGCONT)  # the device answers again: the rollback can reach it
+
+    started = time.monotonic()
+    try:
+        outcome = wave1(plan, on_step=on_step)
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+    [site] = outcome.sites
+    assert site.status == "rolled_back", site
+    assert site.error is not None
+    assert site.error.startswith("configure: ")
+    assert "(timeout)" in site.error
+    assert site.steps.get("configure") is None  # the step never finished
+    assert time.monotonic() - started < 300
+    assert _ansible_processes() == []
     assert estate(si, lab) == before

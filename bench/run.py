@@ -1,0 +1,41 @@
+"""Run every benchmark, one after another: each ``bench/pN_*.py``, in the order of N.
+
+Each benchmark is a script that measures one thing, prints its table, says whether it meets its
+target, appends its result to bench/RESULTS.md and exits 0 when the target is met (1 when not, 2 on
+error). Extra arguments are passed to every benchmark (e.g. ``--no-record``). Exit status: 0 when
+every benchmark met its target, else 1. `make bench` runs this.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+NAME = re.compile(r"^p(\d+)_\w+\.py$")
+
+
+def benchmarks() -> list[Path]:
+    found = [(int(m.group(1)), p) for p in BENCH.iterdir() if (m := NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def main(argv: list[str]) -> int:
+    outcome: list[tuple[str, int, float]] = []
+    for script in benchmarks():
+        print(f"== {script.name}", flush=True)
+        started = time.monotonic()
+        code = subprocess.run([sys.executable, str(script), *argv], check=False).returncode
+        outcome.append((script.name, code, time.monotonic() - started))
+    print("\n== summary")
+    for name, code, seconds in outcome:
+        verdict = {0: "target met", 1: "target missed"}.get(code, f"error (exit {code})")
+        print(f"  {name:<24} {verdict:<20} ({seconds:.0f} s)")
+    return 0 if all(code == 0 for _, code, _ in outcome) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

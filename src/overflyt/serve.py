@@ -1,0 +1,324 @@
+"""`overflyt serve`: the Prefect server with its UI, the flows as deployments per municipality, and workers.
+
+One machine (the default): ``prefect server start`` on 127.0.0.1 (its database the embedded SQLite
+file under ``PREFECT_HOME``), the deployments registered in the process work pool ``overflyt``, and
+one ``prefect worker start`` polling that pool. Scale-out (``--api-url``): no server of our own;
+register the same deployments with a server elsewhere (one on PostgreSQL, say) and run ``--workers
+N`` workers here (0: only register). Any number of machines can run workers in the same pool:
+Prefect hands each flow run to one of them.
+
+For every ``inventories/<kommune>/plan.yml`` (the directory's name is the deployment's name):
+
+- ``precheck-wave/<kommune>``: nightly at 01:30 Europe/Copenhagen (active), checking the next wave
+  whose window has not ended;
+- ``migrate-wave/<kommune>``: the next wave, dry run on; one schedule per wave at the start of its
+  window (a real cutover that pauses for approval), each paused until someone switches it on;
+- ``rollback-site/<kommune>``: no schedule; the UI asks for the site.
+
+Registering again keeps what people switched on or off in the UI. Ctrl-C (or SIGTERM) stops the
+workers, then the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from overflyt.errors import EXIT_OK, OverflytError, UsageError
+
+if TYPE_CHECKING:
+    from prefect.deployments.runner import RunnerDeployment
+
+PRECHECK_CRON = "30 1 * * *"
+TIMEZONE = "Europe/Copenhagen"
+HOST = "127.0.0.1"
+POOL = "overflyt"
+
+
+@dataclass(frozen=True)
+class Municipality:
+    slug: str  # the directory name under inventories/, e.g. norddjurs
+    plan: Path  # absolute path of its plan.yml
+    next_wave: int
+    waves: tuple[tuple[int, datetime, str], ...]  # (number, window start, its time zone) of every wave
+
+
+def municipalities(inventories: Path, now: datetime | None = None) -> list[Municipality]:
+    """Every ``<inventories>/<kommune>/plan.yml``; a plan that does not load is refused with its errors."""
+    from overflyt.flows import next_wave
+    from overflyt.plan import load_plan
+
+    found: list[Municipality] = []
+    for plan_path in sorted(inventories.glob("*/plan.yml")):
+        plan = load_plan(plan_path)
+        waves = tuple((w.number, w.window.start, w.window.timezone) for w in plan.waves)
+        found.append(Municipality(plan_path.parent.name, plan_path.resolve(), next_wave(plan, now), waves))
+    if not found:
+        raise UsageError(f"no plans found as {inventories}/<kommune>/plan.yml: nothing to serve")
+    return found
+
+
+def deployments(found: list[Municipality], workdir: Path) -> list[RunnerDeployment]:
+    """The deployments of the three flows, one of each per municipality; their runs start in WORKDIR
+    (where run records land, unless OVERFLYT_STATE_DIR says otherwise)."""
+    from prefect.schedules import Cron, RRule
+
+    from overflyt.flows import migrate_wave, precheck_wave, rollback_site
+
+    result: list[RunnerDeployment] = []
+    for m in found:
+        plan = str(m.plan)
+        wave_schedules = [
+            RRule(
+                f"DTSTART:{start.astimezone(ZoneInfo(zone)).strftime('%Y%m%dT%H%M%S')}\nRRULE:FREQ=DAILY;COUNT=1",
+                timezone=zone,
+                active=False,
+                slug=f"wave-{number}",
+                parameters={
+                    "params": {"plan": plan, "wave": number, "dry_run": False, "ask_approval": True},
+                },
+            )
+            for number, start, zone in m.waves
+        ]
+        result += [
+            _deployment(
+                migrate_wave,
+                m.slug,
+                workdir,
+                {"plan": plan, "wave": m.next_wave, "ask_approval": True},
+                f"Cut a wave of {m.slug} over: a dry run unless dry_run is off; a real cutover of a plan that "
+                "needs approval pauses before its first step until someone approves it here. One schedule "
+                "per wave, at the start of its window (a real cutover), paused until switched on.",
+                wave_schedules,
+            ),
+            _deployment(
+                precheck_wave,
+                m.slug,
+                workdir,
+                {"plan": plan},
+                f"Nightly pre-check of {m.slug}'s next wave, touching nothing.",
+                [Cron(PRECHECK_CRON, timezone=TIMEZONE, active=True, slug="nightly")],
+            ),
+            _deployment(rollback_site, m.slug, workdir, {"plan": plan}, f"Roll a site of {m.slug} back on demand."),
+        ]
+    return result
+
+
+def _deployment(
+    flow: Any, name: str, workdir: Path, params: dict[str, Any], description: str, schedules: list[Any] | None = None
+) -> RunnerDeployment:
+    from prefect.deployments.runner import RunnerDeployment
+    from prefect.types.entrypoint import EntrypointType
+
+    deployment = flow.to_deployment(
+        name=name,
+        parameters={"params": params},
+        schedules=schedules,
+        tags=[name],
+        description=description,
+        job_variables={"working_dir": str(workdir)},
+        entrypoint_type=EntrypointType.MODULE_PATH,  # overflyt is installed: import it, wherever it lives
+    )
+    if not isinstance(deployment, RunnerDeployment):  # to_deployment is sync outside an event loop
+        raise TypeError(f"{flow.name}/{name}: to_deployment returned {type(deployment).__name__}")
+    return deployment
+
+
+def register(found: list[Municipality], pool: str, workdir: Path) -> list[str]:
+    """Create the process work pool POOL if missing and register (create or update) every deployment in
+    it, with the server PREFECT_API_URL names. A schedule someone switched on or off keeps its state."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    names: list[str] = []
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(pool)
+        except ObjectNotFound:
+            with contextlib.suppress(ObjectAlreadyExists):  # another machine registering at the same moment
+                client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+        for deployment in deployments(found, workdir):
+            name = f"{deployment.flow_name}/{deployment.name}"
+            try:
+                existing = client.read_deployment_by_name(name)
+            except ObjectNotFound:
+                existing = None
+            if existing is not None:
+                was = {s.slug: s.active for s in existing.schedules if s.slug}
+                for schedule in deployment.schedules or []:
+                    if schedule.slug in was:
+                        schedule.active = was[schedule.slug]
+            deployment.apply(work_pool_name=pool)
+            names.append(name)
+    return names
+
+
+def start_server(
+    port: int, log_file: Path, *, home: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``prefect server start`` (UI included) on 127.0.0.1:PORT in its own session, its output in LOG_FILE.
+    Its database: the SQLite file under HOME (default PREFECT_HOME), or what ENV's
+    PREFECT_API_DATABASE_CONNECTION_URL names."""
+    environment = dict(
+        os.environ,
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_SERVER_API_HOST=HOST,
+        PREFECT_SERVER_API_PORT=str(port),
+        PREFECT_UI_API_URL=f"http://{HOST}:{port}/api",  # else the UI's pages call port 4200
+        **(env or {}),
+    )
+    if home is not None:
+        environment["PREFECT_HOME"] = str(home)
+    environment.pop("PREFECT_API_URL", None)  # the server is the API; it must not look for another one
+    command = [sys.executable, "-m", "prefect", "server", "start", "--host", HOST, "--port", str(port)]
+    return _spawn(command, log_file, environment)
+
+
+def start_worker(
+    api_url: str, pool: str, name: str, log_file: Path, *, limit: int | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``prefect worker start`` for the process work pool POOL, polling API_URL, in its own session."""
+    environment = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_API_URL=api_url, **(env or {}))
+    command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process", "--name", name]
+    if limit is not None:
+        command += ["--limit", str(limit)]
+    return _spawn(command, log_file, environment)
+
+
+def _spawn(command: list[str], log_file: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "ab") as log:
+        return subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+        )
+
+
+def wait_healthy(api_url: str, server: subprocess.Popen[Any] | None = None, timeout_s: float = 120) -> float:
+    """Seconds until ``API/health`` answers; an OverflytError when SERVER exits or none answers in time."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if server is not None and server.poll() is not None:
+            raise OverflytError(f"the Prefect server exited with code {server.returncode} before it was healthy")
+        try:
+            with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return time.monotonic() - started
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.25)
+    raise OverflytError(f"the Prefect server at {api_url} was not healthy after {timeout_s:.0f} s")
+
+
+def stop(process: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+    """SIGTERM to the process's session, then SIGKILL after TIMEOUT_S: it and whatever it started."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    with contextlib.suppress(ProcessLookupError):  # what is left in its session (a flow run's ansible, say)
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def serve(inventories: Path, port: int, *, api_url: str | None, workers: int, pool: str) -> int:
+    """See the module's docstring. Blocks until Ctrl-C or SIGTERM (returns at once with no workers and
+    a server elsewhere)."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+
+    found = municipalities(inventories)
+    workdir = Path.cwd()
+    stopping: list[int] = []
+
+    def request_stop(signum: int, _frame: object) -> None:
+        stopping.append(signum)
+        raise KeyboardInterrupt
+
+    # Both stop us, also when we were started with SIGINT ignored (a background job): the workers and
+    # server inherit the default dispositions, so they stop when we ask them to.
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    home = Path(PREFECT_HOME.value()).expanduser()
+    started: list[tuple[str, subprocess.Popen[bytes]]] = []  # stopped last-started first
+    try:
+        if api_url is None:
+            api_url = f"http://{HOST}:{port}/api"
+            log_file = home / "overflyt-server.log"
+            started.append(("the Prefect server", start_server(port, log_file)))
+            seconds = wait_healthy(api_url, started[0][1])
+            print(f"overflyt: Prefect server healthy after {seconds:.1f} s (log: {log_file})", file=sys.stderr)
+        else:
+            wait_healthy(api_url, timeout_s=30)
+        os.environ["PREFECT_API_URL"] = api_url
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            names = register(found, pool, workdir)
+        print(f"overflyt: registered in work pool {pool}: {', '.join(names)}", file=sys.stderr)
+        host = socket.gethostname()
+        for n in range(1, workers + 1):
+            log_file = home / f"overflyt-worker-{n}.log"
+            started.append((f"worker {n}", start_worker(api_url, pool, f"{host}-{os.getpid()}-{n}", log_file)))
+            print(f"overflyt: worker {n} polling work pool {pool} (log: {log_file})", file=sys.stderr)
+        print(f"overflyt: Prefect UI: {api_url.removesuffix('/api')}", flush=True)
+        while started:
+            for what, process in started:
+                if process.poll() is not None:
+                    raise OverflytError(f"{what} exited with code {process.returncode}; see its log")
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for _, process in reversed(started):
+            stop(process)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if started or stopping:
+        print("overflyt: stopped", file=sys.stderr)
+    return EXIT_OK
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if not 1 <= args.port <= 65535:
+        raise UsageError(f"--port {args.port}: must be between 1 and 65535")
+    if args.workers < 0:
+        raise UsageError(f"--workers {args.workers}: must be 0 or more")
+    return serve(Path(args.inventories), args.port, api_url=args.api_url, workers=args.workers, pool=args.pool)
+
+
+def add_parser(commands: Any) -> None:
+    """Register `overflyt serve`."""
+    parser = commands.add_parser(
+        "serve",
+        help="the Prefect UI with the flows as deployments per municipality, and a worker",
+        description="Start the Prefect server and its UI on 127.0.0.1 (embedded SQLite under PREFECT_HOME), "
+        "register migrate-wave, precheck-wave (nightly at 01:30 Europe/Copenhagen) and rollback-site as "
+        "deployments for every inventories/<kommune>/plan.yml in the process work pool, start a worker "
+        "and print the UI's address. With --api-url, use that server instead (scale-out: one on "
+        "PostgreSQL, workers on several machines). Ctrl-C stops the workers and the server.",
+    )
+    parser.add_argument("--port", type=int, default=4200, help="port of the UI and API (default 4200)")
+    parser.add_argument(
+        "--inventories", default="inventories", metavar="DIR", help="where the plans are (default inventories)"
+    )
+    parser.add_argument(
+        "--api-url", metavar="URL", help="a Prefect server already running, e.g. http://db-host:4200/api: start none"
+    )
+    parser.add_argument("--workers", type=int, default=1, metavar="N", help="workers to start here (default 1)")
+    parser.add_argument("--pool", default=POOL, help=f"the process work pool (default {POOL})")
+    parser.set_defaults(func=_serve)
