@@ -481,12 +481,13 @@ def _print_wave(data: dict[str, Any], quiet: bool) -> int:
 def _wave_run(args: argparse.Namespace) -> int:
     from overflyt.credentials import resolve_all
     from overflyt.flows import MigrateWaveParams, migrate_wave
-    from overflyt.plan.select import select_sites
+    from overflyt.plan.select import refuse_vms_ahead_of_their_site, select_sites
     from overflyt.record import municipality_lock
 
     # Refuse bad input here, before Prefect starts: unknown wave or site, unresolvable secrets, no approval.
     plan = load_plan(args.plan)
     select_sites(plan, args.wave, args.site)
+    refuse_vms_ahead_of_their_site(plan)
     resolve_all(plan, Path(args.plan).parent)
     if not args.dry_run and plan.approval_required and not args.approved_by:
         raise UsageError(

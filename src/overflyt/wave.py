@@ -21,7 +21,7 @@ from overflyt.cutover import Cutover, OnEvent, OnStep, SiteOutcome
 from overflyt.errors import EXIT_FAILED, EXIT_OK, EXIT_ROLLBACK_FAILED, UsageError
 from overflyt.gather import gather_estate
 from overflyt.plan import Plan, load_plan
-from overflyt.plan.select import select_sites
+from overflyt.plan.select import refuse_vms_ahead_of_their_site, select_sites
 from overflyt.precheck.engine import run_checks
 from overflyt.precheck.registry import CheckContext, Mode
 from overflyt.precheck.report import render
@@ -82,6 +82,7 @@ def run_wave(
     that makes each site its own subflow run; by default it is simply called."""
     plan = load_plan(plan_path)
     chosen = select_sites(plan, wave, sites)
+    refuse_vms_ahead_of_their_site(plan)
     credentials = resolve_all(plan, plan_path.parent)
     if not dry_run and plan.approval_required and approval is None and decide_approval is None:
         raise UsageError(

@@ -23,3 +23,16 @@ def select_sites(plan: Plan, wave: int, sites: Sequence[str] = ()) -> list[str]:
         ]
         raise UsageError("; ".join(reasons) + f" (wave {wave}'s sites: {', '.join(own)})")
     return [s for s in own if s in sites] if sites else own
+
+
+def refuse_vms_ahead_of_their_site(plan: Plan) -> None:
+    """A UsageError when the plan pulls VMs ahead of their site's wave (``waves[].vms``): no site's
+    cutover would move them in that wave and their own site's leaves them out, so `wave run` refuses
+    the plan rather than strand a VM behind a moved subnet."""
+    pulled = [(w.number, name) for w in plan.waves for name in w.vms]
+    if pulled:
+        names = ", ".join(f"{name} (wave {number})" for number, name in pulled)
+        raise UsageError(
+            f"the plan moves VMs ahead of their site's wave ({names}): `wave run` does not carry out "
+            "waves[].vms yet; put those VMs' sites in that wave or take them out of waves[].vms"
+        )
