@@ -480,7 +480,7 @@ def _print_wave(data: dict[str, Any], quiet: bool) -> int:
 
 def _wave_run(args: argparse.Namespace) -> int:
     from overflyt.credentials import resolve_all
-    from overflyt.flows import MigrateWaveParams, migrate_wave
+    from overflyt.flows import MigrateWaveParams, migrate_wave, prepare_local_database
     from overflyt.plan.select import refuse_vms_ahead_of_their_site, select_sites
     from overflyt.record import municipality_lock
 
@@ -508,6 +508,7 @@ def _wave_run(args: argparse.Namespace) -> int:
         ticket=args.ticket,
         outside_window=args.outside_window,
     )
+    prepare_local_database()
     install_cancel_handlers()  # Ctrl-C / SIGTERM: stop the running step, roll the site back, exit
     state = migrate_wave(params, return_state=True)
     return _print_wave(_flow_result(state, "migrate-wave"), args.quiet)
@@ -515,7 +516,7 @@ def _wave_run(args: argparse.Namespace) -> int:
 
 def _rollback(args: argparse.Namespace) -> int:
     from overflyt.credentials import resolve_all
-    from overflyt.flows import RollbackSiteParams, rollback_site
+    from overflyt.flows import RollbackSiteParams, prepare_local_database, rollback_site
     from overflyt.record import municipality_lock
     from overflyt.wave import rollback_target
 
@@ -525,6 +526,7 @@ def _rollback(args: argparse.Namespace) -> int:
     with municipality_lock(plan.municipality.code, "checking that no other run is active"):
         pass
     install_cancel_handlers()
+    prepare_local_database()
     state = rollback_site(RollbackSiteParams(plan=args.plan, site=args.site), return_state=True)
     return _print_wave(_flow_result(state, "rollback-site"), args.quiet)
 

@@ -49,6 +49,28 @@ if TYPE_CHECKING:
     from overflyt.wave import Approval
 
 
+def prepare_local_database() -> None:
+    """Start Prefect's ephemeral API for this process under a file lock in PREFECT_HOME.
+
+    Its start migrates the local SQLite database and registers Prefect's block types: two runs
+    started at once on a fresh PREFECT_HOME (two municipalities from one machine) would do that
+    together, and one dies ("duplicate column name", "UNIQUE constraint failed"). Prefect keeps
+    one ephemeral server per process, so the flows that follow use the one started here. Does
+    nothing when PREFECT_API_URL points at a server."""
+    import fcntl
+
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME
+
+    if PREFECT_API_URL.value():
+        return
+    home = Path(PREFECT_HOME.value()).expanduser()
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(home / ".overflyt-api-start.lock", "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        SubprocessASGIServer().start()
+
+
 class _Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -46,7 +46,8 @@ def test_two_municipalities_run_at_once_in_isolation_and_a_second_run_of_one_is_
 ) -> None:
     other = _other_municipality(lab, tmp_path)
     state = tmp_path / "state"
-    env = {**os.environ, **lab["env"], "OVERFLYT_STATE_DIR": str(state)}
+    # a fresh Prefect home: both runs start on a database neither has created yet (CI's case)
+    env = {**os.environ, **lab["env"], "OVERFLYT_STATE_DIR": str(state), "PREFECT_HOME": str(tmp_path / "prefect")}
     first = _dry_run(SAMPLE / "plan.yml", env)
     second = _dry_run(other, env)
     lock = state / "707" / "lock"
