@@ -46,6 +46,6 @@ cat <<MSG
 Run records and reports:  $OVERFLYT_STATE_DIR/707/wave-1/
   latest wave report:     $(ls -td "$OVERFLYT_STATE_DIR"/707/wave-1/wave/*/ | head -1)report.md
 Prefect runs and artifacts are in Prefect's local database (PREFECT_HOME=${PREFECT_HOME:-~/.prefect});
-the Prefect UI with deployments and schedules comes with 'overflyt serve' (not built yet).
+'.venv/bin/overflyt serve' shows them in the Prefect UI, with the deployments (flows/README.md).
 Put it back:  .venv/bin/overflyt rollback $PLAN --site grenaa-raadhus   and   .venv/bin/overflyt lab down
 MSG
