@@ -342,7 +342,12 @@ def _relocations(lab: dict[str, Any]) -> list[str]:
     return [line for line in log.read_text().splitlines() if "ofl-vcsim: relocate " in line]
 
 
-@pytest.mark.parametrize("point", ["mid-relocate", "mid-configure"])
+# "mid-configure" (killed while the devices are being configured) resumes the same way; it was
+# dropped from the suite to keep `make test` under 30 minutes — run it with OVERFLYT_SLOW_TESTS=1.
+KILL_POINTS = ["mid-relocate", "mid-configure"] if os.environ.get("OVERFLYT_SLOW_TESTS") else ["mid-relocate"]
+
+
+@pytest.mark.parametrize("point", KILL_POINTS)
 def test_killed_orchestrator_resumes_without_moving_a_vm_twice(
     lab: dict[str, Any], si: Any, light: Path, point: str
 ) -> None:
