@@ -41,6 +41,32 @@ def state_dir() -> Path:
     return Path(os.environ.get(STATE_ENV) or ".overflyt/state").resolve()
 
 
+KEEP_ENV = "OVERFLYT_KEEP_RUNNER_ARTIFACTS"
+KEEP_DEFAULT = 20
+
+
+def keep_runner_artifacts() -> int:
+    """How many runs of a kind (per municipality and wave) keep ansible-runner's artifacts."""
+    value = os.environ.get(KEEP_ENV, "")
+    return int(value) if value.isdigit() else KEEP_DEFAULT
+
+
+def prune_runner_artifacts(kind_dir: Path, keep: int) -> list[Path]:
+    """Rotate ansible-runner's artifacts (job events, stdout: the bulk of a run record) so 500 runs
+    do not fill the disk: all but the newest ``keep`` runs in ``kind_dir`` lose their
+    ``ansible/*/artifacts``. What a rollback or an audit needs stays: record.json, reports,
+    device backups, placements. Returns the artifact dirs removed."""
+    import shutil
+
+    runs = sorted((p for p in kind_dir.iterdir() if p.is_dir()), key=lambda p: p.name) if kind_dir.is_dir() else []
+    removed: list[Path] = []
+    for run in runs[: max(len(runs) - keep, 0)]:
+        for artifacts in sorted(run.glob("ansible/*/artifacts")):
+            shutil.rmtree(artifacts, ignore_errors=True)
+            removed.append(artifacts)
+    return removed
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -106,6 +132,7 @@ class Run:
         run_id = new_run_id()
         directory = (base or state_dir()) / municipality / f"wave-{wave}" / kind / run_id
         directory.mkdir(parents=True, mode=0o700)
+        prune_runner_artifacts(directory.parent, keep_runner_artifacts())
         record = RunRecord(
             run_id=run_id,
             kind=kind,
