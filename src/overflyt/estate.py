@@ -27,6 +27,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from overflyt.errors import EXIT_BAD_INPUT, OverflytError, PlanIssue
+from overflyt.plan.loader import YamlDocument, dotted, read_yaml, show_value
 from overflyt.plan.model import (
     Criticality,
     DeviceRole,
@@ -310,25 +311,24 @@ _REASONS = {
     "extra_forbidden": "unknown field (docs/planner.md lists the fields of an estate)",
 }
 
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def load_estate(path: str | Path) -> Estate:
     """Read, parse and check an estate file; :class:`EstateInvalid` lists every problem found."""
     estate_path = Path(path)
-    shown = _display(estate_path)
-    data, lines = _read_yaml(estate_path, shown)
+    doc = read_yaml(estate_path, "an estate file", EstateInvalid)
+    shown, data = doc.file, doc.data
     if not isinstance(data, dict):
         raise EstateInvalid([PlanIssue(shown, "", "an estate must be a YAML mapping (key: value) at the top", 1)])
     try:
         estate = Estate.model_validate(data)
     except ValidationError as exc:
-        issues = [_schema_issue(shown, lines, err) for err in exc.errors(include_url=False)]
+        issues = [_schema_issue(doc, err) for err in exc.errors(include_url=False)]
         raise EstateInvalid(sorted(issues, key=_order)) from None
     problems = validate_estate(estate)
     if problems:
-        raise EstateInvalid(sorted((_problem_issue(shown, lines, p) for p in problems), key=_order))
+        raise EstateInvalid(sorted((_problem_issue(doc, p) for p in problems), key=_order))
     log.debug(
         "loaded estate %s: %d sites, %d hosts, %d VMs, %d devices, %d access points",
         shown,
@@ -352,100 +352,15 @@ def _order(issue: PlanIssue) -> tuple[int, str]:
     return (issue.line or 0, issue.path)
 
 
-def _display(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
-def _read_yaml(path: Path, shown: str) -> tuple[Any, dict[PathKey, int]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise EstateInvalid([PlanIssue(shown, "", "file not found")]) from None
-    except IsADirectoryError:
-        raise EstateInvalid([PlanIssue(shown, "", "is a directory, not an estate file")]) from None
-    except UnicodeDecodeError as exc:
-        raise EstateInvalid([PlanIssue(shown, "", f"not UTF-8 text (byte {exc.start})")]) from None
-    except OSError as exc:
-        raise EstateInvalid([PlanIssue(shown, "", f"cannot be read: {exc.strerror}")]) from None
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        context = ""
-        if exc.context:
-            started = f" (started at line {exc.context_mark.line + 1})" if exc.context_mark else ""
-            context = f"{exc.context}{started}: "
-        reason = f"malformed YAML: {context}{exc.problem}"
-        raise EstateInvalid([PlanIssue(shown, "", reason, mark.line + 1 if mark else None)]) from None
-    except yaml.YAMLError as exc:
-        raise EstateInvalid([PlanIssue(shown, "", f"malformed YAML: {exc}")]) from None
-    finally:
-        loader.dispose()
-    lines: dict[PathKey, int] = {}
-    if node is not None:
-        duplicates = list(_index(node, lines, shown))
-        if duplicates:
-            raise EstateInvalid(duplicates)
-    return data, lines
-
-
-def _index(root: yaml.Node, lines: dict[PathKey, int], file: str) -> Iterator[PlanIssue]:
-    """Record the line of every key and item (iteratively: estates are long); report keys given twice."""
-    stack: list[tuple[yaml.Node, PathKey]] = [(root, ())]
-    while stack:
-        node, path = stack.pop()
-        lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            seen: dict[str, int] = {}
-            for key_node, value_node in node.value:
-                key = str(key_node.value)
-                line = key_node.start_mark.line + 1
-                if key in seen:
-                    yield PlanIssue(file, _dotted((*path, key)), f"key given twice (first at line {seen[key]})", line)
-                    continue
-                seen[key] = line
-                lines[(*path, key)] = line
-                stack.append((value_node, (*path, key)))
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                lines[(*path, i)] = item.start_mark.line + 1
-                stack.append((item, (*path, i)))
-
-
-def _line_of(lines: dict[PathKey, int], path: PathKey) -> int | None:
-    for cut in range(len(path), -1, -1):
-        line = lines.get(path[:cut])
-        if line is not None:
-            return line
-    return None
-
-
-def _dotted(path: Sequence[str | int]) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _show_value(value: Any) -> str:
-    text = repr(value) if isinstance(value, str) else str(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _schema_issue(file: str, lines: dict[PathKey, int], err: Any) -> PlanIssue:
+def _schema_issue(doc: YamlDocument, err: Any) -> PlanIssue:
     loc: PathKey = tuple(p for p in err["loc"] if p != "[key]")
     kind = err["type"]
     reason = _REASONS.get(kind, str(err["msg"]).removeprefix("Value error, "))
     value = err["input"]
-    shown = None if kind in ("missing", "extra_forbidden") or isinstance(value, dict | list) else _show_value(value)
-    return PlanIssue(file, _dotted(loc), reason, _line_of(lines, loc), shown)
+    shown = None if kind in ("missing", "extra_forbidden") or isinstance(value, dict | list) else show_value(value)
+    return PlanIssue(doc.file, dotted(loc), reason, doc.line_of(loc), shown)
 
 
-def _problem_issue(file: str, lines: dict[PathKey, int], problem: Problem) -> PlanIssue:
-    value = None if problem.value is None else _show_value(problem.value)
-    return PlanIssue(file, _dotted(problem.path), problem.reason, _line_of(lines, problem.path), value)
+def _problem_issue(doc: YamlDocument, problem: Problem) -> PlanIssue:
+    value = None if problem.value is None else show_value(problem.value)
+    return PlanIssue(doc.file, dotted(problem.path), problem.reason, doc.line_of(problem.path), value)

@@ -156,7 +156,7 @@ def test_malformed_yaml(edit, capsys) -> None:
     assert_refused(
         capsys,
         f"estate.yml:{line}: malformed YAML: while parsing a flow sequence (started at line {line}): "
-        "did not find expected ',' or ']'",
+        "expected ',' or ']', but got '}'",
     )
 
 

@@ -1,4 +1,6 @@
-"""Reads plan files and their Ansible inventories — the only module that does.
+"""Reads plan files and their Ansible inventories — the only module that does — and holds the
+YAML reader (:func:`read_yaml`: line numbers, duplicate keys, plain errors) that the estate
+loader (:mod:`overflyt.estate`) reads estate files with.
 
 ``load_plan`` turns a plan file into a :class:`Plan` or raises :class:`PlanInvalid` listing every
 problem found, each with file, line, field path, offending value and reason. ``load_inventory``
@@ -9,7 +11,7 @@ checks them against the plan, so the two can never drift apart.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from overflyt.errors import PlanInvalid, PlanIssue
+from overflyt.errors import OverflytError, PlanInvalid, PlanIssue
 from overflyt.plan.model import Plan
 from overflyt.plan.rules import Problem, validate_plan
 
@@ -41,9 +43,14 @@ class Inventory:
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
+# PyYAML's pure-Python loader: its messages ("expected ',' or ']', but got '<scalar>'") are plainer
+# than libyaml's, and a municipality's plan or estate file reads in well under a second.
+_Loader: Any = yaml.SafeLoader
+
+
 @dataclass
-class _Document:
-    """A YAML file parsed twice: as data, and as nodes that know their line numbers."""
+class YamlDocument:
+    """A YAML file parsed once into nodes that know their line numbers, and the data built from them."""
 
     file: str
     data: Any
@@ -60,7 +67,7 @@ class _Document:
 def load_plan(path: str | Path) -> Plan:
     """Read, parse and validate a plan file, and check its inventory if one lies beside it."""
     plan_path = Path(path)
-    doc = _read_yaml(plan_path)
+    doc = read_yaml(plan_path)
     if not isinstance(doc.data, dict):
         raise PlanInvalid([PlanIssue(doc.file, "", "a plan must be a YAML mapping (key: value) at the top", 1)])
     try:
@@ -98,7 +105,8 @@ def _order(issue: PlanIssue) -> tuple[str, int, str]:
     return (issue.file, issue.line or 0, issue.path)
 
 
-def _display(path: str | Path) -> str:
+def display(path: str | Path) -> str:
+    """A path as the user should see it in a message: relative to the working directory when inside it."""
     p = Path(path)
     try:
         return str(p.resolve().relative_to(Path.cwd().resolve()))
@@ -106,21 +114,27 @@ def _display(path: str | Path) -> str:
         return str(p)
 
 
-def _read_yaml(path: Path) -> _Document:
-    shown = _display(path)
+def read_yaml(
+    path: Path, what: str = "a plan file", invalid: Callable[[list[PlanIssue]], OverflytError] = PlanInvalid
+) -> YamlDocument:
+    """Read one YAML file; any problem (missing, unreadable, malformed, a key given twice) is raised
+    as ``invalid([issue, ...])`` naming the file, the line and the reason. ``what`` names the file's
+    kind in the message for a directory ("is a directory, not a plan file")."""
+    shown = display(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise PlanInvalid([PlanIssue(shown, "", "file not found")]) from None
+        raise invalid([PlanIssue(shown, "", "file not found")]) from None
     except IsADirectoryError:
-        raise PlanInvalid([PlanIssue(shown, "", "is a directory, not a plan file")]) from None
+        raise invalid([PlanIssue(shown, "", f"is a directory, not {what}")]) from None
     except UnicodeDecodeError as exc:
-        raise PlanInvalid([PlanIssue(shown, "", f"not UTF-8 text (byte {exc.start})")]) from None
+        raise invalid([PlanIssue(shown, "", f"not UTF-8 text (byte {exc.start})")]) from None
     except OSError as exc:
-        raise PlanInvalid([PlanIssue(shown, "", f"cannot be read: {exc.strerror}")]) from None
+        raise invalid([PlanIssue(shown, "", f"cannot be read: {exc.strerror}")]) from None
+    loader = _Loader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         context = ""
@@ -128,49 +142,56 @@ def _read_yaml(path: Path) -> _Document:
             started = f" (started at line {exc.context_mark.line + 1})" if exc.context_mark else ""
             context = f"{exc.context}{started}: "
         reason = f"malformed YAML: {context}{exc.problem}"
-        raise PlanInvalid([PlanIssue(shown, "", reason, mark.line + 1 if mark else None)]) from None
+        raise invalid([PlanIssue(shown, "", reason, mark.line + 1 if mark else None)]) from None
     except yaml.YAMLError as exc:
-        raise PlanInvalid([PlanIssue(shown, "", f"malformed YAML: {exc}")]) from None
+        raise invalid([PlanIssue(shown, "", f"malformed YAML: {exc}")]) from None
+    finally:
+        loader.dispose()
     lines: dict[PathKey, int] = {}
-    duplicates = list(_index(node, (), lines, shown)) if node is not None else []
+    duplicates = list(_index(node, lines, shown)) if node is not None else []
     if duplicates:
-        raise PlanInvalid(duplicates)
-    return _Document(shown, data, lines)
+        raise invalid(duplicates)
+    return YamlDocument(shown, data, lines)
 
 
-def _index(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], file: str) -> Iterator[PlanIssue]:
-    """Record the line of every key and item; report keys given twice in one mapping."""
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            line = key_node.start_mark.line + 1
-            if key in seen:
-                yield PlanIssue(file, _dotted((*path, key)), f"key given twice (first at line {seen[key]})", line)
-                continue
-            seen[key] = line
-            lines[(*path, key)] = line
-            yield from _index(value_node, (*path, key), lines, file)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            lines[(*path, i)] = item.start_mark.line + 1
-            yield from _index(item, (*path, i), lines, file)
+def _index(root: yaml.Node, lines: dict[PathKey, int], file: str) -> Iterator[PlanIssue]:
+    """Record the line of every key and item (iteratively: estates are long); report keys given twice."""
+    stack: list[tuple[yaml.Node, PathKey]] = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    yield PlanIssue(file, dotted((*path, key)), f"key given twice (first at line {seen[key]})", line)
+                    continue
+                seen[key] = line
+                lines[(*path, key)] = line
+                stack.append((value_node, (*path, key)))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                lines[(*path, i)] = item.start_mark.line + 1
+                stack.append((item, (*path, i)))
 
 
-def _dotted(path: Sequence[str | int]) -> str:
+def dotted(path: Sequence[str | int]) -> str:
+    """A field path as a plan or estate file spells it: ``vms[3].depends_on[0]``."""
     out = ""
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
 
-def _show_value(value: Any) -> str:
+def show_value(value: Any) -> str:
+    """A value as a message shows it: quoted when a string, cut at 80 characters."""
     text = repr(value) if isinstance(value, str) else str(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _schema_issues(doc: _Document, exc: ValidationError) -> Iterator[PlanIssue]:
+def _schema_issues(doc: YamlDocument, exc: ValidationError) -> Iterator[PlanIssue]:
     for err in exc.errors(include_url=False):
         loc: PathKey = tuple(p for p in err["loc"] if p != "[key]")
         kind = err["type"]
@@ -182,25 +203,25 @@ def _schema_issues(doc: _Document, exc: ValidationError) -> Iterator[PlanIssue]:
             value = None
         yield PlanIssue(
             doc.file,
-            _dotted(loc),
+            dotted(loc),
             reason,
             doc.line_of(loc),
-            None if value is None else _show_value(value),
+            None if value is None else show_value(value),
         )
 
 
-def _issue(doc: _Document, problem: Problem) -> PlanIssue:
+def _issue(doc: YamlDocument, problem: Problem) -> PlanIssue:
     return PlanIssue(
         doc.file,
-        _dotted(problem.path),
+        dotted(problem.path),
         problem.reason,
         doc.line_of(problem.path),
-        None if problem.value is None else _show_value(problem.value),
+        None if problem.value is None else show_value(problem.value),
     )
 
 
 def _read_inventory(directory: Path, plan: Plan) -> tuple[Inventory, list[PlanIssue]]:
-    hosts_doc = _read_yaml(directory / "hosts.yml")
+    hosts_doc = read_yaml(directory / "hosts.yml")
     issues: list[PlanIssue] = []
     inline: dict[str, dict[str, Any]] = {}
     groups: dict[str, list[str]] = {}
@@ -209,9 +230,7 @@ def _read_inventory(directory: Path, plan: Plan) -> tuple[Inventory, list[PlanIs
         if body is None:
             return
         if not isinstance(body, dict):
-            issues.append(
-                PlanIssue(hosts_doc.file, _dotted(path), "a group must be a mapping", hosts_doc.line_of(path))
-            )
+            issues.append(PlanIssue(hosts_doc.file, dotted(path), "a group must be a mapping", hosts_doc.line_of(path)))
             return
         for host, host_vars in (body.get("hosts") or {}).items():
             if host_vars is not None and not isinstance(host_vars, dict):
@@ -219,7 +238,7 @@ def _read_inventory(directory: Path, plan: Plan) -> tuple[Inventory, list[PlanIs
                 issues.append(
                     PlanIssue(
                         hosts_doc.file,
-                        _dotted(where),
+                        dotted(where),
                         "host variables must be a mapping",
                         hosts_doc.line_of(where),
                     )
@@ -254,7 +273,7 @@ def _read_inventory(directory: Path, plan: Plan) -> tuple[Inventory, list[PlanIs
                     f"{name}.ansible_host",
                     f"differs from the plan's management address {device.management}",
                     _host_line(hosts_doc, name),
-                    _show_value(address),
+                    show_value(address),
                 )
             )
         port = hv.get("ansible_port", 22)
@@ -265,7 +284,7 @@ def _read_inventory(directory: Path, plan: Plan) -> tuple[Inventory, list[PlanIs
                     f"{name}.ansible_port",
                     f"differs from the plan's port {device.port}",
                     _host_line(hosts_doc, name),
-                    _show_value(port),
+                    show_value(port),
                 )
             )
 
@@ -286,7 +305,7 @@ def _read_inventory(directory: Path, plan: Plan) -> tuple[Inventory, list[PlanIs
     return inventory, issues
 
 
-def _host_line(doc: _Document, host: str) -> int | None:
+def _host_line(doc: YamlDocument, host: str) -> int | None:
     for key, line in doc.lines.items():
         if key and key[-1] == host and len(key) >= 2 and key[-2] == "hosts":
             return line
@@ -297,7 +316,7 @@ def _vars_file(path: Path, issues: list[PlanIssue]) -> dict[str, Any]:
     if not path.exists():
         return {}
     try:
-        doc = _read_yaml(path)
+        doc = read_yaml(path)
     except PlanInvalid as exc:
         issues.extend(exc.issues)
         return {}
