@@ -27,15 +27,17 @@ roles together in one batch, without limits, instead of in the moving batches.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from overflyt import slots
 from overflyt.credentials import ResolvedCredential
 from overflyt.errors import MigrationStepFailed, PlaybookFailed, ProviderUnreachable, RollbackFailed, UsageError
 from overflyt.facts import VCenterFacts, VMFacts
@@ -95,6 +97,7 @@ class VmMigration(_Model):
     dry_run: bool
     duration_s: float
     batches: list[list[str]]  # as run; a dry run is one batch
+    slot_waits_s: dict[int, float] = {}  # batch -> seconds it waited for move slots other runs held
     vms: dict[str, VmMove]
 
     @property
@@ -492,6 +495,7 @@ def migrate_site_vms(
         plan_batches = ([done] if done else []) + _schedule(plan, moving)
     tools = {vm.name: vm.tools.value for vm in chosen}
     results: dict[str, VmMove] = {}
+    slot_waits: dict[int, float] = {}
     failed_batch: int | None = None
     for number, batch in enumerate(plan_batches, start=1):
         left = int(deadline - time.monotonic())
@@ -515,19 +519,37 @@ def migrate_site_vms(
         }
         log.info("site %s: %s batch %d/%d: %s", site_id, "checking" if dry_run else "moving", number,
                  len(plan_batches), ", ".join(batch))  # fmt: skip
-        result = _run_batch(
-            "migrate_vms.yml",
-            f"vm-migrate-{site_id}-{number}",
-            plan,
-            plan_path,
-            run,
-            credentials,
-            vm_hosts,
-            dry_run=dry_run,
-            forks=min(len(batch), plan.concurrency.global_) if dry_run else len(batch),
-            timeout_s=left,
-            on_event=on_event,
-        )
+        loads: dict[str, set[tuple[str, int]]] = {}
+        for name in (n for n in batch if not settled(n)):
+            here = _found(source, name, src_dc)
+            loads[name] = _loads(
+                plan,
+                host=here[0].host if here else by_name[name].host,
+                datastores=[here[0].datastores[0] if here and here[0].datastores else by_name[name].datastore],
+                target_datastore=wanted[name]["datastore"],
+            )
+        try:
+            with _slots(plan, wave, site_id, loads, dry_run=dry_run, timeout_s=left) as waited:
+                result = _run_batch(
+                    "migrate_vms.yml",
+                    f"vm-migrate-{site_id}-{number}",
+                    plan,
+                    plan_path,
+                    run,
+                    credentials,
+                    vm_hosts,
+                    dry_run=dry_run,
+                    forks=min(len(batch), plan.concurrency.global_) if dry_run else len(batch),
+                    timeout_s=max(1, int(left - waited)),
+                    on_event=on_event,
+                )
+        except slots.SlotsUnavailable as exc:
+            for name in batch:
+                results[name] = VmMove(vm=name, status="failed", batch=number, error=f"not started: {exc}")
+            failed_batch = number
+            continue
+        if waited >= 1:
+            slot_waits[number] = round(waited, 1)
         for name in batch:
             results[name] = _move(name, number, result)
         if any(results[name].status == "failed" for name in batch):
@@ -538,6 +560,7 @@ def migrate_site_vms(
         dry_run=dry_run,
         duration_s=round(time.monotonic() - started, 3),
         batches=plan_batches,
+        slot_waits_s=slot_waits,
         vms={name: results[name] for name in names},
     )
     run.write(f"vm-migration-{site_id}.json", migration.model_dump_json(indent=2) + "\n")
@@ -622,6 +645,7 @@ def rollback_site_vms(
         strangers = [[n] for n in names if n not in done and n not in {vm.name for vm in known}]
         plan_batches = list(reversed(_schedule(plan, moving))) + strangers + ([done] if done else [])
     results: dict[str, VmRestore] = {}
+    wave_of = next((w.number for w in plan.waves if site_id in w.sites), 0)
     for number, batch in enumerate(plan_batches, start=1):
         left = int(deadline - time.monotonic())
         if left <= 0:
@@ -638,19 +662,33 @@ def rollback_site_vms(
             for name in batch
         }
         log.info("site %s: rollback batch %d/%d: %s", site_id, number, len(plan_batches), ", ".join(batch))
-        result = _run_batch(
-            "rollback_vms.yml",
-            f"vm-rollback-{site_id}-{number}",
-            plan,
-            plan_path,
-            run,
-            credentials,
-            vm_hosts,
-            dry_run=dry_run,
-            forks=min(len(batch), plan.concurrency.global_) if dry_run else len(batch),
-            timeout_s=left,
-            on_event=on_event,
-        )
+        loads = {}
+        for name in (n for n in batch if not settled(n)):
+            there = _found(target, name, tgt_dc)
+            now = there[0].datastores[:1] if there and there[0].datastores else []
+            want = placements[name]
+            loads[name] = _loads(
+                plan, host=want.host, datastores=[want.datastore], target_datastore=now[0] if now else None
+            )
+        try:
+            with _slots(plan, wave_of, site_id, loads, dry_run=dry_run, timeout_s=left) as waited:
+                result = _run_batch(
+                    "rollback_vms.yml",
+                    f"vm-rollback-{site_id}-{number}",
+                    plan,
+                    plan_path,
+                    run,
+                    credentials,
+                    vm_hosts,
+                    dry_run=dry_run,
+                    forks=min(len(batch), plan.concurrency.global_) if dry_run else len(batch),
+                    timeout_s=max(1, int(left - waited)),
+                    on_event=on_event,
+                )
+        except slots.SlotsUnavailable as exc:
+            for name in batch:
+                results[name] = VmRestore(vm=name, status="skipped", batch=number, error=f"not started: {exc}")
+            continue
         for name in batch:
             results[name] = _restore(name, number, result)
     rollback = VmRollback(
@@ -691,6 +729,48 @@ def _restore(name: str, batch: int, result: PlaybookResult) -> VmRestore:
 
 
 # -- helpers --------------------------------------------------------------------------------------
+
+
+def _vcenter(url: str) -> str:
+    return url.removeprefix("https://").removesuffix("/sdk")
+
+
+def _loads(plan: Plan, *, host: str, datastores: list[str], target_datastore: str | None) -> set[tuple[str, int]]:
+    """What moving one VM between ``host``/``datastores`` (source) and ``target_datastore`` loads,
+    as (resource, limit): the target vCenter, the source host, and both ends' datastores."""
+    limits = plan.concurrency
+    src = f"{_vcenter(plan.source.vcenter.url)}/{plan.source.datacenter}"
+    tgt = f"{_vcenter(plan.target.vcenter.url)}/{plan.target.datacenter}"
+    out = {
+        (f"vcenter {_vcenter(plan.target.vcenter.url)}", limits.global_),
+        (f"host {_vcenter(plan.source.vcenter.url)}/{host}", limits.per_host),
+    }
+    out |= {(f"datastore {src}/{ds}", limits.per_datastore) for ds in datastores}
+    if target_datastore:
+        out.add((f"datastore {tgt}/{target_datastore}", limits.per_datastore))
+    return out
+
+
+@contextlib.contextmanager
+def _slots(
+    plan: Plan, wave: int, site_id: str, loads: Mapping[str, set[tuple[str, int]]], *, dry_run: bool, timeout_s: float
+) -> Iterator[float]:
+    """Hold the move slots of a batch (see overflyt.slots); a dry run moves nothing and takes none."""
+    if dry_run:
+        yield 0.0
+        return
+    counts: dict[tuple[str, int], int] = {}
+    for load in loads.values():
+        for key in load:
+            counts[key] = counts.get(key, 0) + 1
+    wanted = slots.needs(counts)
+    holder = {"municipality": plan.municipality.code, "wave": wave, "site": site_id}
+
+    def waiting(line: str) -> None:
+        log.info("site %s: %s", site_id, line)
+
+    with slots.hold(wanted, holder, timeout_s=max(0.0, timeout_s), on_wait=waiting) as waited:
+        yield waited
 
 
 def _run_batch(

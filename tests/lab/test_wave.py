@@ -9,6 +9,7 @@ hit a real cutover.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -26,9 +27,12 @@ import pytest
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
 
+from overflyt import vmops
 from overflyt.cli import main
 from overflyt.errors import UsageError
+from overflyt.plan import load_plan
 from overflyt.record import RunLocked, municipality_lock
+from overflyt.slots import Need, hold
 from overflyt.wave import Approval, WaveOutcome, rollback_site, run_wave
 
 from .labtools import cut_ssh, estate, find, lab_sshd_alive, side_reached, start_sshd, stop_sshd, wait
@@ -150,14 +154,51 @@ def test_dry_run_changes_nothing_and_shows_the_moves_and_diffs(lab: dict[str, An
     assert "ip route 10.70.10.0/24 10.255.70.1" in report
 
 
-def test_a_whole_wave_cuts_over_and_rolls_back(lab: dict[str, Any], si: Any) -> None:
+def test_a_whole_wave_cuts_over_and_rolls_back(lab: dict[str, Any], si: Any, caplog: pytest.LogCaptureFixture) -> None:
     before = estate(si, lab)
     assert traffic(lab) == dict.fromkeys(("grenaa-raadhus", "kattegatskolen", "digterparken"), "source")
 
     tasks_before = len(_vcenter_tasks(lab))
-    outcome = wave1()
+    # Another municipality's run holds every move slot of the shared vCenter for the wave's first
+    # seconds: the wave waits for it (the plan's `global` limit holds across runs), then moves.
+    plan = load_plan(PLAN)
+    shared = Need(
+        f"vcenter {vmops._vcenter(plan.target.vcenter.url)}", plan.concurrency.global_, plan.concurrency.global_
+    )
+    neighbour = {"municipality": "706", "wave": 1, "site": "ebeltoft-raadhus"}
+    taken, waiting, released = threading.Event(), threading.Event(), threading.Event()
+    said: list[str] = []
+
+    class Watch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "waiting for move slots" in record.getMessage():
+                said.append(record.getMessage())
+                waiting.set()
+
+    def hold_the_vcenter() -> None:
+        with hold([shared], neighbour, timeout_s=5):
+            taken.set()
+            waiting.wait(300)
+            time.sleep(2)
+        released.set()
+
+    watch = Watch()
+    caplog.set_level(logging.INFO, logger="overflyt.vmops")
+    logging.getLogger("overflyt.vmops").addHandler(watch)
+    try:
+        threading.Thread(target=hold_the_vcenter, daemon=True).start()
+        assert taken.wait(10)
+        outcome = wave1()
+    finally:
+        logging.getLogger("overflyt.vmops").removeHandler(watch)
     assert outcome.exit_code == 0, [(s.site, s.status, s.error) for s in outcome.sites]
     assert [s.status for s in outcome.sites] == ["done"]
+    assert released.is_set()
+    record = next(Path(os.environ["OVERFLYT_STATE_DIR"]).glob("707/wave-1/wave/*/vm-migration-grenaa-raadhus.json"))
+    waits = json.loads(record.read_text())["slot_waits_s"]
+    assert list(waits) == ["1"], waits  # the first batch waited, the later ones found their slots free
+    assert waits["1"] >= 2, waits
+    assert "held by municipality 706 wave 1 site ebeltoft-raadhus" in said[0], said
     # the simulator's task log sees a real cutover (so the dry run's empty log means something)
     moves = [t for t in _vcenter_tasks(lab)[tasks_before:] if t.startswith("task method=RelocateVM_Task ")]
     assert len(moves) == len(WAVE1_VMS), moves
@@ -307,6 +348,41 @@ def test_postcheck_traffic_failure_rolls_the_site_back(lab: dict[str, Any], si: 
     assert site.error is not None
     assert site.error.startswith("postcheck: post-check of site grenaa-raadhus failed: 10.70.10.11 answered ")
     assert "(expected target)" in site.error
+    assert estate(si, lab) == before
+
+
+def test_verify_failure_rolls_back_that_site_only_and_the_wave_goes_on(
+    lab: dict[str, Any], si: Any, tmp_path: Path
+) -> None:
+    """Wave 1 of a copy of the light plan cuts over kattegatskolen, then grenaa-raadhus. The school's
+    router partly rejects its push (one invalid line, the way a template error would reach it):
+    verification names the line, that site alone is restored, and the town hall still moves."""
+    plan = light_plan(lab, tmp_path)
+    text = plan.read_text()
+    text = text.replace("sites: [grenaa-raadhus]", "sites: [kattegatskolen, grenaa-raadhus]")
+    text = text.replace("sites: [auning-adm, kattegatskolen, auning-skole]", "sites: [auning-adm, auning-skole]")
+    plan.write_text(text)
+    bad = "ip route 10.70.99.0/33 10.255.70.9"  # vtysh answers "% Unknown command" and goes on
+    (plan.parent / "host_vars" / "ndj-kattegat-rtr-01.yml").write_text(f"net_configure_extra_lines: [{bad!r}]\n")
+    before = estate(si, lab)
+    outcome = wave1(plan)
+    try:
+        assert outcome.exit_code == 1
+        school, town_hall = outcome.sites
+        assert (school.site, school.status) == ("kattegatskolen", "rolled_back"), school
+        assert school.error is not None
+        assert school.error.startswith("configure: ")
+        assert f"ndj-kattegat-rtr-01 does not hold its desired state: missing: {bad}" in school.error
+        assert (town_hall.site, town_hall.status) == ("grenaa-raadhus", "done"), town_hall
+        # the school is exactly as it was; the town hall's VMs and network moved
+        moved = estate(si, lab)
+        assert moved["devices"]["ndj-kattegat-rtr-01"] == before["devices"]["ndj-kattegat-rtr-01"]
+        assert moved["devices"]["ndj-core-01"] != before["devices"]["ndj-core-01"]
+        assert vm_parents(si, LIGHT_VMS) == dict.fromkeys(LIGHT_VMS, "707-Norddjurs")
+        assert traffic(lab)["grenaa-raadhus"] == "target"
+    finally:
+        back = rollback_site(plan, "grenaa-raadhus")
+    assert back.exit_code == 0, [(s.site, s.status, s.error) for s in back.sites]
     assert estate(si, lab) == before
 
 

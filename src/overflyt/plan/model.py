@@ -293,7 +293,9 @@ class MaintenanceWindow(Model):
 
 
 class Concurrency(Model):
-    """How many VM moves run at once: in total, per source ESXi host, per datastore, per site."""
+    """How many VM moves run at once: in total into the target vCenter, per source ESXi host, per
+    datastore (either end of a move), per site. They hold across concurrent runs too (other
+    municipalities moving into the same datacentre): see move slots in the README."""
 
     global_: int = Field(default=4, ge=1, le=256, alias="global")
     per_host: int = Field(default=2, ge=1, le=64)
