@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: the main job on the sample municipality (Norddjurs) against the lab —
-# validate the plan, pre-check wave 1, dry-run it, run it for real, and show where to look.
+# validate the plan, pre-check wave 1, dry-run it, run it for real, show where to look, and open
+# the Prefect UI (overflyt serve) with the deployments and this run.
 # The lab and the migrated wave stay up afterwards; `overflyt rollback` and `overflyt lab down`
 # put everything back.
 set -euo pipefail
@@ -45,7 +46,27 @@ cat <<MSG
 == Done
 Run records and reports:  $OVERFLYT_STATE_DIR/707/wave-1/
   latest wave report:     $(ls -td "$OVERFLYT_STATE_DIR"/707/wave-1/wave/*/ | head -1)report.md
-Prefect runs and artifacts are in Prefect's local database (PREFECT_HOME=${PREFECT_HOME:-~/.prefect});
-'.venv/bin/overflyt serve' shows them in the Prefect UI, with the deployments (flows/README.md).
+Prefect runs and artifacts are in Prefect's local database (PREFECT_HOME=${PREFECT_HOME:-~/.prefect}).
 Put it back:  .venv/bin/overflyt rollback $PLAN --site grenaa-raadhus   and   .venv/bin/overflyt lab down
 MSG
+
+step "The Prefect UI: every municipality's deployments and schedules, this run's report (overflyt serve)"
+port=${OVERFLYT_UI_PORT:-4200}
+if [ -t 0 ] && [ -z "${CI:-}" ]; then
+  echo "Open the address below; Ctrl-C stops the UI and its worker (the lab and the wave stay)."
+  exec $bin/overflyt serve --port "$port"
+fi
+# No terminal (CI, a pipe): start it, show that it serves, stop it again.
+log=$(mktemp)
+$bin/overflyt serve --port "$port" >"$log" 2>&1 &
+serve_pid=$!
+for _ in $(seq 360); do
+  grep -q 'overflyt: Prefect UI: ' "$log" && break
+  kill -0 "$serve_pid" 2>/dev/null || break
+  sleep 0.5
+done
+cat "$log"
+kill -TERM "$serve_pid" 2>/dev/null || true
+wait "$serve_pid" || true
+rm -f "$log"
+echo "(not a terminal: stopped it again; run '.venv/bin/overflyt serve' to keep the UI up)"

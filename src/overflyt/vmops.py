@@ -528,21 +528,12 @@ def migrate_site_vms(
                 datastores=[here[0].datastores[0] if here and here[0].datastores else by_name[name].datastore],
                 target_datastore=wanted[name]["datastore"],
             )
+        step = f"vm-migrate-{site_id}-{number}"
         try:
-            with _slots(plan, wave, site_id, loads, dry_run=dry_run, timeout_s=left) as waited:
-                result = _run_batch(
-                    "migrate_vms.yml",
-                    f"vm-migrate-{site_id}-{number}",
-                    plan,
-                    plan_path,
-                    run,
-                    credentials,
-                    vm_hosts,
-                    dry_run=dry_run,
-                    forks=min(len(batch), plan.concurrency.global_) if dry_run else len(batch),
-                    timeout_s=max(1, int(left - waited)),
-                    on_event=on_event,
-                )
+            result, waited = _run_batch(
+                "migrate_vms.yml", step, plan, plan_path, run, credentials, vm_hosts,
+                site=(wave, site_id, loads), dry_run=dry_run, timeout_s=left, on_event=on_event,
+            )  # fmt: skip
         except slots.SlotsUnavailable as exc:
             for name in batch:
                 results[name] = VmMove(vm=name, status="failed", batch=number, error=f"not started: {exc}")
@@ -670,21 +661,12 @@ def rollback_site_vms(
             loads[name] = _loads(
                 plan, host=want.host, datastores=[want.datastore], target_datastore=now[0] if now else None
             )
+        step = f"vm-rollback-{site_id}-{number}"
         try:
-            with _slots(plan, wave_of, site_id, loads, dry_run=dry_run, timeout_s=left) as waited:
-                result = _run_batch(
-                    "rollback_vms.yml",
-                    f"vm-rollback-{site_id}-{number}",
-                    plan,
-                    plan_path,
-                    run,
-                    credentials,
-                    vm_hosts,
-                    dry_run=dry_run,
-                    forks=min(len(batch), plan.concurrency.global_) if dry_run else len(batch),
-                    timeout_s=max(1, int(left - waited)),
-                    on_event=on_event,
-                )
+            result, _ = _run_batch(
+                "rollback_vms.yml", step, plan, plan_path, run, credentials, vm_hosts,
+                site=(wave_of, site_id, loads), dry_run=dry_run, timeout_s=left, on_event=on_event,
+            )  # fmt: skip
         except slots.SlotsUnavailable as exc:
             for name in batch:
                 results[name] = VmRestore(vm=name, status="skipped", batch=number, error=f"not started: {exc}")
@@ -782,11 +764,35 @@ def _run_batch(
     credentials: Mapping[str, ResolvedCredential],
     vm_hosts: Mapping[str, Mapping[str, Any]],
     *,
+    site: tuple[int, str, Mapping[str, set[tuple[str, int]]]],
     dry_run: bool,
-    forks: int,
+    timeout_s: int,
+    on_event: OnEvent | None,
+) -> tuple[PlaybookResult, float]:
+    """One batch: its VMs (``vm_hosts``) through ``playbook``, each VM a host, all at once (a dry run
+    ``concurrency.global`` at a time), once the batch holds its move slots. ``site`` is (wave,
+    site, each VM's loads — see _loads). Returns the result and the seconds spent waiting for
+    slots; raises SlotsUnavailable when they did not come within ``timeout_s``."""
+    wave, site_id, loads = site
+    with _slots(plan, wave, site_id, loads, dry_run=dry_run, timeout_s=timeout_s) as waited:
+        return _run_playbook(playbook, step, plan, plan_path, run, credentials, vm_hosts, dry_run=dry_run,
+                             timeout_s=int(timeout_s - waited), on_event=on_event), waited  # fmt: skip
+
+
+def _run_playbook(
+    playbook: str,
+    step: str,
+    plan: Plan,
+    plan_path: Path,
+    run: Run,
+    credentials: Mapping[str, ResolvedCredential],
+    vm_hosts: Mapping[str, Mapping[str, Any]],
+    *,
+    dry_run: bool,
     timeout_s: int,
     on_event: OnEvent | None,
 ) -> PlaybookResult:
+    forks = min(len(vm_hosts), plan.concurrency.global_) if dry_run else len(vm_hosts)
     inventory, secrets = build_inventory(
         plan,
         load_inventory(plan_path, plan),

@@ -5,14 +5,26 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
+import re
+import shutil
+import signal
 import socket
+import ssl
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import paramiko
+from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE_PLAN = REPO / "inventories" / "norddjurs" / "plan.yml"
 
 
 def find(si: Any, kind: type, name: str) -> Any:
@@ -184,3 +196,88 @@ def side_reached(lab: dict[str, Any], site: str, address: str, port: int = 7070)
         if side in answer.split():
             return side
     return None
+
+
+# The fault tests cut over a lighter wave 1: the sample plan without five of the town hall's eight
+# VMs (nothing depends on them), so the site still moves VMs in two batches (ndj-dc01 and
+# ndj-dc02, then ndj-dhcp01) together with its network, in half the time.
+LIGHT_VMS = ["ndj-dc01", "ndj-dc02", "ndj-dhcp01"]
+
+
+def light_plan(lab: dict[str, Any], where: Path, extra: str = "") -> Path:
+    """A copy of the sample plan whose wave 1 moves only LIGHT_VMS (``extra``: top-level YAML to add)."""
+    plan_dir = where / "norddjurs-light"
+    shutil.copytree(SAMPLE_PLAN.parent, plan_dir)
+    text = (plan_dir / "plan.yml").read_text().replace("../../lab/.state/", f"{lab['state_dir']}/")
+    text = re.sub(r"\n  - \{name: ndj-(pki01|radius01|wsus01|mgmt01|print01),[^\n]*", "", text)
+    (plan_dir / "plan.yml").write_text(text.replace("\nwaves:\n", f"\n{extra}\nwaves:\n", 1) if extra else text)
+    return plan_dir / "plan.yml"
+
+
+@contextlib.contextmanager
+def source_vcenter(lab: dict[str, Any]) -> Iterator[Any]:
+    """A pyVmomi session on the municipality's vCenter (the lab's ndj-vcenter), trusting the lab's CA."""
+    v = next(x for x in lab["vcenters"] if x["name"] == "ndj-vcenter")
+    host, port = v["url"].removeprefix("https://").removesuffix("/sdk").split(":")
+    context = ssl.create_default_context(cafile=v["ca_file"])
+    conn = SmartConnect(host=host, port=int(port), user=v["user"], pwd=v["password"], sslContext=context)
+    try:
+        yield conn
+    finally:
+        Disconnect(conn)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextlib.contextmanager
+def serving(lab: dict[str, Any], home: Path) -> Iterator[tuple[str, Path]]:
+    """`overflyt serve` (server, the deployments, one worker) on a free port with its Prefect home and
+    run records under ``home``: yields (UI URL, state dir). On leaving it is stopped with SIGTERM,
+    which must end it cleanly (exit 0, "overflyt: stopped") and leave nothing on its port."""
+    port = free_port()
+    state = home / "state"
+    env = dict(
+        os.environ,
+        **lab["env"],
+        OVERFLYT_STATE_DIR=str(state),
+        PREFECT_HOME=str(home / "prefect"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_WORKER_QUERY_SECONDS="2",
+    )
+    env.pop("PREFECT_API_URL", None)
+    out = home / "serve.out"
+    with open(out, "w") as sink:
+        command = [sys.executable, "-m", "overflyt.cli", "serve", "--port", str(port)]
+        proc = subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while f"overflyt: Prefect UI: {url}\n" not in out.read_text():
+            assert proc.poll() is None, out.read_text()
+            assert time.monotonic() < deadline, out.read_text()
+            time.sleep(0.5)
+        yield url, state
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(90)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise AssertionError("overflyt serve did not stop on SIGTERM within 90 s") from None
+    assert proc.returncode == 0, out.read_text()
+    assert out.read_text().endswith("overflyt: stopped\n")
+    assert not port_open(port), "the Prefect server outlived overflyt serve"

@@ -12,16 +12,14 @@ import json
 import os
 import re
 import signal
-import ssl
 import subprocess
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
 
 from overflyt.cli import main
@@ -42,21 +40,6 @@ def lab_env(lab: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("OVERFLYT_STATE_DIR", str(tmp_path / "state"))
     return lab
-
-
-@pytest.fixture
-def si(lab: dict[str, Any]) -> Iterator[Any]:
-    v = next(x for x in lab["vcenters"] if x["name"] == "ndj-vcenter")
-    host, port = v["url"].removeprefix("https://").removesuffix("/sdk").split(":")
-    conn = SmartConnect(
-        host=host,
-        port=int(port),
-        user=v["user"],
-        pwd=v["password"],
-        sslContext=ssl.create_default_context(cafile=v["ca_file"]),
-    )
-    yield conn
-    Disconnect(conn)
 
 
 def run(wave: int, sites: tuple[str, ...] = ()) -> PrecheckReport:

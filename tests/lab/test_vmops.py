@@ -10,7 +10,6 @@ Every test leaves the lab as it found it (a safety net puts back by hand what a 
 from __future__ import annotations
 
 import re
-import ssl
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
 
 from overflyt.credentials import ResolvedCredential, resolve_all
@@ -33,7 +31,7 @@ from overflyt.vmops import (
     rollback_site_vms,
 )
 
-from .labtools import find, wait
+from .labtools import find, source_vcenter, wait
 
 pytestmark = pytest.mark.lab
 
@@ -58,14 +56,8 @@ def ctx(lab: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 @pytest.fixture(scope="module")
 def si(lab: dict[str, Any]) -> Iterator[Any]:
-    v = next(x for x in lab["vcenters"] if x["name"] == "ndj-vcenter")
-    host, port = v["url"].removeprefix("https://").removesuffix("/sdk").split(":")
-    conn = SmartConnect(
-        host=host, port=int(port), user=v["user"], pwd=v["password"],
-        sslContext=ssl.create_default_context(cafile=v["ca_file"]),
-    )  # fmt: skip
-    yield conn
-    Disconnect(conn)
+    with source_vcenter(lab) as conn:
+        yield conn
 
 
 @pytest.fixture(scope="module", autouse=True)

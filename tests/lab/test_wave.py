@@ -11,20 +11,16 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
-import shutil
 import signal
-import ssl
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
 
 from overflyt import vmops
@@ -35,7 +31,18 @@ from overflyt.record import RunLocked, municipality_lock
 from overflyt.slots import Need, hold
 from overflyt.wave import Approval, WaveOutcome, rollback_site, run_wave
 
-from .labtools import cut_ssh, estate, find, lab_sshd_alive, side_reached, start_sshd, stop_sshd, wait
+from .labtools import (
+    LIGHT_VMS,
+    cut_ssh,
+    estate,
+    find,
+    lab_sshd_alive,
+    light_plan,
+    side_reached,
+    start_sshd,
+    stop_sshd,
+    wait,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -52,39 +59,8 @@ def lab_env(lab: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     return lab
 
 
-@pytest.fixture
-def si(lab: dict[str, Any]) -> Iterator[Any]:
-    v = next(x for x in lab["vcenters"] if x["name"] == "ndj-vcenter")
-    host, port = v["url"].removeprefix("https://").removesuffix("/sdk").split(":")
-    conn = SmartConnect(
-        host=host,
-        port=int(port),
-        user=v["user"],
-        pwd=v["password"],
-        sslContext=ssl.create_default_context(cafile=v["ca_file"]),
-    )
-    yield conn
-    Disconnect(conn)
-
-
 def wave1(plan: Path = PLAN, **kwargs: Any) -> WaveOutcome:
     return run_wave(plan, 1, dry_run=False, approval=APPROVAL, outside_window=True, **kwargs)
-
-
-# The fault tests cut over a lighter wave 1: the sample plan without five of the town hall's eight
-# VMs (nothing depends on them), so the site still moves VMs in two batches (ndj-dc01 and
-# ndj-dc02, then ndj-dhcp01) together with its network, in half the time.
-LIGHT_VMS = ["ndj-dc01", "ndj-dc02", "ndj-dhcp01"]
-
-
-def light_plan(lab: dict[str, Any], where: Path, extra: str = "") -> Path:
-    """A copy of the sample plan whose wave 1 moves only LIGHT_VMS (``extra``: top-level YAML to add)."""
-    plan_dir = where / "norddjurs-light"
-    shutil.copytree(PLAN.parent, plan_dir)
-    text = (plan_dir / "plan.yml").read_text().replace("../../lab/.state/", f"{lab['state_dir']}/")
-    text = re.sub(r"\n  - \{name: ndj-(pki01|radius01|wsus01|mgmt01|print01),[^\n]*", "", text)
-    (plan_dir / "plan.yml").write_text(text.replace("\nwaves:\n", f"\n{extra}\nwaves:\n", 1) if extra else text)
-    return plan_dir / "plan.yml"
 
 
 @pytest.fixture

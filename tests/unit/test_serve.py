@@ -1,0 +1,195 @@
+"""`overflyt serve` without the lab: a real Prefect server with its UI, the deployments per
+municipality with their schedules and forms, a worker in the process work pool, re-registration that
+keeps what people switched in the UI, and a clean stop. Nothing here runs a flow."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from overflyt.cli import main
+from overflyt.errors import OverflytError
+from overflyt.flows import next_wave
+from overflyt.plan import load_plan
+from overflyt.serve import municipalities, wait_healthy
+
+pytestmark = pytest.mark.timeout(300)
+
+REPO = Path(__file__).resolve().parents[2]
+PLAN = REPO / "inventories" / "norddjurs" / "plan.yml"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def processes_mentioning(text: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if text in cmdline:
+                found.append(f"{entry.name}: {cmdline[:150]}")
+    return found
+
+
+def test_serve_starts_the_ui_registers_the_deployments_and_a_worker_and_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, PREFECT_HOME=str(tmp_path / "home"), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    env.pop("PREFECT_API_URL", None)
+    out = tmp_path / "serve.out"
+    with open(out, "w") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "overflyt.cli", "serve", "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while f"overflyt: Prefect UI: {url}\n" not in out.read_text():
+            assert proc.poll() is None, out.read_text()
+            assert time.monotonic() < deadline, out.read_text()
+            time.sleep(0.5)
+
+        with urllib.request.urlopen(f"{url}/", timeout=10) as page:  # the UI, same port
+            assert page.status == 200
+            assert "<html" in page.read().decode().lower()
+
+        with temporary_settings(updates={PREFECT_API_URL: f"{url}/api"}), get_client(sync_client=True) as client:
+            migrate = client.read_deployment_by_name("migrate-wave/norddjurs")
+            precheck = client.read_deployment_by_name("precheck-wave/norddjurs")
+            rollback = client.read_deployment_by_name("rollback-site/norddjurs")
+            pool = client.read_work_pool("overflyt")
+            deadline = time.monotonic() + 60
+            while not client.read_workers_for_work_pool("overflyt", limit=10, offset=0):
+                assert time.monotonic() < deadline, "no worker polled the work pool"
+                time.sleep(0.5)
+
+            assert pool.type == "process"
+            plan = str(PLAN)
+            for d in (migrate, precheck, rollback):
+                assert d.work_pool_name == "overflyt"
+                assert d.job_variables == {"working_dir": str(REPO)}
+            assert migrate.entrypoint == "overflyt.flows.migrate_wave"
+            assert migrate.parameters == {"params": {"plan": plan, "wave": 1, "ask_approval": True}}
+            waves = sorted((s.slug, s.active, s.schedule.rrule, s.parameters) for s in migrate.schedules)  # type: ignore[union-attr]
+            assert waves == [
+                (
+                    f"wave-{n}",
+                    False,
+                    f"DTSTART:{start}\nRRULE:FREQ=DAILY;COUNT=1",
+                    {"params": {"plan": plan, "wave": n, "dry_run": False, "ask_approval": True}},
+                )
+                for n, start in ((1, "20270306T180000"), (2, "20270320T180000"), (3, "20270403T180000"))
+            ]
+            assert [(s.slug, s.active, s.schedule.cron, s.schedule.timezone) for s in precheck.schedules] == [  # type: ignore[union-attr]
+                ("nightly", True, "30 1 * * *", "Europe/Copenhagen")
+            ]
+            assert precheck.parameters == {"params": {"plan": plan}}
+            assert rollback.parameters == {"params": {"plan": plan}}
+            assert rollback.schedules == []
+            # The form the UI renders: descriptions and defaults, dry run on.
+            form = migrate.parameter_openapi_schema["definitions"]["MigrateWaveParams"]["properties"]
+            assert form["dry_run"]["default"] is True
+            assert form["dry_run"]["description"] == "Show what would move and change; change nothing"
+            assert form["approval_timeout_s"]["default"] == 3600
+
+            # Someone switches wave 2's schedule on and the nightly pre-check off in the UI; registering
+            # again (a restart, another machine) keeps both.
+            by_slug = {s.slug: s.id for s in [*migrate.schedules, *precheck.schedules]}
+            client.update_deployment_schedule(migrate.id, by_slug["wave-2"], active=True)
+            client.update_deployment_schedule(precheck.id, by_slug["nightly"], active=False)
+            again = subprocess.run(
+                [sys.executable, "-m", "overflyt.cli", "serve", "--api-url", f"{url}/api", "--workers", "0"],
+                cwd=REPO,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert again.returncode == 0, again.stderr
+            active = {
+                s.slug: s.active
+                for name in ("migrate-wave/norddjurs", "precheck-wave/norddjurs")
+                for s in client.read_deployment_by_name(name).schedules
+            }
+            assert active == {"wave-1": False, "wave-2": True, "wave-3": False, "nightly": False}
+
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(90)
+    finally:
+        if proc.poll() is None:  # a failed assertion above: stop it the way a person would, then hard
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(90)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    text = out.read_text()
+    assert proc.returncode == 0, text
+    assert "overflyt: registered in work pool overflyt: migrate-wave/norddjurs, precheck-wave/norddjurs, " in text
+    assert text.endswith("overflyt: stopped\n"), text
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0, "the Prefect server outlived overflyt serve"
+    assert processes_mentioning(f"--port {port}") == []
+    assert processes_mentioning(f"-{proc.pid}-1") == [], "the worker outlived overflyt serve"
+
+
+def test_the_nightly_precheck_checks_the_next_wave_whose_window_has_not_ended() -> None:
+    plan = load_plan(PLAN)
+
+    def at(moment: str) -> int:
+        return next_wave(plan, datetime.fromisoformat(moment).replace(tzinfo=UTC))
+
+    assert at("2026-01-01T00:00") == 1
+    assert at("2027-03-07T04:59") == 1  # wave 1 ends 06:00 Copenhagen time (05:00 UTC)
+    assert at("2027-03-07T05:00") == 2
+    assert at("2027-04-04T03:00") == 3  # wave 3's window is open
+    assert at("2030-01-01T00:00") == 3  # all done: the last wave
+    [m] = municipalities(REPO / "inventories", datetime(2027, 3, 10, tzinfo=UTC))
+    assert (m.slug, m.plan, m.next_wave) == ("norddjurs", PLAN, 2)
+
+
+def test_serve_without_plans_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--inventories", str(tmp_path), "--port", str(free_port())]) == 2
+    assert capsys.readouterr().err == f"overflyt: no plans found as {tmp_path}/<kommune>/plan.yml: nothing to serve\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--port", "70000"], "overflyt: --port 70000: must be between 1 and 65535\n"),
+        (["--workers", "-1"], "overflyt: --workers -1: must be 0 or more\n"),
+    ],
+)
+def test_bad_serve_options_are_refused(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", *args]) == 2
+    assert capsys.readouterr().err == message
+
+
+def test_wait_healthy_names_a_server_that_exited() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    proc.wait()
+    with pytest.raises(OverflytError, match=r"^the Prefect server exited with code 3 before it was healthy$"):
+        wait_healthy(f"http://127.0.0.1:{free_port()}/api", proc)
