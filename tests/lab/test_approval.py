@@ -129,6 +129,8 @@ def test_an_unanswered_approval_ends_the_run_with_nothing_changed(
             break
         time.sleep(1)
     assert "approval not given within 5 s: nothing was changed" in said, said
+    # the pre-check's Ansible task events are in the run's log too, as the UI shows them
+    assert "task: Read each vCenter's estate" in said, said
     record = json.loads((wave_record(state) / "record.json").read_text())
     assert record["notes"]["approval"] == "not given: nothing was changed"
     assert [s["name"] for s in record["steps"]] == ["precheck"]
