@@ -332,6 +332,7 @@ def _add_optional_commands(commands: argparse._SubParsersAction[_Parser]) -> Non
 
     add_lab(commands)
     __import__("overflyt.serve", fromlist=["add_parser"]).add_parser(commands)  # `overflyt serve`
+    __import__("overflyt.discover", fromlist=["add_parser"]).add_parser(commands)  # `overflyt discover`
 
 
 def _plan_validate(args: argparse.Namespace) -> int:
