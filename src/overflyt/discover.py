@@ -35,23 +35,12 @@ COMPARED = ("host", "datastore", "cpu", "memory_mb", "disks_gb", "portgroups", "
 def source_connection(plan: Plan, plan_path: Path) -> VCenterConnection:
     """The plan's source vCenter as a connection, its credentials reference resolved."""
     from overflyt.credentials import resolve
+    from overflyt.inventory import vcenter_connection
     from overflyt.providers.vsphere import VCenterConnection
 
     endpoint = plan.source.vcenter
     credential = resolve(plan, endpoint.credentials, plan_path.parent)
-    hostport = endpoint.url.removeprefix("https://").removesuffix("/sdk")
-    host, _, port = hostport.partition(":")
-    ca_file = str((plan_path.parent / endpoint.tls.ca_file).resolve()) if endpoint.tls.ca_file else None
-    return VCenterConnection(
-        name=endpoint.name,
-        hostname=host,
-        port=int(port or 443),
-        username=credential.username,
-        password=credential.secret,
-        ca_file=ca_file,
-        thumbprint=endpoint.tls.thumbprint,
-        insecure=endpoint.tls.insecure,
-    )
+    return VCenterConnection(**vcenter_connection(endpoint, plan_path.parent, credential.username, credential.secret))
 
 
 def read_source(plan: Plan, plan_path: Path) -> VCenterFacts:
@@ -137,16 +126,12 @@ def compare(plan: Plan, found: list[dict[str, Any]]) -> list[Difference]:
 
 
 def _read_estate_file(path: Path) -> dict[str, Any]:
-    import yaml
-
+    """The estate file's data, read by the plan loader's reader (errors name the file and line)."""
     from overflyt.errors import UsageError
+    from overflyt.estate import EstateInvalid
+    from overflyt.plan.loader import read_yaml
 
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: not YAML: {str(exc).splitlines()[0]}") from exc
+    data = read_yaml(path, "an estate file", EstateInvalid).data or {}
     if not isinstance(data, dict) or not isinstance(data.get("vms") or [], list):
         raise UsageError(f"{path}: an estate file is a mapping whose vms is a list")
     if any(not isinstance(vm, dict) or "name" not in vm for vm in data.get("vms") or []):

@@ -117,15 +117,21 @@ def _vcenter(
     credentials: Mapping[str, ResolvedCredential],
     password: Any,
 ) -> dict[str, Any]:
-    hostport = endpoint.url.removeprefix("https://").removesuffix("/sdk")
-    host, _, port = hostport.partition(":")
+    username = credentials[endpoint.credentials].username
+    return vcenter_connection(endpoint, plan_dir, username, password(endpoint.credentials))
+
+
+def vcenter_connection(endpoint: VCenterEndpoint, plan_dir: Path, username: str, password: Any) -> dict[str, Any]:
+    """The fields of ``providers.vsphere.VCenterConnection`` for a plan's vCenter endpoint: host
+    and port from its url, its CA file resolved next to the plan, its trust settings."""
+    host, _, port = endpoint.hostport.partition(":")
     ca_file = str((plan_dir / endpoint.tls.ca_file).resolve()) if endpoint.tls.ca_file else None
     return {
         "name": endpoint.name,
         "hostname": host,
         "port": int(port or 443),
-        "username": credentials[endpoint.credentials].username,
-        "password": password(endpoint.credentials),
+        "username": username,
+        "password": password,
         "ca_file": ca_file,
         "thumbprint": endpoint.tls.thumbprint,
         "insecure": endpoint.tls.insecure,

@@ -532,7 +532,7 @@ def migrate_site_vms(
         try:
             result, waited = _run_batch(
                 "migrate_vms.yml", step, plan, plan_path, run, credentials, vm_hosts,
-                site=(wave, site_id, loads), dry_run=dry_run, timeout_s=left, on_event=on_event,
+                wave=wave, site_id=site_id, loads=loads, dry_run=dry_run, timeout_s=left, on_event=on_event,
             )  # fmt: skip
         except slots.SlotsUnavailable as exc:
             for name in batch:
@@ -665,7 +665,7 @@ def rollback_site_vms(
         try:
             result, _ = _run_batch(
                 "rollback_vms.yml", step, plan, plan_path, run, credentials, vm_hosts,
-                site=(wave_of, site_id, loads), dry_run=dry_run, timeout_s=left, on_event=on_event,
+                wave=wave_of, site_id=site_id, loads=loads, dry_run=dry_run, timeout_s=left, on_event=on_event,
             )  # fmt: skip
         except slots.SlotsUnavailable as exc:
             for name in batch:
@@ -713,19 +713,15 @@ def _restore(name: str, batch: int, result: PlaybookResult) -> VmRestore:
 # -- helpers --------------------------------------------------------------------------------------
 
 
-def _vcenter(url: str) -> str:
-    return url.removeprefix("https://").removesuffix("/sdk")
-
-
 def _loads(plan: Plan, *, host: str, datastores: list[str], target_datastore: str | None) -> set[tuple[str, int]]:
     """What moving one VM between ``host``/``datastores`` (source) and ``target_datastore`` loads,
     as (resource, limit): the target vCenter, the source host, and both ends' datastores."""
     limits = plan.concurrency
-    src = f"{_vcenter(plan.source.vcenter.url)}/{plan.source.datacenter}"
-    tgt = f"{_vcenter(plan.target.vcenter.url)}/{plan.target.datacenter}"
+    src = f"{plan.source.vcenter.hostport}/{plan.source.datacenter}"
+    tgt = f"{plan.target.vcenter.hostport}/{plan.target.datacenter}"
     out = {
-        (f"vcenter {_vcenter(plan.target.vcenter.url)}", limits.global_),
-        (f"host {_vcenter(plan.source.vcenter.url)}/{host}", limits.per_host),
+        (f"vcenter {plan.target.vcenter.hostport}", limits.global_),
+        (f"host {plan.source.vcenter.hostport}/{host}", limits.per_host),
     }
     out |= {(f"datastore {src}/{ds}", limits.per_datastore) for ds in datastores}
     if target_datastore:
@@ -764,16 +760,17 @@ def _run_batch(
     credentials: Mapping[str, ResolvedCredential],
     vm_hosts: Mapping[str, Mapping[str, Any]],
     *,
-    site: tuple[int, str, Mapping[str, set[tuple[str, int]]]],
+    wave: int,
+    site_id: str,
+    loads: Mapping[str, set[tuple[str, int]]],
     dry_run: bool,
     timeout_s: int,
     on_event: OnEvent | None,
 ) -> tuple[PlaybookResult, float]:
     """One batch: its VMs (``vm_hosts``) through ``playbook``, each VM a host, all at once (a dry run
-    ``concurrency.global`` at a time), once the batch holds its move slots. ``site`` is (wave,
-    site, each VM's loads — see _loads). Returns the result and the seconds spent waiting for
-    slots; raises SlotsUnavailable when they did not come within ``timeout_s``."""
-    wave, site_id, loads = site
+    ``concurrency.global`` at a time), once the batch holds the move slots of each VM's ``loads``
+    (see _loads). Returns the result and the seconds spent waiting for slots; raises
+    SlotsUnavailable when they did not come within ``timeout_s``."""
     with _slots(plan, wave, site_id, loads, dry_run=dry_run, timeout_s=timeout_s) as waited:
         return _run_playbook(playbook, step, plan, plan_path, run, credentials, vm_hosts, dry_run=dry_run,
                              timeout_s=int(timeout_s - waited), on_event=on_event), waited  # fmt: skip

@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 from pyVmomi import vim
 
-from overflyt import vmops
 from overflyt.cli import main
 from overflyt.errors import UsageError
 from overflyt.plan import load_plan
@@ -138,9 +137,7 @@ def test_a_whole_wave_cuts_over_and_rolls_back(lab: dict[str, Any], si: Any, cap
     # Another municipality's run holds every move slot of the shared vCenter for the wave's first
     # seconds: the wave waits for it (the plan's `global` limit holds across runs), then moves.
     plan = load_plan(PLAN)
-    shared = Need(
-        f"vcenter {vmops._vcenter(plan.target.vcenter.url)}", plan.concurrency.global_, plan.concurrency.global_
-    )
+    shared = Need(f"vcenter {plan.target.vcenter.hostport}", plan.concurrency.global_, plan.concurrency.global_)
     neighbour = {"municipality": "706", "wave": 1, "site": "ebeltoft-raadhus"}
     taken, waiting, released = threading.Event(), threading.Event(), threading.Event()
     said: list[str] = []

@@ -88,3 +88,12 @@ def test_a_bad_estate_file_is_refused_before_vcenter_is_asked(tmp_path: Path, ca
     assert main(["discover", "vcenter", str(SAMPLE), "--estate", str(bad)]) == 2
     assert capsys.readouterr().err == f"overflyt: {bad}: an estate file is a mapping whose vms is a list\n"
     assert bad.read_text() == "- just a list\n"
+
+
+def test_a_malformed_estate_file_is_refused_with_its_line(tmp_path: Path, capsys: Any) -> None:
+    bad = tmp_path / "estate.yml"
+    bad.write_text("vms:\n  - {name: ndj-dc01, cpu: [2}\n")
+    assert main(["discover", "vcenter", str(SAMPLE), "--estate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("overflyt: estate invalid: 1 error\n")
+    assert f"{bad}:2: malformed YAML" in err, err

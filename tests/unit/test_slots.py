@@ -132,8 +132,7 @@ def test_the_holder_is_written_into_the_slot(tmp_path: Path) -> None:
 def test_a_move_loads_the_target_vcenter_the_source_host_and_both_datastores() -> None:
     plan = load_plan(SAMPLE)
     loads = vmops._loads(plan, host="esx-a", datastores=["src-ds"], target_datastore="tgt-ds")
-    src = plan.source.vcenter.url.removeprefix("https://").removesuffix("/sdk")
-    tgt = plan.target.vcenter.url.removeprefix("https://").removesuffix("/sdk")
+    src, tgt = plan.source.vcenter.hostport, plan.target.vcenter.hostport
     limits = plan.concurrency
     assert loads == {
         (f"vcenter {tgt}", limits.global_),

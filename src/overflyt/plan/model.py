@@ -88,6 +88,11 @@ class VCenterEndpoint(Model):
     credentials: Slug = Field(description="Name of an entry in `credentials`.")
     tls: TLS = TLS()
 
+    @property
+    def hostport(self) -> str:
+        """HOST[:PORT] of the url."""
+        return self.url.removeprefix("https://").removesuffix("/sdk")
+
 
 class SourceEstate(Model):
     vcenter: VCenterEndpoint
