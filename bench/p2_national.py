@@ -25,9 +25,7 @@ import argparse
 import cProfile
 import gc
 import os
-import platform
 import resource
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -37,6 +35,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from common import commit, machine
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -217,35 +217,6 @@ def _pipeline(run: Run) -> dict[str, Any]:
     return summary
 
 
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        kib = next(
-            int(x.split()[1]) for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal")
-        )
-        memory = f"{kib / 1024 / 1024:.1f} GiB"
-    except (OSError, StopIteration, ValueError):
-        memory = "unknown memory"
-    return f"{os.cpu_count()} cores ({cpu}), {memory}, Python {platform.python_version()}"
-
-
-def _commit() -> str:
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    return head + (" (with uncommitted changes)" if dirty else "")
-
-
 def _report(run: Run, summary: dict[str, Any], pinned: str, load: tuple[float, float, float], profiled: bool) -> str:
     total = sum(s.seconds for s in run.stages)
     cpu_total = sum(s.cpu_seconds for s in run.stages)
@@ -258,9 +229,9 @@ def _report(run: Run, summary: dict[str, Any], pinned: str, load: tuple[float, f
     lines = [
         f"## P2 national — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
-        f"- machine: {_machine()}; pinned to CPUs {pinned}; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+        f"- machine: {machine()}; pinned to CPUs {pinned}; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
         "at start",
-        f"- commit: {_commit()}",
+        f"- commit: {commit()}",
         f"- input: {summary['municipalities']} municipalities, {totals['sites']:,} sites, {totals['hosts']:,} hosts, "
         f"{totals['vms']:,} VMs, {totals['access_points']:,} access points, {totals['devices']:,} devices",
         f"- planning: {options.bandwidth_mbps:,} Mbps, {options.window_hours:g} h windows, {options.waves_per_week} a "

@@ -1,0 +1,170 @@
+"""P4 — network: backup + push + verify on N lab routers against the same on 1.
+
+Two generated plans (bench/labplan.py ``vm_plan``): 1 site, and N sites, each site with its gateway
+router and one server whose subnet its cutover routes to the shared datacentre. For each, the lab is
+brought up from that plan (real FRR routers behind sshd/vtysh in namespaces), then the cutover's
+network steps run over every router at once, with the same playbooks, roles, inventory builder and
+runner a site cutover uses (``overflyt.netops`` runs them per site): backup every running config,
+push the rendered change (the moved subnet's route via the datacentre link) with verification, then
+verify read-only again. Each step is one ansible-playbook run with forks = N.
+
+Target: N=50 takes at most 3.0 times as long as N=1 (wall time of the three steps). Also reported:
+the CPU seconds the playbook processes used (``RUSAGE_CHILDREN``), which shows when the 2 cores,
+not the devices, are the limit; and the forks the runner used.
+
+    python bench/p4_network.py [--devices N] [--no-record]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from common import WORK, BenchError, commit, lab_down, lab_lock, lab_up, load, machine, record, table
+from labplan import vm_plan
+
+TARGET_RATIO = 3.0
+STEPS = ("backup", "push + verify", "verify")
+PLAYBOOKS = ("net_backup.yml", "net_configure.yml", "net_verify.yml")
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(devices: int) -> dict[str, Any]:
+    """Bring the lab up with ``devices`` routers, run the three steps, return their times."""
+    from overflyt.credentials import resolve_all
+    from overflyt.gather import prepare_home
+    from overflyt.inventory import build_inventory
+    from overflyt.netchange import device_changes
+    from overflyt.plan import load_inventory, load_plan
+    from overflyt.record import Run
+    from overflyt.runner import run_playbook
+
+    path = vm_plan(WORK / f"p4-{devices}-routers.yml", sites=devices, vms_per_site=1, concurrency=1)
+    lab_up(path)
+    plan = load_plan(path)
+    sites = [s.id for s in plan.sites]
+    changes = {host: change for site in sites for host, change in device_changes(plan, 1, site).items()}
+    credentials = resolve_all(plan, path.parent)
+    run = Run.create("wave", plan.municipality.code, 1, sites, dry_run=False)
+    home = prepare_home(run, plan, path.parent)
+    backup_dir = run.dir / "backups" / "cutover"
+    backup_dir.mkdir(parents=True, mode=0o700)
+    step_vars = {
+        "backup": {host: {"net_backup_dir": str(backup_dir)} for host in changes},
+        "push + verify": {host: change.device_vars() for host, change in changes.items()},
+        "verify": {host: {**change.device_vars(), "net_verify_fail": True} for host, change in changes.items()},
+    }
+    times: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    results: dict[str, Any] = {}
+    tasks: dict[str, int] = {}  # task results on the routers (ok + skipped), all routers together
+    for name, playbook in zip(STEPS, PLAYBOOKS, strict=True):
+        connections = load_inventory(path, plan)
+        inventory, secrets = build_inventory(
+            plan, connections, path.parent, sites=sites, credentials=credentials, device_vars=step_vars[name]
+        )
+        print(f"  {devices} router(s): {name} ...", flush=True)
+        c0, t0 = _children_cpu(), time.perf_counter()
+        result = run_playbook(
+            playbook,
+            inventory,
+            run.private_dir(playbook.removesuffix(".yml")),
+            run_id=run.record.run_id,
+            dry_run=False,
+            secrets=secrets,
+            home=home,
+            forks=devices,
+        )
+        times[name], cpu[name] = time.perf_counter() - t0, _children_cpu() - c0
+        if not result.ok:
+            raise BenchError(f"{devices} routers: {playbook} {result.status}: {result.failures[:3]}")
+        results[name] = result.result
+        tasks[name] = sum(s.ok + s.skipped + s.failed for h, s in result.hosts.items() if h in changes)
+    # The benchmark checks its own work: every router backed up, changed, and holding the change.
+    backed_up = results["backup"].get("backup") or {}
+    pushed = results["push + verify"].get("configure") or {}
+    verified = results["verify"].get("verify") or {}
+    if sorted(backed_up) != sorted(changes) or sorted(pushed) != sorted(changes):
+        raise BenchError(f"{devices} routers: backups for {len(backed_up)}, pushes for {len(pushed)}")
+    unchanged = [h for h in changes if not pushed[h]["changed"]]
+    unverified = [h for h in changes if not (verified.get(h) or {}).get("verified")]
+    if unchanged or unverified:
+        raise BenchError(f"{devices} routers: not changed {unchanged[:5]}, not verified {unverified[:5]}")
+    lines = sum(len(p["pushed_lines"]) for p in pushed.values())
+    return {"devices": devices, "times": times, "cpu": cpu, "lines": lines, "tasks": tasks}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--devices", type=int, default=50, help="routers in the big run (default 50)")
+    parser.add_argument("--no-record", action="store_true", help="do not append the result to bench/RESULTS.md")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        print("p4: the lab needs root", file=sys.stderr)
+        return 2
+    os.environ.setdefault("OVERFLYT_STATE_DIR", str(WORK / "state-p4"))
+    started_load = load()
+    try:
+        with lab_lock():
+            try:
+                small = measure(1)
+                big = measure(args.devices)
+            finally:
+                lab_down()
+    except BenchError as exc:
+        print(f"p4: {exc}", file=sys.stderr)
+        return 2
+    total_small, total_big = sum(small["times"].values()), sum(big["times"].values())
+    ratio = total_big / total_small
+    cpu_small, cpu_big = sum(small["cpu"].values()), sum(big["cpu"].values())
+    met = ratio <= TARGET_RATIO
+    rows = []
+    for name in STEPS:
+        one, many = small["times"][name], big["times"][name]
+        rows.append([name, f"{one:.2f}", f"{many:.2f}", f"{many / one:.2f}"])
+    rows.append(["**total**", f"**{total_small:.2f}**", f"**{total_big:.2f}**", f"**{ratio:.2f}**"])
+    rows.append(["CPU s (playbook processes)", f"{cpu_small:.1f}", f"{cpu_big:.1f}", f"{cpu_big / cpu_small:.2f}"])
+    lines = [
+        f"## P4 network — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"- machine: {machine()}; load average {started_load} at start",
+        f"- commit: {commit()}",
+        f"- input: {args.devices} lab routers (FRR 8.4, sshd + vtysh, network_cli over paramiko), one per site, vs 1;"
+        f" {big['lines']} lines pushed to the {args.devices}, {small['lines']} to the 1;"
+        f" Ansible forks = routers",
+        "",
+        *table(["step (one playbook each)", "1 router (s)", f"{args.devices} routers (s)", "ratio"], rows),
+        "",
+        f"target ≤ {TARGET_RATIO:.1f}x for {args.devices} routers vs 1:"
+        f" **{'met' if met else 'MISSED'}** ({ratio:.2f}x)",
+    ]
+    tasks_per_router = sum(small["tasks"].values())
+    task_cpu = (cpu_big - cpu_small) / max(1, sum(big["tasks"].values()) - tasks_per_router)
+    lines.append(
+        f"- each router gets {tasks_per_router} task results over the three playbooks; every extra task result"
+        f" cost ≈{task_cpu:.2f} CPU s in the playbook processes"
+    )
+    if not met:
+        per_device = (cpu_big - cpu_small) / max(1, args.devices - 1)
+        lines.append(
+            f"- why: the work grows with the routers and the machine has {os.cpu_count()} cores: the playbook"
+            f" processes used {cpu_big:.0f} CPU s for {args.devices} routers against {cpu_small:.0f} for 1"
+            f" (≈{per_device:.1f} CPU s more per router, i.e. ≥ {cpu_big / (os.cpu_count() or 1):.0f} s of wall"
+            f" time on all cores): per router and playbook a forked worker per task, a network_cli persistent"
+            f" connection process (ansible-connection, a Python start-up) and its SSH session"
+        )
+    record("\n".join(lines) + "\n", not args.no_record)
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
