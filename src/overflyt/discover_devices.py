@@ -103,7 +103,7 @@ class DeviceRead(BaseModel):
         return f"{self.hostname} ({self.address}:{self.port})"
 
 
-class _Unreadable(Exception):
+class Unreadable(Exception):
     """The device answered something this module cannot use; the message says what."""
 
 
@@ -149,17 +149,17 @@ def parse_interface_brief(text: str) -> list[DeviceInterface]:
             continue
         if line[0].isspace():
             if not rows or len(words) != 1:
-                raise _Unreadable(f"show interface brief: line {number} not understood: {line.strip()!r}")
+                raise Unreadable(f"show interface brief: line {number} not understood: {line.strip()!r}")
             rows[-1]["addresses"].append(words[0])
         elif len(words) in (3, 4) and words[1] in ("up", "down"):
             rows.append({"name": words[0], "state": words[1], "addresses": words[3:]})
         else:
-            raise _Unreadable(f"show interface brief: line {number} not understood: {line.strip()!r}")
+            raise Unreadable(f"show interface brief: line {number} not understood: {line.strip()!r}")
     try:
         return [DeviceInterface.model_validate(row) for row in rows]
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
-        raise _Unreadable(f"show interface brief: {error['msg']} (value: {error['input']!r})") from None
+        raise Unreadable(f"show interface brief: {error['msg']} (value: {error['input']!r})") from None
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -194,7 +194,7 @@ def _show(client: paramiko.SSHClient, command: str) -> str:
     status = stdout.channel.recv_exit_status()  # -1: the device sends no exit status
     if status > 0 or answer.lstrip().startswith("%"):
         said = next((x.strip() for x in (answer + "\n" + complaint).splitlines() if x.strip()), "nothing")
-        raise _Unreadable(f"{command!r} was not taken: the device answered {said[:200]!r} (exit status {status})")
+        raise Unreadable(f"{command!r} was not taken: the device answered {said[:200]!r} (exit status {status})")
     return answer
 
 
@@ -269,7 +269,7 @@ def read_device(
             platform, version = parse_version(_show(client, "show version"))
             interfaces = parse_interface_brief(_show(client, "show interface brief")) if platform == "frr" else None
             config = _show(client, "show running-config")
-        except _Unreadable as exc:
+        except Unreadable as exc:
             return failed(str(exc))
         except TimeoutError:
             return failed(f"no complete answer within {COMMAND_TIMEOUT_S} s")
@@ -408,7 +408,8 @@ def merge(
         except ValidationError as exc:
             error = exc.errors(include_url=False)[0]
             field = ".".join(str(p) for p in error["loc"])
-            changes.append(f"not added: {read.hostname}: {field}: {error['msg']}")
+            why = "the device did not tell it" if error["type"] == "missing" else error["msg"]
+            changes.append(f"not added: {read.hostname}: {field}: {why}")
             continue
         changes.append(f"new: {read.hostname} (site and role from the plan)")
         out.append(entry)
