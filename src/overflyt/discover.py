@@ -36,6 +36,10 @@ if TYPE_CHECKING:  # the vSphere provider (pyVmomi) is imported when a command n
     from overflyt.plan import Plan
     from overflyt.providers.vsphere import VCenterConnection
 
+# Devices `discover devices` reads at once unless told otherwise (here, not in discover_devices,
+# so that building the command line does not import paramiko).
+WORKERS = 16
+
 # The fields discovery owns; everything else of an estate VM is a person's to write.
 AS_IS = ("uuid", "host", "datastore", "folder", "cpu", "memory_mb", "disks_gb", "portgroups", "power", "tools")
 # What the plan's `vms` holds of those (the plan has no uuid)
@@ -299,8 +303,6 @@ def _discover_devices(args: Any) -> int:
 
 def add_parser(commands: Any) -> None:
     """`overflyt discover vcenter` and `overflyt discover devices`."""
-    from overflyt.discover_devices import WORKERS
-
     discover = commands.add_parser(
         "discover", help="read the as-is estate: the source vCenter's VMs, the network devices"
     )

@@ -50,6 +50,7 @@ import paramiko
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from overflyt.credentials import ResolvedCredential, resolve
+from overflyt.discover import WORKERS
 from overflyt.errors import CredentialMissing, UsageError
 from overflyt.estate import DeviceInterface
 from overflyt.estate import NetworkDevice as EstateDevice
@@ -60,7 +61,6 @@ from overflyt.plan.model import NetworkDevice
 
 log = logging.getLogger(__name__)
 
-WORKERS = 16  # devices read at once
 CONNECT_TIMEOUT_S = 15  # TCP connect, SSH banner and login, each
 COMMAND_TIMEOUT_S = 30  # one show command's whole answer
 

@@ -156,15 +156,18 @@ def test_a_wrong_host_key_or_login_fails_that_device_and_leaves_the_estate_file_
     lab: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """ndj-core-01's entry in known_hosts holds ndj-fw-01's key (changed), ndj-sw-raadhus-01 has none
-    (unknown), ndj-auning-rtr-01 logs in with a wrong password; the other seven are fine."""
+    (unknown), ndj-auning-rtr-01 logs in with a wrong password; the other seven are fine, among them
+    ndj-kattegat-rtr-01, without a known_hosts entry but in ssh.insecure_host_keys (read, and said so)."""
     plan_path = plan_copy(lab, tmp_path)
     known = {line.split()[0]: line for line in Path(lab["known_hosts"]).read_text().splitlines(keepends=True)}
     lines = {d["name"]: known[f"[{d['address']}]:{d['port']}"] for d in lab["devices"]}
     core, fw = lines["ndj-core-01"].split(), lines["ndj-fw-01"].split()
     lines["ndj-core-01"] = f"{core[0]} {fw[1]} {fw[2]}\n"
-    del lines["ndj-sw-raadhus-01"]
+    del lines["ndj-sw-raadhus-01"], lines[KATTEGAT]
     (plan_path.parent / "known_hosts").write_text("".join(lines.values()))
-    text = plan_path.read_text().replace(f"known_hosts: {lab['state_dir']}/known_hosts", "known_hosts: known_hosts")
+    text = plan_path.read_text().replace(
+        f"known_hosts: {lab['state_dir']}/known_hosts", f"known_hosts: known_hosts\n  insecure_host_keys: [{KATTEGAT}]"
+    )
     text = text.replace(
         "credentials:\n",
         "credentials:\n  ndj-wrong:\n    username: overflyt\n    secret: {env: OVERFLYT_TEST_WRONG}\n",
@@ -191,6 +194,9 @@ def test_a_wrong_host_key_or_login_fails_that_device_and_leaves_the_estate_file_
         f"overflyt: ndj-sw-raadhus-01 (127.0.70.3:2222): not read: host key {fingerprint['ndj-sw-raadhus-01']} is not in the plan's known_hosts",
     ]
     assert err.splitlines()[-1] == f"overflyt: 3 of 10 devices could not be read; {estate} not changed"
+    insecure = [line for line in err.splitlines() if line.startswith(f"overflyt: {KATTEGAT} ")]
+    assert len(insecure) == 1
+    assert insecure[0].endswith("; host key NOT verified (ssh.insecure_host_keys)"), insecure
     assert "Traceback" not in err
     assert len(err.splitlines()) == 12  # the start, a line per device, the verdict
     assert estate.read_bytes() == before
