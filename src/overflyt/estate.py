@@ -1,7 +1,7 @@
 """The as-is estate: what a municipality has today, before anything moves.
 
 An estate file records the municipality's vCenters, physical hosts, sites, server portgroups,
-virtual machines, network devices and access points. Discovery writes it (a later task); a person
+virtual machines, network devices and access points. Discovery writes it (``overflyt discover``); a person
 may write or correct it; :mod:`overflyt.planner` turns it into a proposed plan. It is the other
 side of the plan (:mod:`overflyt.plan.model`): the plan says what should happen, the estate says
 what is there. The two share their vocabulary (site kinds, uplinks, power states, device roles and
@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, IPvAnyInterface, ValidationError, field_validator
 
 from overflyt.errors import EXIT_BAD_INPUT, OverflytError, PlanIssue
 from overflyt.plan.loader import YamlDocument, dotted, read_yaml, show_value
@@ -157,6 +157,16 @@ class VirtualMachine(Model):
     depends_on: list[Name] = Field(default=[], description="VMs it needs; they never move after it.")
 
 
+class DeviceInterface(Model):
+    """One interface as the device listed it (FRR: ``show interface brief``)."""
+
+    name: str = Field(min_length=1)
+    state: Literal["up", "down"]
+    addresses: list[IPvAnyInterface] = Field(
+        default=[], description="Its addresses with prefix length (FRR lists each subnet's primary address)."
+    )
+
+
 class NetworkDevice(Model):
     hostname: Name
     site: Slug
@@ -164,6 +174,14 @@ class NetworkDevice(Model):
     platform: Platform
     management: Address = Field(description="Management address (SSH).")
     port: int = Field(default=22, ge=1, le=65535)
+    # As-is fields `overflyt discover devices` fills in (None: not discovered).
+    version: str | None = Field(default=None, min_length=1, description="Software version the device reports.")
+    interfaces: list[DeviceInterface] | None = Field(default=None, description="Its interfaces, as discovered.")
+    config_sha256: str | None = Field(
+        default=None,
+        pattern="^[0-9a-f]{64}$",
+        description="sha256 of its running configuration without volatile lines (overflyt.discover_devices).",
+    )
 
 
 class Estate(Model):

@@ -281,3 +281,23 @@ def serving(lab: dict[str, Any], home: Path) -> Iterator[tuple[str, Path]]:
     assert proc.returncode == 0, out.read_text()
     assert out.read_text().endswith("overflyt: stopped\n")
     assert not port_open(port), "the Prefect server outlived overflyt serve"
+
+
+def vtysh(lab: dict[str, Any], name: str, *commands: str) -> str:
+    """Commands run by vtysh on the device's FRR instance directly (not over its SSH): its output."""
+    namespace = device(lab, name)["namespace"]
+    args = ["vtysh", "-N", namespace]
+    for command in commands:
+        args += ["-c", command]
+    done = subprocess.run(args, capture_output=True, text=True, check=False, timeout=20)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def plan_copy(lab: dict[str, Any], where: Path) -> Path:
+    """A copy of the sample plan's directory whose paths into the lab's state are absolute."""
+    plan_dir = where / "norddjurs-copy"
+    shutil.copytree(SAMPLE_PLAN.parent, plan_dir)
+    plan = plan_dir / "plan.yml"
+    plan.write_text(plan.read_text().replace("../../lab/.state/", f"{lab['state_dir']}/"))
+    return plan
