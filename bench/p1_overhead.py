@@ -4,7 +4,9 @@
    (Python bytecode, Prefect's database, the collections).
 2. **overflyt**: ``overflyt wave run PLAN --wave W`` — the Prefect flow, its pre-checks, the site
    cutover (network backup, VM moves in batches, network change + verify, post-check) through
-   ansible-runner — timed from process start to exit.
+   ansible-runner — timed from process start to exit. Twice, each on a freshly built lab: as the CLI
+   runs by default (it starts Prefect's temporary API server), and against a Prefect server that is
+   already running (PREFECT_API_URL), as it is under `overflyt serve` and its workers.
 3. The lab is rebuilt fresh, and the **same ansible-playbook command lines** that run made are
    replayed in the same order with plain ``ansible-playbook``: the exact argv (playbook,
    inventory file, forks, extra vars, limit), working directory and environment ansible-runner
@@ -12,7 +14,8 @@
    — with the secret files and the run's known_hosts re-created where the inventory expects them.
    Each replayed run must end with the return code the original run had.
 
-Target: overflyt's wall time at most 1.10 times the plain runs'. The table lists every playbook
+Target: overflyt's wall time at most 1.10 times the plain runs' (the verdict is the CLI's; the
+running-server figure is shown beside it). The table lists every playbook
 with both sides' time, so what overflyt adds outside the playbooks (Python and Prefect start-up,
 the flow's bookkeeping, vSphere reads) is visible.
 
@@ -22,12 +25,16 @@ the flow's bookkeeping, vSphere reads) is visible.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,6 +58,42 @@ from common import (
 TARGET_RATIO = 1.10
 PLAN = REPO / "inventories" / "norddjurs" / "plan.yml"
 RUNNER_ONLY = ("ANSIBLE_STDOUT_CALLBACK", "ANSIBLE_CALLBACK_PLUGINS", "RUNNER_", "AWX_", "ANSIBLE_CACHE_PLUGIN")
+
+
+@contextlib.contextmanager
+def prefect_server(home: Path) -> Iterator[str]:
+    """A Prefect API server of its own, as `overflyt serve` and the workers use in production; its URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_HOME": str(home)}
+    env.pop("PREFECT_API_URL", None)
+    prefect = Path(sys.executable).parent / "prefect"
+    with (home.parent / "prefect-server.log").open("w") as out:
+        server = subprocess.Popen(
+            [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-services"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise BenchError(f"the Prefect server did not start; see {home.parent / 'prefect-server.log'}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(30)
 
 
 def invocations(record_dir: Path) -> list[dict[str, Any]]:
@@ -130,6 +173,12 @@ def main(argv: list[str] | None = None) -> int:
                 ofl_times = [seconds for _, seconds in ofl_playbooks]
                 if len(ofl_times) != len(steps):
                     raise BenchError(f"overflyt logged {len(ofl_times)} playbook times for {len(steps)} playbooks")
+                print("overflyt against a running Prefect server: the wave on a fresh lab ...", flush=True)
+                lab_up(PLAN)
+                with prefect_server(WORK / "p1-prefect") as api:
+                    served_env = {**os.environ, "PREFECT_API_URL": api, "OVERFLYT_STATE_DIR": str(WORK / "state-p1s")}
+                    shutil.rmtree(WORK / "state-p1s", ignore_errors=True)
+                    served_seconds, served_playbooks = run_overflyt(real, logs / "overflyt-served.log", served_env)
                 print(f"plain ansible-playbook: the same {len(steps)} command lines on a fresh lab ...", flush=True)
                 lab_up(PLAN)
                 from overflyt.credentials import resolve_all
@@ -147,16 +196,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"p1: {exc}", file=sys.stderr)
         return 2
     ratio = ofl_seconds / plain_seconds
+    served_ratio = served_seconds / plain_seconds
     met = ratio <= TARGET_RATIO
+    served_times = [seconds for _, seconds in served_playbooks]
+    if len(served_times) != len(steps):
+        served_times = [float("nan")] * len(steps)  # shown as nan: the runs differed in their playbooks
     rows = [
-        [step["step"], f"{ofl:.2f}", f"{plain:.2f}"]
-        for step, ofl, plain in zip(steps, ofl_times, plain_times, strict=True)
+        [step["step"], f"{ofl:.2f}", f"{served:.2f}", f"{plain:.2f}"]
+        for step, ofl, served, plain in zip(steps, ofl_times, served_times, plain_times, strict=True)
     ]
     in_playbooks = sum(ofl_times)
-    rows.append(["playbooks together", f"{in_playbooks:.2f}", f"{sum(plain_times):.2f}"])
-    outside = [ofl_seconds - in_playbooks, plain_seconds - sum(plain_times)]
-    rows.append(["outside the playbooks", f"{outside[0]:.2f}", f"{outside[1]:.2f}"])
-    rows.append(["**wall time**", f"**{ofl_seconds:.2f}**", f"**{plain_seconds:.2f}**"])
+    rows.append(["playbooks together", f"{in_playbooks:.2f}", f"{sum(served_times):.2f}", f"{sum(plain_times):.2f}"])
+    outside = [ofl_seconds - in_playbooks, served_seconds - sum(served_times), plain_seconds - sum(plain_times)]
+    rows.append(["outside the playbooks", *(f"{x:.2f}" for x in outside)])
+    rows.append(["**wall time**", f"**{ofl_seconds:.2f}**", f"**{served_seconds:.2f}**", f"**{plain_seconds:.2f}**"])
+    rows.append(["ratio to plain", f"{ratio:.2f}", f"{served_ratio:.2f}", "1.00"])
     lines = [
         f"## P1 orchestration overhead — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
@@ -164,16 +218,24 @@ def main(argv: list[str] | None = None) -> int:
         f"- commit: {commit()}",
         f"- input: wave {args.wave} of inventories/norddjurs/plan.yml in the lab; {len(steps)} ansible-playbook runs",
         "",
-        *table(["playbook run", "overflyt (s)", "plain ansible-playbook (s)"], rows),
+        *table(
+            ["playbook run", "overflyt CLI (s)", "overflyt, Prefect server running (s)", "plain ansible-playbook (s)"],
+            rows,
+        ),
         "",
-        f"target overflyt ≤ {TARGET_RATIO:.2f}x plain: **{'met' if met else 'MISSED'}** ({ratio:.2f}x)",
+        f"target overflyt ≤ {TARGET_RATIO:.2f}x plain: **{'met' if met else 'MISSED'}** ({ratio:.2f}x) as the CLI"
+        f" runs it (Prefect's temporary API server started by the run);"
+        f" {'met' if served_ratio <= TARGET_RATIO else 'missed'} ({served_ratio:.2f}x) with a Prefect server"
+        " already running (`overflyt serve`, a worker's or PREFECT_API_URL)",
     ]
     if not met:
         runner_extra = in_playbooks - sum(plain_times)
         lines.append(
             f"- why: {ofl_seconds - in_playbooks:.1f} s outside the playbooks (the CLI's and Prefect's start-up, the"
             f" flow's records, vSphere reads, slots) and {runner_extra:+.1f} s inside them (ansible-runner's"
-            " event callback and artifacts against plain output)"
+            " event callback and artifacts against plain output); of the outside part, starting Prefect's"
+            f" temporary API server is ≈{ofl_seconds - served_seconds:.1f} s (the difference to the run against a"
+            " running server)"
         )
     record("\n".join(lines) + "\n", not args.no_record)
     return 0 if met else 1
