@@ -12,7 +12,7 @@ PY_DIRS := $(wildcard src tests flows bench)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME ?= $(CURDIR)/.overflyt/prefect
 
-.PHONY: help deps deps-debian deps-python lab-build lint typecheck ansible-lint test test-unit demo bench clean
+.PHONY: help deps deps-debian deps-python lab-build lint typecheck ansible-lint test test-unit molecule demo bench clean
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -39,9 +39,9 @@ lint: deps-python  ## ruff on the Python code.
 typecheck: deps-python  ## mypy --strict on src/.
 	$(BIN)/mypy
 
-ansible-lint: deps-python  ## ansible-lint --profile production on playbooks/ and roles/.
+ansible-lint: deps-python  ## ansible-lint --profile production on playbooks/, roles/, collections/ and molecule/.
 	@if ls playbooks/*.yml >/dev/null 2>&1 || ls -d roles/*/ >/dev/null 2>&1; then \
-		$(BIN)/ansible-lint --profile production playbooks roles collections; \
+		$(BIN)/ansible-lint --profile production playbooks roles collections molecule; \
 	else echo "ansible-lint: no playbooks or roles yet"; fi
 
 test: deps lint typecheck ansible-lint  ## Install what is missing, lint, and run the whole suite.
@@ -50,6 +50,10 @@ test: deps lint typecheck ansible-lint  ## Install what is missing, lint, and ru
 
 test-unit: deps-python  ## Only the tests that need no lab.
 	$(BIN)/pytest -m "not lab"
+
+molecule: deps  ## Molecule scenarios per role against the lab
+	@mkdir -p "$(PREFECT_HOME)"
+	$(BIN)/pytest tests/lab/test_molecule.py
 
 demo: deps  ## Bring the lab up and run the main job on the sample municipality.
 	@scripts/demo.sh

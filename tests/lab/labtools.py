@@ -301,3 +301,127 @@ def plan_copy(lab: dict[str, Any], where: Path) -> Path:
     plan = plan_dir / "plan.yml"
     plan.write_text(plan.read_text().replace("../../lab/.state/", f"{lab['state_dir']}/"))
     return plan
+
+
+# -- Molecule: the scenarios of molecule/ run against this lab ------------------------------------
+
+MOLECULE_DEVICE = "ndj-kattegat-rtr-01"  # one router: kattegatskolen's, whose cutover adds one route
+MOLECULE_SITE = "kattegatskolen"
+MOLECULE_WAVE = 2
+MOLECULE_VM = "ndj-print01"  # one powered-on VM with one NIC
+MOLECULE_VM_TARGET_HOST = "mj-esx01"
+
+
+def molecule_env(lab: dict[str, Any], directory: Path) -> dict[str, str]:
+    """Write the Molecule scenarios' inventory for the running lab into ``directory`` and return
+    the environment that points the scenarios at it (molecule/config.yml reads it).
+
+    The inventory is the one overflyt itself generates (``overflyt.inventory.build_inventory``)
+    for one router and one VM of the sample plan, with the desired state the orchestrator would
+    give them; secrets are 0600 files under ``directory/secrets`` read through lookups, as the
+    runner does. ``directory/home/.ssh/known_hosts`` holds the lab's device keys (host keys are
+    checked). The VM's recorded placement (``overflyt_vm_placement``) is where it is now, read
+    from the lab's vCenter before any scenario moves it."""
+    import yaml
+
+    from overflyt.credentials import resolve_all
+    from overflyt.inventory import build_inventory
+    from overflyt.netchange import device_changes
+    from overflyt.plan import load_inventory, load_plan
+    from overflyt.providers import vsphere
+
+    plan_path = SAMPLE_PLAN
+    saved = dict(os.environ)
+    os.environ.update(lab["env"])
+    try:
+        plan = load_plan(plan_path)
+        credentials = resolve_all(plan, plan_path.parent)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    [vm] = [v for v in plan.vms if v.name == MOLECULE_VM]
+    storage = {m.source: m.target for m in plan.storage_map}
+    v = next(x for x in lab["vcenters"] if x["name"] == plan.source.vcenter.name)
+    host, port = v["url"].removeprefix("https://").removesuffix("/sdk").split(":")
+    endpoint = vsphere.VCenterConnection(
+        name=v["name"], hostname=host, port=int(port), username=v["user"], password=v["password"], ca_file=v["ca_file"]
+    )
+    with vsphere.connect(endpoint) as session:
+        placement = vsphere.vm_placement(session, MOLECULE_VM, datacenter=plan.source.datacenter)
+    change = device_changes(plan, MOLECULE_WAVE, MOLECULE_SITE)[MOLECULE_DEVICE]
+    client = next(c for c in lab["clients"] if c["site"] == MOLECULE_SITE)
+    inventory, secrets = build_inventory(
+        plan,
+        load_inventory(plan_path, plan),
+        plan_path.parent,
+        sites=[MOLECULE_SITE],
+        credentials=credentials,
+        device_vars={MOLECULE_DEVICE: change.device_vars()},
+        controller_vars={
+            "vm_facts_datacenters": {"source": [plan.source.datacenter], "target": [plan.target.datacenter]},
+        },
+        vm_hosts={
+            MOLECULE_VM: {
+                "overflyt_vm_source_datacenter": plan.source.datacenter,
+                "overflyt_vm_target": {
+                    "datacenter": plan.target.datacenter,
+                    "cluster": plan.target.cluster,
+                    "host": MOLECULE_VM_TARGET_HOST,
+                    "datastore": storage[vm.datastore],
+                    "folder": plan.target.vm_folder,
+                    "portgroups": {m.source: m.target for m in plan.network_map},
+                },
+                "overflyt_vm_tools": vm.tools.value,
+                "overflyt_vm_placement": placement.model_dump(mode="json"),
+                "overflyt_vm_target_datacenter": plan.target.datacenter,
+                "overflyt_vm_target_folder": plan.target.vm_folder,
+            }
+        },
+    )
+    assert list(inventory["all"]["children"]["network"]["hosts"]) == [MOLECULE_DEVICE]
+    secret_dir = directory / "secrets"
+    secret_dir.mkdir(parents=True, mode=0o700)
+    files: dict[str, str] = {}
+    for i, (name, value) in enumerate(sorted(secrets.items())):
+        file = secret_dir / f"s{i}"
+        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(value.get_secret_value())
+        files[name] = str(file)
+    work = directory / "work"
+    work.mkdir(mode=0o700)
+    inventory["all"]["vars"].update(
+        {
+            "overflyt_secret_files": files,
+            # what the scenarios' own plays need to find the lab's peers and their records
+            "molecule_lab_dir": str(work),
+            "molecule_lab_ca_file": v["ca_file"],
+            "molecule_lab_vcsim_log": str(Path(lab["state_dir"]) / "vcsim" / "vcsim.log"),
+            "molecule_lab_client_netns": client["namespace"],
+        }
+    )
+    inventory_file = directory / "inventory.yml"
+    inventory_file.write_text(yaml.safe_dump(inventory, sort_keys=False), encoding="utf-8")
+    ssh = directory / "home" / ".ssh"
+    ssh.mkdir(parents=True, mode=0o700)
+    shutil.copyfile(lab["known_hosts"], ssh / "known_hosts")
+    return {
+        "OVERFLYT_MOLECULE_INVENTORY": str(inventory_file),
+        "OVERFLYT_MOLECULE_HOME": str(directory / "home"),
+        "OVERFLYT_MOLECULE_STATS": str(work / "stats.jsonl"),
+        "OVERFLYT_MOLECULE_CONTROL": str(directory / "pc"),
+        "MOLECULE_EPHEMERAL_DIRECTORY": str(directory / "molecule"),
+    }
+
+
+def vms_placed(si: Any) -> list[tuple[str, ...]]:
+    """Every VM of the simulator (both datacenters): moid, name, host, datastores, folder, power."""
+    view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.VirtualMachine], True)
+    try:
+        return sorted(
+            (vm._moId, vm.name, vm.runtime.host.name, ",".join(ds.name for ds in vm.datastore), vm.parent.name,
+             str(vm.runtime.powerState))
+            for vm in view.view
+        )  # fmt: skip
+    finally:
+        view.Destroy()
