@@ -26,6 +26,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# A run without PREFECT_API_URL starts Prefect's temporary API server and waits for it at most 20 s
+# by default; its first start on a fresh PREFECT_HOME migrates the database, which takes longer than
+# that on a busy 2-core machine. Wait up to 2 minutes instead (still overridable).
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 # Prefect creates its home with a plain mkdir (no parents) and, failing that, runs without a database:
 # make sure a configured PREFECT_HOME (the Makefile points it under .overflyt/) exists first.
 if os.environ.get("PREFECT_HOME"):
@@ -40,6 +44,7 @@ from prefect.input import RunInput
 from prefect.states import Completed, Failed
 from pydantic import BaseModel, ConfigDict, Field
 
+from overflyt.errors import OverflytError
 from overflyt.runner import AnsibleEvent, install_cancel_handlers
 
 if TYPE_CHECKING:
@@ -68,7 +73,15 @@ def prepare_local_database() -> None:
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
     with open(home / ".overflyt-api-start.lock", "a") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        SubprocessASGIServer().start()
+        try:
+            SubprocessASGIServer().start()
+        except RuntimeError as exc:  # Prefect's own words: timed out, or the server process exited
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise OverflytError(
+                f"Prefect's temporary API server (PREFECT_HOME={home}) did not start: {first} "
+                "Nothing was run. Set PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS higher on a busy "
+                "machine, or point PREFECT_API_URL at a running server (overflyt serve)."
+            ) from exc
 
 
 class _Params(BaseModel):
