@@ -7,7 +7,6 @@ Not a benchmark itself (bench/run.py runs only ``pN_*.py``).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import platform
 import re
@@ -24,7 +23,6 @@ RESULTS = BENCH / "RESULTS.md"
 WORK = REPO / ".overflyt" / "bench"  # generated plans and run records (git-ignored with .overflyt/)
 # The lab is one per machine (fixed namespaces, addresses, ports): test sessions and benchmarks
 # wait for each other on the same lock as tests/conftest.py's `lab` fixture.
-LAB_LOCK = Path("/run/lock/overflyt-lab-tests.lock")
 
 sys.path.insert(0, str(REPO / "src"))
 
@@ -92,22 +90,16 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
 @contextlib.contextmanager
 def lab_lock(wait_s: float = 1800) -> Iterator[None]:
     """Hold the machine-wide lab lock (waits for a test session or another benchmark)."""
-    LAB_LOCK.parent.mkdir(parents=True, exist_ok=True)
-    with open(LAB_LOCK, "a") as lock:
-        deadline = time.monotonic() + wait_s
-        said = False
-        while True:
-            try:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise BenchError(f"the lab has been busy for {wait_s:.0f} s (a test session holds it)") from None
-                if not said:
-                    print("waiting for the lab (a test session or another benchmark holds it) ...", flush=True)
-                    said = True
-                time.sleep(2)
-        yield
+    from overflyt.lab import LabError, exclusive
+
+    def said() -> None:
+        print("waiting for the lab (a test session or another benchmark holds it) ...", flush=True)
+
+    try:
+        with exclusive(wait_s, on_wait=said):
+            yield
+    except LabError as exc:
+        raise BenchError(str(exc)) from None
 
 
 def lab_up(plan: Path) -> dict[str, Any]:

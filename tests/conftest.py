@@ -7,8 +7,6 @@ If the lab cannot come up, every test that needs it FAILS (never skips).
 
 from __future__ import annotations
 
-import fcntl
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,35 +22,25 @@ def lab_plan() -> Path:
     return PLAN
 
 
-LAB_LOCK = Path("/run/lock/overflyt-lab-tests.lock")
-
-
 @pytest.fixture(scope="session")
 def lab(lab_plan: Path) -> Iterator[dict[str, Any]]:
-    """The lab is one per machine (fixed namespaces, addresses and ports): concurrent test
-    sessions (several checkouts, CI's clone) wait for each other on a machine-wide lock."""
+    """The lab is one per machine: concurrent test sessions (several checkouts, CI's clone, a
+    benchmark) take turns on its machine-wide lock, waiting up to 15 minutes."""
     from overflyt.errors import OverflytError
-    from overflyt.lab import down, up
+    from overflyt.lab import down, exclusive, up
 
-    LAB_LOCK.parent.mkdir(parents=True, exist_ok=True)
-    with open(LAB_LOCK, "a") as lock:
-        deadline = time.monotonic() + 900
-        while True:
+    try:
+        with exclusive(900):
             try:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    pytest.fail("another test session has held the lab for 15 minutes", pytrace=False)
-                time.sleep(1)
-        try:
-            state = up(lab_plan)
-        except OverflytError as exc:
-            pytest.fail(f"the lab did not come up: {exc}", pytrace=False)
-        if not state["up"]:
-            pytest.fail(f"the lab is not healthy: {state['problems']}", pytrace=False)
-        yield state
-        down(lab_plan)
+                state = up(lab_plan)
+            except OverflytError as exc:
+                pytest.fail(f"the lab did not come up: {exc}", pytrace=False)
+            if not state["up"]:
+                pytest.fail(f"the lab is not healthy: {state['problems']}", pytrace=False)
+            yield state
+            down(lab_plan)
+    except OverflytError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -318,7 +318,11 @@ def add_parser(commands: Any) -> None:
     )
     vcenter.add_argument("plan", metavar="PLAN")
     what = vcenter.add_mutually_exclusive_group()
-    what.add_argument("--estate", metavar="FILE", help="update the VMs of this estate file")
+    what.add_argument(
+        "--estate",
+        metavar="FILE",
+        help="update the VMs of this estate file (rewritten whole as plain YAML: its comments are not kept)",
+    )
     what.add_argument("--compare", action="store_true", help="list differences from the plan's vms; exit 1 if any")
     vcenter.set_defaults(func=_discover_vcenter)
 
@@ -339,7 +343,11 @@ def add_parser(commands: Any) -> None:
     )
     devices.add_argument("plan", metavar="PLAN")
     what = devices.add_mutually_exclusive_group()
-    what.add_argument("--estate", metavar="FILE", help="update the devices of this estate file")
+    what.add_argument(
+        "--estate",
+        metavar="FILE",
+        help="update the devices of this estate file (rewritten whole as plain YAML: its comments are not kept)",
+    )
     what.add_argument("--compare", action="store_true", help="list differences from the plan's devices; exit 1 if any")
     devices.add_argument(
         "--workers", type=int, default=WORKERS, metavar="N", help=f"devices read at once (default {WORKERS})"
