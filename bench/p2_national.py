@@ -251,7 +251,8 @@ def _report(run: Run, summary: dict[str, Any], pinned: str, load: tuple[float, f
         f"| **total** | **{total:.2f}** | **{cpu_total:.2f}** | **{gc_total:.2f}** | **{peak:.0f}** |",
         "",
         f"target ≤ {TARGET_SECONDS:g} s and ≤ {TARGET_RSS_MIB / 1024:g} GiB peak RSS on {CORES} cores: "
-        + ("**met**" if summary["met"] else "**MISSED**"),
+        + ("**met**" if summary["met"] else "**MISSED**")
+        + f" ({total:.2f} s, {peak:.0f} MiB)",
     ]
     if not time_ok:
         slowest = max(run.stages, key=lambda s: s.seconds)

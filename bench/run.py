@@ -2,8 +2,9 @@
 
 Each benchmark is a script that measures one thing, prints its table, says whether it meets its
 target, appends its result to bench/RESULTS.md and exits 0 when the target is met (1 when not, 2 on
-error). Extra arguments are passed to every benchmark (e.g. ``--no-record``). Exit status: 0 when
-every benchmark met its target, else 1. `make bench` runs this.
+error). Extra arguments are passed to every benchmark (e.g. ``--no-record``). The summary at the end
+repeats each one's verdict line (its target and what it measured). Exit status: 0 when every
+benchmark met its target, else 1. `make bench` runs this.
 """
 
 from __future__ import annotations
@@ -24,16 +25,24 @@ def benchmarks() -> list[Path]:
 
 
 def main(argv: list[str]) -> int:
-    outcome: list[tuple[str, int, float]] = []
+    outcome: list[tuple[str, int, float, str]] = []
     for script in benchmarks():
         print(f"== {script.name}", flush=True)
         started = time.monotonic()
-        code = subprocess.run([sys.executable, str(script), *argv], check=False).returncode
-        outcome.append((script.name, code, time.monotonic() - started))
+        verdict = ""
+        with subprocess.Popen([sys.executable, str(script), *argv], stdout=subprocess.PIPE, text=True) as process:
+            assert process.stdout is not None
+            for line in process.stdout:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+                if line.startswith("target "):
+                    verdict = line.strip().replace("**", "")
+        code = process.returncode
+        outcome.append((script.name, code, time.monotonic() - started, verdict))
     print("\n== summary")
-    for name, code, seconds in outcome:
-        verdict = {0: "target met", 1: "target missed"}.get(code, f"error (exit {code})")
-        print(f"  {name:<24} {verdict:<20} ({seconds:.0f} s)")
+    for name, code, seconds, verdict in outcome:
+        said = {0: "target met", 1: "target missed"}.get(code, f"error (exit {code})")
+        print(f"  {name:<20} {said:<14} ({seconds:.0f} s)  {verdict}")
     return 0 if all(code == 0 for _, code, _ in outcome) else 1
 
 
