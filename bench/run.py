@@ -19,14 +19,14 @@ BENCH = Path(__file__).resolve().parent
 NAME = re.compile(r"^p(\d+)_\w+\.py$")
 
 
-def benchmarks() -> list[Path]:
-    found = [(int(m.group(1)), p) for p in BENCH.iterdir() if (m := NAME.match(p.name))]
+def benchmarks(directory: Path = BENCH) -> list[Path]:
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := NAME.match(p.name))]
     return [p for _, p in sorted(found)]
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], directory: Path = BENCH) -> int:
     outcome: list[tuple[str, int, float, str]] = []
-    for script in benchmarks():
+    for script in benchmarks(directory):
         print(f"== {script.name}", flush=True)
         started = time.monotonic()
         verdict = ""
@@ -43,7 +43,7 @@ def main(argv: list[str]) -> int:
     for name, code, seconds, verdict in outcome:
         said = {0: "target met", 1: "target missed"}.get(code, f"error (exit {code})")
         print(f"  {name:<20} {said:<14} ({seconds:.0f} s)  {verdict}")
-    return 0 if all(code == 0 for _, code, _ in outcome) else 1
+    return 0 if all(code == 0 for _, code, _, _ in outcome) else 1
 
 
 if __name__ == "__main__":
