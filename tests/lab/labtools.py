@@ -121,9 +121,21 @@ def wait_port(address: str, port: int) -> None:
 
 
 def pid_of(command: list[str]) -> int:
+    """The pid of a restarted lab sshd, from its pid file. sshd listens before it daemonizes and
+    writes that file, so an open port does not mean the file is there yet: wait up to 10 s."""
     config = Path(arg_after(command, "-f"))
-    pidfile = next(line.split()[1] for line in config.read_text().splitlines() if line.startswith("PidFile "))
-    return int(Path(pidfile).read_text().strip())
+    pidfile = Path(next(line.split()[1] for line in config.read_text().splitlines() if line.startswith("PidFile ")))
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            text = pidfile.read_text().strip()
+        except FileNotFoundError:
+            text = ""
+        if text.isdigit() and Path(f"/proc/{text}").exists():
+            return int(text)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{pidfile} did not name a running sshd within 10 s (it holds {text!r})")
+        time.sleep(0.05)
 
 
 def stop_sshd(lab: dict[str, Any], name: str) -> list[str]:
