@@ -133,13 +133,13 @@ def lab_down() -> None:
 
 
 # `overflyt ARGS` as the CLI runs it, plus one log handler that writes each playbook's runner time
-# ("playbook X: status in Ns", logged by overflyt.runner at INFO) to a file: -v would log everything
+# ("playbook X: status in Ns", logged by overflyt.ansible.runner at INFO) to a file: -v would log everything
 # at DEBUG and slow the run being measured.
 _CLI = """
 import logging, sys
 handler = logging.FileHandler(sys.argv[1])
 handler.setFormatter(logging.Formatter("%(message)s"))
-runner = logging.getLogger("overflyt.runner")
+runner = logging.getLogger("overflyt.ansible.runner")
 runner.setLevel(logging.INFO)
 runner.addHandler(handler)
 from overflyt.cli import main

@@ -181,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
                     served_seconds, served_playbooks = run_overflyt(real, logs / "overflyt-served.log", served_env)
                 print(f"plain ansible-playbook: the same {len(steps)} command lines on a fresh lab ...", flush=True)
                 lab_up(PLAN)
-                from overflyt.credentials import resolve_all
                 from overflyt.plan import load_plan
+                from overflyt.plan.credentials import resolve_all
 
                 resolved = resolve_all(load_plan(PLAN), PLAN.parent)
                 secrets = {ref: c.secret.get_secret_value() for ref, c in resolved.items()}

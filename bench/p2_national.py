@@ -1,11 +1,11 @@
 """P2 — the whole country offline: generate -> validate -> plan waves -> offline checks.
 
-All 98 municipalities of the synthetic national estate (:mod:`overflyt.synth`: 13,632 sites, 1,798
+All 98 municipalities of the synthetic national estate (:mod:`overflyt.lab.synth`: 13,632 sites, 1,798
 hosts, 21,480 VMs, 147,909 access points), each stage over all of them before the next:
 
 1. generate        the estates as plain data (what estate files hold);
 2. validate        into the estate model, plus the whole-estate rules (references, duplicates, overlaps);
-3. plan waves      :func:`overflyt.planner.plan_waves` for each: a validated plan and its estimates;
+3. plan waves      :func:`overflyt.planning.waves.plan_waves` for each: a validated plan and its estimates;
 4. offline checks  every rule of :mod:`overflyt.plan.rules` on each plan, and the pre-check rules that
                    need no lab (plan.dependencies, plan.window, netmap.mapped) on each of its waves.
 
@@ -138,13 +138,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _pipeline(run: Run) -> dict[str, Any]:
     with run.stage("imports"):
-        from overflyt import synth
-        from overflyt.estate import Estate, validate_estate
-        from overflyt.facts import EstateFacts
+        from overflyt.discovery.estate import Estate, validate_estate
+        from overflyt.lab import synth
         from overflyt.plan.rules import RULES as PLAN_RULES
-        from overflyt.planner import PlanningOptions, plan_waves
+        from overflyt.planning.waves import PlanningOptions, plan_waves
         from overflyt.precheck import RULES as PRECHECK_RULES
         from overflyt.precheck import CheckContext, Severity
+        from overflyt.precheck.facts import EstateFacts
 
     codes = list(synth.quotas())
     options = PlanningOptions(first_window=datetime(2027, 3, 6, 18, 0), bandwidth_mbps=10_000, waves_per_week=2)

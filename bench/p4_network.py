@@ -4,7 +4,7 @@ Two generated plans (bench/labplan.py ``vm_plan``): 1 site, and N sites, each si
 router and one server whose subnet its cutover routes to the shared datacentre. For each, the lab is
 brought up from that plan (real FRR routers behind sshd/vtysh in namespaces), then the cutover's
 network steps run over every router at once, with the same playbooks, roles, inventory builder and
-runner a site cutover uses (``overflyt.netops`` runs them per site): backup every running config,
+runner a site cutover uses (``overflyt.steps.network`` runs them per site): backup every running config,
 push the rendered change (the moved subnet's route via the datacentre link) with verification, then
 verify read-only again. Each step is one ansible-playbook run with forks = N.
 
@@ -40,13 +40,13 @@ def _children_cpu() -> float:
 
 def measure(devices: int) -> dict[str, Any]:
     """Bring the lab up with ``devices`` routers, run the three steps, return their times."""
-    from overflyt.credentials import resolve_all
-    from overflyt.gather import prepare_home
-    from overflyt.inventory import build_inventory
-    from overflyt.netchange import device_changes
+    from overflyt.ansible.inventory import build_inventory
+    from overflyt.ansible.runner import run_playbook
     from overflyt.plan import load_inventory, load_plan
+    from overflyt.plan.credentials import resolve_all
+    from overflyt.precheck.gather import prepare_home
     from overflyt.record import Run
-    from overflyt.runner import run_playbook
+    from overflyt.steps.device_changes import device_changes
 
     path = vm_plan(WORK / f"p4-{devices}-routers.yml", sites=devices, vms_per_site=1, concurrency=1)
     lab_up(path)

@@ -18,10 +18,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from overflyt import __version__
+from overflyt.ansible.cancel import install_cancel_handlers
+from overflyt.ansible.runner import AnsibleEvent
 from overflyt.errors import EXIT_BAD_INPUT, EXIT_OK, OverflytError, UsageError
 from overflyt.plan import Plan, load_plan
 from overflyt.plan.model import Plan as PlanModel
-from overflyt.runner import AnsibleEvent, install_cancel_handlers
 
 EPILOG = """exit codes: 0 ok; 1 checks or migration failed (and were rolled back);
 2 bad input or usage; 3 rollback itself failed (a human must act)"""
@@ -158,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_plan_waves(plan_commands: argparse._SubParsersAction[_Parser]) -> None:
-    from overflyt.planner import SHARED_ROLES
+    from overflyt.planning.waves import SHARED_ROLES
 
     waves = plan_commands.add_parser(
         "waves",
@@ -266,9 +267,16 @@ def _number(low: float, high: float, whole: bool = False) -> Callable[[str], flo
 
 
 def _plan_waves(args: argparse.Namespace) -> int:
-    from overflyt.estate import load_estate
+    from overflyt.discovery.estate import load_estate
     from overflyt.plan.model import Concurrency
-    from overflyt.planner import SHARED_ROLES, TIMEZONE, PlanningOptions, default_first_window, plan_waves, render_plan
+    from overflyt.planning.waves import (
+        SHARED_ROLES,
+        TIMEZONE,
+        PlanningOptions,
+        default_first_window,
+        plan_waves,
+        render_plan,
+    )
 
     estate = load_estate(args.estate)
     first = args.first_window or default_first_window(datetime.now(ZoneInfo(TIMEZONE)))
@@ -331,14 +339,14 @@ def _add_optional_commands(commands: argparse._SubParsersAction[_Parser]) -> Non
     from overflyt.lab.cli import add_parser as add_lab
 
     add_lab(commands)
-    __import__("overflyt.serve", fromlist=["add_parser"]).add_parser(commands)  # `overflyt serve`
-    __import__("overflyt.discover", fromlist=["add_parser"]).add_parser(commands)  # `overflyt discover`
+    __import__("overflyt.orchestration.serve", fromlist=["add_parser"]).add_parser(commands)  # `overflyt serve`
+    __import__("overflyt.discovery.vcenter", fromlist=["add_parser"]).add_parser(commands)  # `overflyt discover`
 
 
 def _plan_validate(args: argparse.Namespace) -> int:
     plan = load_plan(args.plan)
     if args.credentials:
-        from overflyt.credentials import resolve_all
+        from overflyt.plan.credentials import resolve_all
 
         resolve_all(plan, Path(args.plan).parent)
     waves = len(plan.waves)
@@ -480,8 +488,9 @@ def _print_wave(data: dict[str, Any], quiet: bool) -> int:
 
 
 def _wave_run(args: argparse.Namespace) -> int:
-    from overflyt.credentials import resolve_all
-    from overflyt.flows import MigrateWaveParams, migrate_wave, prepare_local_database
+    from flows.wave import MigrateWaveParams, migrate_wave, prepare_local_database
+
+    from overflyt.plan.credentials import resolve_all
     from overflyt.plan.select import refuse_vms_ahead_of_their_site, select_sites
     from overflyt.record import municipality_lock
 
@@ -516,10 +525,11 @@ def _wave_run(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from overflyt.credentials import resolve_all
-    from overflyt.flows import RollbackSiteParams, prepare_local_database, rollback_site
+    from flows.wave import RollbackSiteParams, prepare_local_database, rollback_site
+
+    from overflyt.cutover.wave import rollback_target
+    from overflyt.plan.credentials import resolve_all
     from overflyt.record import municipality_lock
-    from overflyt.wave import rollback_target
 
     # Refuse bad input before Prefect starts: unknown site, nothing recorded, secrets, a busy municipality.
     plan, _ = rollback_target(Path(args.plan), args.site)

@@ -328,7 +328,7 @@ def molecule_env(lab: dict[str, Any], directory: Path) -> dict[str, str]:
     """Write the Molecule scenarios' inventory for the running lab into ``directory`` and return
     the environment that points the scenarios at it (molecule/config.yml reads it).
 
-    The inventory is the one overflyt itself generates (``overflyt.inventory.build_inventory``)
+    The inventory is the one overflyt itself generates (``overflyt.ansible.inventory.build_inventory``)
     for one router and one VM of the sample plan, with the desired state the orchestrator would
     give them; secrets are 0600 files under ``directory/secrets`` read through lookups, as the
     runner does. ``directory/home/.ssh/known_hosts`` holds the lab's device keys (host keys are
@@ -336,11 +336,11 @@ def molecule_env(lab: dict[str, Any], directory: Path) -> dict[str, str]:
     from the lab's vCenter before any scenario moves it."""
     import yaml
 
-    from overflyt.credentials import resolve_all
-    from overflyt.inventory import build_inventory
-    from overflyt.netchange import device_changes
+    from overflyt.ansible.inventory import build_inventory
     from overflyt.plan import load_inventory, load_plan
+    from overflyt.plan.credentials import resolve_all
     from overflyt.providers import vsphere
+    from overflyt.steps.device_changes import device_changes
 
     plan_path = SAMPLE_PLAN
     saved = dict(os.environ)

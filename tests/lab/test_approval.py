@@ -24,7 +24,7 @@ from prefect.deployments import run_deployment
 from prefect.flow_runs import resume_flow_run
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from overflyt.wave import rollback_site
+from overflyt.cutover.wave import rollback_site
 
 from .labtools import estate, light_plan, serving
 

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 import yaml
 
-from overflyt import discover_devices as dd
 from overflyt.cli import main
-from overflyt.credentials import resolve_all
-from overflyt.netops import backup_site
+from overflyt.discovery import devices as dd
 from overflyt.plan import Plan, load_plan
+from overflyt.plan.credentials import resolve_all
 from overflyt.record import Run
+from overflyt.steps.network import backup_site
 
 from .labtools import SAMPLE_PLAN, plan_copy, vtysh
 

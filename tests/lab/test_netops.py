@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from overflyt.credentials import ResolvedCredential, resolve_all
 from overflyt.errors import PlaybookFailed, RollbackFailed
 from overflyt.lab import probe
-from overflyt.netops import backup_site, configure_site, postcheck_site, restore_site, verify_site
 from overflyt.plan import Plan, load_plan
+from overflyt.plan.credentials import ResolvedCredential, resolve_all
 from overflyt.record import Run
+from overflyt.steps.network import backup_site, configure_site, postcheck_site, restore_site, verify_site
 
 pytestmark = pytest.mark.lab
 

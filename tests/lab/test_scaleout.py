@@ -29,7 +29,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from overflyt.serve import start_server, start_worker, stop, wait_healthy
+from overflyt.orchestration.serve import start_server, start_worker, stop, wait_healthy
 
 from .labtools import free_port
 

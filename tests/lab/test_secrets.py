@@ -83,7 +83,7 @@ def vault_plan(lab: dict[str, Any], tmp_path: Path) -> tuple[Path, str]:
 
 SCRIPT = """
 import sys
-from overflyt.flows import (MigrateWaveParams, PrecheckWaveParams, RollbackSiteParams, migrate_wave,
+from flows.wave import (MigrateWaveParams, PrecheckWaveParams, RollbackSiteParams, migrate_wave,
                             precheck_wave, rollback_site)
 plan = sys.argv[1]
 states = [

@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 from pyVmomi import vim
 
-from overflyt.credentials import ResolvedCredential, resolve_all
 from overflyt.plan import Plan, load_plan
+from overflyt.plan.credentials import ResolvedCredential, resolve_all
 from overflyt.providers import vsphere
 from overflyt.record import Run
-from overflyt.vmops import (
+from overflyt.steps.vms import (
     Placement,
     VmMigrationFailed,
     migrate_site_vms,

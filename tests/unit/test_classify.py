@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from overflyt.netops import DeviceRestored, DeviceVerified, RestoreResult, VerifyResult, classify
+from overflyt.steps.network import DeviceRestored, DeviceVerified, RestoreResult, VerifyResult, classify
 
 
 def _restored(host: str, before: str, backup: str) -> DeviceRestored:

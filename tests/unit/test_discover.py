@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from overflyt.cli import main
-from overflyt.discover import compare, merge
+from overflyt.discovery.vcenter import compare, merge
 from overflyt.plan import load_plan
 
 SAMPLE = Path(__file__).resolve().parents[2] / "inventories" / "norddjurs" / "plan.yml"

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from overflyt.cli import main
-from overflyt.discover_devices import (
+from overflyt.discovery.devices import (
     VOLATILE,
     DeviceRead,
     Unreadable,
@@ -28,7 +28,7 @@ from overflyt.discover_devices import (
     parse_interface_brief,
     parse_version,
 )
-from overflyt.estate import DeviceInterface, dump_estate, load_estate
+from overflyt.discovery.estate import DeviceInterface, dump_estate, load_estate
 from overflyt.plan import load_plan
 
 REPO = Path(__file__).resolve().parents[2]

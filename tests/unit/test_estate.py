@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from overflyt import synth
 from overflyt.cli import main
-from overflyt.estate import Estate, EstateInvalid, dump_estate, load_estate, validate_estate
+from overflyt.discovery.estate import Estate, EstateInvalid, dump_estate, load_estate, validate_estate
+from overflyt.lab import synth
 
 ESTATE = """\
 schema_version: 1

@@ -11,9 +11,16 @@ from typing import Any
 import jinja2
 import pytest
 
-from overflyt.netchange import DeviceChange, Services, dc_peer, device_changes, moved_subnets, postcheck_targets
 from overflyt.plan import Plan, load_plan
 from overflyt.plan.model import NetworkMapping, Platform
+from overflyt.steps.device_changes import (
+    DeviceChange,
+    Services,
+    dc_peer,
+    device_changes,
+    moved_subnets,
+    postcheck_targets,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 PLAN = load_plan(REPO / "inventories" / "norddjurs" / "plan.yml")

@@ -19,14 +19,13 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from overflyt import synth
 from overflyt.cli import main
-from overflyt.estate import Estate, dump_estate
-from overflyt.facts import EstateFacts
+from overflyt.discovery.estate import Estate, dump_estate
+from overflyt.lab import synth
 from overflyt.plan import load_plan, validate_plan
 from overflyt.plan.model import Concurrency, Plan
 from overflyt.plan.rules import wave_of_vm
-from overflyt.planner import (
+from overflyt.planning.waves import (
     SHARED_ROLES,
     PlanningImpossible,
     PlanningOptions,
@@ -36,6 +35,7 @@ from overflyt.planner import (
     render_plan,
 )
 from overflyt.precheck import RULES, CheckContext, Severity
+from overflyt.precheck.facts import EstateFacts
 
 FIRST = datetime(2027, 3, 6, 18, 0)  # a Saturday
 ZONE = ZoneInfo("Europe/Copenhagen")

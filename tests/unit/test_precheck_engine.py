@@ -22,8 +22,8 @@ from test_precheck_facts import (
 )
 
 from overflyt.errors import EXIT_BAD_INPUT, UsageError
-from overflyt.facts import EstateFacts
 from overflyt.precheck import RULES, CheckContext, Severity, exit_code, run_checks
+from overflyt.precheck.facts import EstateFacts
 from overflyt.precheck.registry import Outcome, Subject, fail, ok, rule, rules_markdown
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "prechecks.md"

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from overflyt.facts import (
+from overflyt.plan import Plan, load_plan
+from overflyt.precheck import CheckContext, Finding, PrecheckReport, exit_code, run_checks
+from overflyt.precheck.facts import (
     ClusterFacts,
     DatastoreFacts,
     DeviceFacts,
@@ -28,8 +30,6 @@ from overflyt.facts import (
     VCenterFacts,
     VMFacts,
 )
-from overflyt.plan import Plan, load_plan
-from overflyt.precheck import CheckContext, Finding, PrecheckReport, exit_code, run_checks
 
 SAMPLE = Path(__file__).resolve().parents[2] / "inventories" / "norddjurs" / "plan.yml"
 PLAN = load_plan(SAMPLE)

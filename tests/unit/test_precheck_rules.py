@@ -29,9 +29,9 @@ from test_precheck_facts import (
     without_vm,
 )
 
-from overflyt.facts import VMFacts
 from overflyt.plan.model import Plan
 from overflyt.precheck import exit_code
+from overflyt.precheck.facts import VMFacts
 
 KNOWN_HOSTS = "../../lab/.state/known_hosts"
 

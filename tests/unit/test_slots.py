@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from overflyt import slots, vmops
 from overflyt.plan import load_plan
-from overflyt.slots import Need, SlotsUnavailable, hold
+from overflyt.steps import slots
+from overflyt.steps import vms as vmops
+from overflyt.steps.slots import Need, SlotsUnavailable, hold
 
 SAMPLE = Path(__file__).resolve().parents[2] / "inventories" / "norddjurs" / "plan.yml"
 
@@ -29,7 +30,7 @@ def _child(
         [
             "import time",
             "from pathlib import Path",
-            "from overflyt.slots import Need, hold",
+            "from overflyt.steps.slots import Need, hold",
             f"with hold([Need(*w) for w in {wanted!r}], {holder!r}, timeout_s=30, base=Path({str(base)!r})):",
             '    print("held", flush=True)',
             textwrap.indent(textwrap.dedent(body).strip(), "    "),

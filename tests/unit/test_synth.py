@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from overflyt import synth
-from overflyt.estate import Estate, validate_estate
-from overflyt.planner import PlanningOptions, plan_waves
+from overflyt.discovery.estate import Estate, validate_estate
+from overflyt.lab import synth
+from overflyt.planning.waves import PlanningOptions, plan_waves
 
 
 @pytest.fixture(scope="module")

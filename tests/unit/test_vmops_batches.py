@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from overflyt.errors import MigrationStepFailed, UsageError
-from overflyt.facts import HostFacts, VCenterFacts, VMFacts
 from overflyt.plan import Plan, load_plan
 from overflyt.plan.model import Concurrency, VirtualMachine
+from overflyt.precheck.facts import HostFacts, VCenterFacts, VMFacts
 from overflyt.record import Run
-from overflyt.vmops import batches, choose_hosts, migrate_site_vms, record_placements, rollback_site_vms
+from overflyt.steps.vms import batches, choose_hosts, migrate_site_vms, record_placements, rollback_site_vms
 
 PLAN = Path(__file__).resolve().parents[2] / "inventories" / "norddjurs" / "plan.yml"
 

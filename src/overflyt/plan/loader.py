@@ -1,6 +1,6 @@
 """Reads plan files and their Ansible inventories — the only module that does — and holds the
 YAML reader (:func:`read_yaml`: line numbers, duplicate keys, plain errors) that the estate
-loader (:mod:`overflyt.estate`) reads estate files with.
+loader (:mod:`overflyt.discovery.estate`) reads estate files with.
 
 ``load_plan`` turns a plan file into a :class:`Plan` or raises :class:`PlanInvalid` listing every
 problem found, each with file, line, field path, offending value and reason. ``load_inventory``

@@ -29,8 +29,8 @@ from typing import Literal, Protocol, TypeVar
 from pydantic import JsonValue
 
 from overflyt.errors import UsageError
-from overflyt.facts import EstateFacts, VCenterFacts, VMFacts
 from overflyt.plan.model import NetworkDevice, Plan, VirtualMachine, Wave
+from overflyt.precheck.facts import EstateFacts, VCenterFacts, VMFacts
 from overflyt.precheck.findings import Severity, SubjectKind
 
 log = logging.getLogger(__name__)

@@ -12,17 +12,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from overflyt import fingerprint
-from overflyt.credentials import resolve_all
-from overflyt.gather import gather_estate
+from overflyt.ansible.runner import AnsibleEvent
+from overflyt.cutover import fingerprint
 from overflyt.plan import load_plan
+from overflyt.plan.credentials import resolve_all
 from overflyt.plan.select import select_sites
 from overflyt.precheck.engine import run_checks
 from overflyt.precheck.findings import PrecheckReport
+from overflyt.precheck.gather import gather_estate
 from overflyt.precheck.registry import CheckContext, Mode
 from overflyt.precheck.report import render
 from overflyt.record import Run
-from overflyt.runner import AnsibleEvent
 
 log = logging.getLogger(__name__)
 

@@ -1,1 +1,6 @@
-"""Providers: overflyt's adapters to the systems it reads and changes (vSphere: :mod:`.vsphere`)."""
+"""Providers: overflyt's adapters to the systems it reads and changes. :mod:`.vsphere` is the only
+importer of pyVmomi.
+
+May import: ``overflyt.errors``, ``precheck.facts`` (the shape of what is read). Never imports the
+plan, the cutover or Ansible: the Ansible modules in ``collections/`` call it.
+"""

@@ -6,7 +6,7 @@ Public surface:
   session on one vCenter, trusted the way its :class:`VCenterConnection` says (CA file, SHA-256
   pin, system CA store or an explicit insecure override), failing closed;
 * :func:`gather_facts` (and :func:`collect_facts`, which connects and never raises for an
-  unreachable endpoint) — the read-only :class:`~overflyt.facts.VCenterFacts` of some datacenters,
+  unreachable endpoint) — the read-only :class:`~overflyt.precheck.facts.VCenterFacts` of some datacenters,
   read in bulk with the PropertyCollector: one ContainerView per datacenter and one paged
   ``RetrievePropertiesEx`` for every object of every type;
 * :func:`vm_placement`, :func:`relocate_vm`, :func:`set_power`, :func:`ensure_folder`,
@@ -38,7 +38,7 @@ from pyVmomi import vim as _vim
 from pyVmomi import vmodl as _vmodl
 
 from overflyt.errors import MigrationStepFailed, OverflytError, ProviderUnreachable
-from overflyt.facts import (
+from overflyt.precheck.facts import (
     ClusterFacts,
     DatastoreFacts,
     HostFacts,

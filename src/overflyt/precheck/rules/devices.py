@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Literal
 
-from overflyt.facts import DeviceFacts
 from overflyt.plan.model import NetworkDevice
+from overflyt.precheck.facts import DeviceFacts
 from overflyt.precheck.findings import Severity
 from overflyt.precheck.registry import CheckContext, Evidence, Outcome, Subject, fail, ok, rule, skip
 

@@ -12,8 +12,8 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from overflyt.facts import ClusterFacts
 from overflyt.plan.model import VirtualMachine
+from overflyt.precheck.facts import ClusterFacts
 from overflyt.precheck.findings import Severity
 from overflyt.precheck.registry import CheckContext, Outcome, Subject, fail, find, ok, rule, skip
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from overflyt.facts import VCenterFacts
 from overflyt.plan.model import VCenterEndpoint
+from overflyt.precheck.facts import VCenterFacts
 from overflyt.precheck.findings import Severity
 from overflyt.precheck.registry import CheckContext, Outcome, Role, Subject, datacenters, fail, ok, rule, skip
 

@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterator
 
 from pydantic import JsonValue
 
-from overflyt.facts import VMFacts
 from overflyt.plan.model import VirtualMachine
+from overflyt.precheck.facts import VMFacts
 from overflyt.precheck.findings import Severity
 from overflyt.precheck.registry import CheckContext, Evidence, Outcome, Subject, fail, ok, rule, skip
 

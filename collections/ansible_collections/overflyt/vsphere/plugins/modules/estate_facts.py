@@ -50,7 +50,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 vcenter_facts:
-  description: overflyt.facts.VCenterFacts as JSON.
+  description: overflyt.precheck.facts.VCenterFacts as JSON.
   returned: always
   type: dict
   sample:

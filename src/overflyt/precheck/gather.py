@@ -15,13 +15,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from overflyt.credentials import ResolvedCredential
-from overflyt.facts import DeviceFacts, EstateFacts, HostKeyState, VCenterFacts
-from overflyt.inventory import CONTROLLER, build_inventory
+from overflyt.ansible.inventory import CONTROLLER, build_inventory
+from overflyt.ansible.runner import AnsibleEvent, PlaybookResult, TaskFailure, run_playbook
 from overflyt.plan import Plan, load_inventory
+from overflyt.plan.credentials import ResolvedCredential
 from overflyt.plan.model import VCenterEndpoint
+from overflyt.precheck.facts import DeviceFacts, EstateFacts, HostKeyState, VCenterFacts
 from overflyt.record import Run
-from overflyt.runner import AnsibleEvent, PlaybookResult, TaskFailure, run_playbook
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ VMs depend on the domain controllers and on an SQL server; server portgroups of 
 (and switches) per site, uplinked to the town hall's core.
 
 ``estate_data(code)`` returns one municipality's estate as plain data (what an estate file holds);
-``estate(code)`` validates it into an :class:`~overflyt.estate.Estate`. A municipality does not
+``estate(code)`` validates it into an :class:`~overflyt.discovery.estate.Estate`. A municipality does not
 depend on the others: each draws from its own seeded generator, and the address plan is laid out
 nationally from the quotas alone, so no two municipalities share an address block.
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from overflyt.estate import Estate
+from overflyt.discovery.estate import Estate
 
 SEED = 2027
 TOTALS = {"sites": 13_632, "hosts": 1_798, "vms": 21_480, "access_points": 147_909}

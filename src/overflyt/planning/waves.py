@@ -20,7 +20,7 @@ depend on, then the rest (sites without VMs fill the room left in the waves).
 How long a wave takes. Sites are cut over one after another: each costs ``site_minutes``. A
 unit's VMs move in batches formed by the wave runner's rules (``global`` and ``per_site`` VMs at
 once, ``per_host`` per source host, ``per_datastore`` per source or target datastore, a VM after
-what it depends on: :func:`overflyt.vmops.batches`); each batch costs ``vm_minutes``, and
+what it depends on: :func:`overflyt.steps.vms.batches`); each batch costs ``vm_minutes``, and
 the disks cross the declared replication bandwidth (1 GB = 8,000 Mbit). Units are counted one
 after another, never sharing a batch, so the estimate errs on the long side. A wave holds what
 fits its window; each wave keeps room for at least one site cutover.
@@ -42,8 +42,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
+from overflyt.discovery.estate import Estate, VirtualMachine
 from overflyt.errors import EXIT_BAD_INPUT, OverflytError
-from overflyt.estate import Estate, VirtualMachine
 from overflyt.plan.model import Concurrency, DeviceRole, Plan
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ class _Model:
 def plan_waves(estate: Estate, options: PlanningOptions) -> WavePlan:
     """Propose waves for the estate (see the module's documentation for the rules).
 
-    The estate must have passed :func:`overflyt.estate.validate_estate` (``load_estate`` does that).
+    The estate must have passed :func:`overflyt.discovery.estate.validate_estate` (``load_estate`` does that).
     """
     _check_options(options)
     model = _model(estate, options)
@@ -419,7 +419,7 @@ def _cost(model: _Model, unit: _Unit, options: PlanningOptions) -> None:
 
 
 def _batches(members: Sequence[VirtualMachine], storage: dict[str, str], limits: Concurrency) -> list[list[str]]:
-    """The VMs cut into batches by the wave runner's rules (see :func:`overflyt.vmops.batches`)."""
+    """The VMs cut into batches by the wave runner's rules (see :func:`overflyt.steps.vms.batches`)."""
     index = {vm.name: i for i, vm in enumerate(members)}
     deps = [[index[d] for d in vm.depends_on if d in index and d != vm.name] for vm in members]
     dependents: list[list[int]] = [[] for _ in members]

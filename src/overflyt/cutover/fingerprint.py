@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from overflyt.facts import EstateFacts
 from overflyt.plan import Plan
+from overflyt.precheck.facts import EstateFacts
 
 FILE = "fingerprints.json"
 

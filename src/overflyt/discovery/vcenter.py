@@ -11,7 +11,7 @@ and exits 1 when they do.
 
 ``overflyt discover devices PLAN`` reads every device of the plan over SSH (paramiko, several at
 a time, the plan's credentials references, strict host keys against the plan's known_hosts, only
-``show`` commands: :mod:`overflyt.discover_devices`) and prints a table of what each one is:
+``show`` commands: :mod:`overflyt.discovery.devices`) and prints a table of what each one is:
 hostname, platform, version, interfaces, config hash. ``--estate FILE`` updates that file's
 ``devices`` (as-is fields replaced, site and role kept; plan devices the file lacks added with the
 plan's site and role) — and leaves the file untouched when any device could not be read.
@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 from overflyt.errors import ProviderUnreachable
 
 if TYPE_CHECKING:  # the vSphere provider (pyVmomi) is imported when a command needs it
-    from overflyt.facts import VCenterFacts, VMFacts
     from overflyt.plan import Plan
+    from overflyt.precheck.facts import VCenterFacts, VMFacts
     from overflyt.providers.vsphere import VCenterConnection
 
 # Devices `discover devices` reads at once unless told otherwise (here, not in discover_devices,
@@ -48,8 +48,8 @@ COMPARED = ("host", "datastore", "cpu", "memory_mb", "disks_gb", "portgroups", "
 
 def source_connection(plan: Plan, plan_path: Path) -> VCenterConnection:
     """The plan's source vCenter as a connection, its credentials reference resolved."""
-    from overflyt.credentials import resolve
-    from overflyt.inventory import vcenter_connection
+    from overflyt.ansible.inventory import vcenter_connection
+    from overflyt.plan.credentials import resolve
     from overflyt.providers.vsphere import VCenterConnection
 
     endpoint = plan.source.vcenter
@@ -141,8 +141,8 @@ def compare(plan: Plan, found: list[dict[str, Any]]) -> list[Difference]:
 
 def _read_estate_file(path: Path) -> dict[str, Any]:
     """The estate file's data, read by the plan loader's reader (errors name the file and line)."""
+    from overflyt.discovery.estate import EstateInvalid
     from overflyt.errors import UsageError
-    from overflyt.estate import EstateInvalid
     from overflyt.plan.loader import read_yaml
 
     data = read_yaml(path, "an estate file", EstateInvalid).data or {}
@@ -217,7 +217,7 @@ def _discover_devices(args: Any) -> int:
     import logging
     import sys
 
-    from overflyt import discover_devices as dd
+    from overflyt.discovery import devices as dd
     from overflyt.errors import UsageError
     from overflyt.plan import load_plan
 

@@ -2,13 +2,13 @@
 
 `migrate-wave`, `precheck-wave` and `rollback-site` take their parameters as pydantic models, so
 the Prefect UI renders a form with descriptions and defaults (dry run on). Each runs one library
-call (:func:`overflyt.wave.run_wave`, :func:`overflyt.precheck.wave.precheck_wave`,
-:func:`overflyt.wave.rollback_site`); Ansible's task events go to the flow run's log, and the
+call (:func:`overflyt.cutover.wave.run_wave`, :func:`overflyt.precheck.wave.precheck_wave`,
+:func:`overflyt.cutover.wave.rollback_site`); Ansible's task events go to the flow run's log, and the
 reports become artifacts with keys stable per municipality and wave, so the UI shows history.
 Inside `migrate-wave` each site's cutover is its own subflow run, named after the site.
 
 The CLI runs the same flows locally (Prefect's ephemeral API); `overflyt serve`
-(:mod:`overflyt.serve`) registers them as deployments per municipality.
+(:mod:`overflyt.orchestration.serve`) registers them as deployments per municipality.
 
 Approval: a real cutover of a plan that needs approval, started without ``approved_by`` from a
 deployment (``ask_approval``, which the deployments set and the CLI does not), pre-checks the wave
@@ -44,14 +44,15 @@ from prefect.input import RunInput
 from prefect.states import Completed, Failed
 from pydantic import BaseModel, ConfigDict, Field
 
+from overflyt.ansible.cancel import install_cancel_handlers
+from overflyt.ansible.runner import AnsibleEvent
 from overflyt.errors import OverflytError
-from overflyt.runner import AnsibleEvent, install_cancel_handlers
 
 if TYPE_CHECKING:
-    from overflyt.cutover import SiteOutcome
+    from overflyt.cutover.site import SiteOutcome
+    from overflyt.cutover.wave import Approval
     from overflyt.plan import Plan
     from overflyt.precheck.findings import PrecheckReport
-    from overflyt.wave import Approval
 
 
 def prepare_local_database() -> None:
@@ -175,7 +176,7 @@ class ApprovalGate:
         self.timed_out = False
 
     def __call__(self) -> Approval | None:
-        from overflyt.wave import Approval
+        from overflyt.cutover.wave import Approval
 
         logger = get_run_logger()
         logger.warning(
@@ -204,7 +205,7 @@ _SITE_FAILED = ("failed", "rolled_back", "rollback_failed", "refused")
 def run_site_as_subflow(site_id: str, cut: Callable[[], SiteOutcome]) -> SiteOutcome:
     """run_wave's ``site_runner`` hook: each site's cutover is a subflow run named after the site. It
     ends Failed when the site did not cut over; its outcome (rolled back, say) is the data either way."""
-    from overflyt.cutover import SiteOutcome
+    from overflyt.cutover.site import SiteOutcome
 
     @flow(name="site-cutover", flow_run_name="{site}", description="One site's cutover inside migrate-wave.")
     def site_cutover(site: str) -> State[Any]:
@@ -227,7 +228,7 @@ def run_site_as_subflow(site_id: str, cut: Callable[[], SiteOutcome]) -> SiteOut
 
 @flow(name="migrate-wave", description="Pre-check a wave, then cut its sites over (VMs and network together).")
 def migrate_wave(params: MigrateWaveParams) -> dict[str, Any]:
-    from overflyt.wave import Approval, report_data, report_markdown, run_wave
+    from overflyt.cutover.wave import Approval, report_data, report_markdown, run_wave
 
     install_cancel_handlers()  # Prefect cancels a run with SIGTERM: stop the step, roll back
     approval = Approval(params.approved_by, params.ticket) if params.approved_by else None
@@ -312,8 +313,8 @@ def precheck_wave(params: PrecheckWaveParams) -> dict[str, Any]:
 
 @flow(name="rollback-site", description="Roll a site's cutover back to what it recorded before changing anything.")
 def rollback_site(params: RollbackSiteParams) -> dict[str, Any]:
-    from overflyt.wave import report_data, report_markdown
-    from overflyt.wave import rollback_site as run_rollback
+    from overflyt.cutover.wave import report_data, report_markdown
+    from overflyt.cutover.wave import rollback_site as run_rollback
 
     outcome = run_rollback(Path(params.plan), params.site, on_event=_log_events(), on_step=_log_steps())
     create_markdown_artifact(

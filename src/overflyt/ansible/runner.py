@@ -15,14 +15,11 @@ RAM-backed directory outside the run record that the inventory reads through
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import logging
 import os
 import shutil
-import signal
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -31,14 +28,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from overflyt.ansible.cancel import cancel_is_set, is_shielded
 from overflyt.errors import OverflytError
+from overflyt.project import find_project
 
 log = logging.getLogger(__name__)
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-PLAYBOOKS = PROJECT_ROOT / "playbooks"
-ROLES = PROJECT_ROOT / "roles"
-COLLECTIONS = PROJECT_ROOT / "collections"
 
 # The environment ansible-playbook may see. Anything else — above all a secret the operator
 # exported in their shell — is dropped, because ansible-runner writes the environment to disk.
@@ -101,58 +95,6 @@ class RunnerSetupError(OverflytError):
     """ansible-runner could not start the playbook at all (missing playbook, bad inventory)."""
 
 
-# -- cancellation -----------------------------------------------------------------------------
-# A cancel request (SIGTERM/SIGINT of the CLI, Prefect cancelling the flow run) stops the running
-# playbook through ansible-runner's own cancel_callback: Prefect's task timeout and cancellation
-# hooks cannot interrupt a blocking call in a worker thread, the runner call can. Rollback runs
-# shielded, so a cancelled cutover still restores its site.
-_CANCEL = threading.Event()
-_CANCEL_REASON: list[str] = []
-_SHIELDED: contextvars.ContextVar[bool] = contextvars.ContextVar("overflyt_shielded", default=False)
-
-
-def request_cancel(reason: str) -> None:
-    if not _CANCEL.is_set():
-        _CANCEL_REASON.append(reason)
-        log.warning("cancel requested: %s", reason)
-    _CANCEL.set()
-
-
-def cancel_requested() -> bool:
-    return _CANCEL.is_set() and not _SHIELDED.get()
-
-
-def cancel_reason() -> str:
-    return _CANCEL_REASON[0] if _CANCEL_REASON else "cancelled"
-
-
-def reset_cancel() -> None:
-    _CANCEL.clear()
-    _CANCEL_REASON.clear()
-
-
-@contextlib.contextmanager
-def shielded() -> Iterator[None]:
-    """Playbooks started inside are not stopped by a cancel request (rollback must finish)."""
-    token = _SHIELDED.set(True)
-    try:
-        yield
-    finally:
-        _SHIELDED.reset(token)
-
-
-def install_cancel_handlers() -> None:
-    """SIGTERM and SIGINT request a cancel instead of killing the process mid-change (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-
-    def handle(signum: int, _frame: object) -> None:
-        request_cancel(f"signal {signal.Signals(signum).name}")
-
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
-
-
 def run_playbook(
     playbook: str,
     inventory: Mapping[str, Any],
@@ -167,6 +109,7 @@ def run_playbook(
     timeout_s: int = 1800,
     cancel: Callable[[], bool] | None = None,
     on_event: Callable[[AnsibleEvent], None] | None = None,
+    project: Path | None = None,
 ) -> PlaybookResult:
     """Run ``playbooks/<playbook>`` and return what happened.
 
@@ -174,13 +117,15 @@ def run_playbook(
     (see :func:`secret_lookup`). ``dry_run`` runs with ``--check --diff``. ``timeout_s`` and
     ``cancel`` stop the run hard (status ``timeout`` / ``canceled``); neither is ever reported as
     success. ``home`` becomes ``$HOME`` of ansible-playbook (its ``.ssh/known_hosts`` is what
-    device host keys are checked against).
+    device host keys are checked against). ``project`` is the directory holding ``playbooks/``,
+    ``roles/`` and ``collections/`` (default: :func:`overflyt.project.find_project`).
     """
     import ansible_runner
 
-    path = PLAYBOOKS / playbook
+    project = project or find_project()
+    path = project / "playbooks" / playbook
     if not path.is_file():
-        raise RunnerSetupError(f"playbook {playbook}: not found in {PLAYBOOKS}")
+        raise RunnerSetupError(f"playbook {playbook}: not found in {project / 'playbooks'}")
     private_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     (private_dir / "inventory").mkdir(exist_ok=True, mode=0o700)
     inventory_file = private_dir / "inventory" / "hosts.yml"
@@ -189,7 +134,7 @@ def run_playbook(
     with _secret_dir(secrets or {}) as secret_files, tempfile.TemporaryDirectory(prefix="ofl-pc-") as control:
         inv = _with_secret_files(inventory, secret_files)
         inventory_file.write_text(yaml.safe_dump(inv, sort_keys=False), encoding="utf-8")
-        envvars = _ansible_env(private_dir, home, Path(control))
+        envvars = _ansible_env(project, private_dir, home, Path(control))
         cmdline = "--check --diff" if dry_run else None
         config = ansible_runner.RunnerConfig(
             private_data_dir=str(private_dir),
@@ -217,10 +162,10 @@ def run_playbook(
             return True
 
         started = time.monotonic()
-        shield = _SHIELDED.get()
+        shield = is_shielded()
 
         def should_cancel() -> bool:
-            return (not shield and _CANCEL.is_set()) or (cancel is not None and cancel())
+            return (not shield and cancel_is_set()) or (cancel is not None and cancel())
 
         runner = ansible_runner.Runner(config=config, event_handler=handle, cancel_callback=should_cancel)
         try:
@@ -239,11 +184,11 @@ def secret_lookup(name: str) -> str:
     return "{{ lookup('ansible.builtin.file', overflyt_secret_files['" + name + "']) }}"
 
 
-def _ansible_env(private_dir: Path, home: Path | None, control: Path) -> dict[str, str]:
-    collections = [str(COLLECTIONS)] if COLLECTIONS.is_dir() else []
+def _ansible_env(project: Path, private_dir: Path, home: Path | None, control: Path) -> dict[str, str]:
+    collections = [str(project / "collections")] if (project / "collections").is_dir() else []
     env = {
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "/usr/bin:/bin")]),
-        "ANSIBLE_ROLES_PATH": str(ROLES),
+        "ANSIBLE_ROLES_PATH": str(project / "roles"),
         "ANSIBLE_COLLECTIONS_PATH": os.pathsep.join(collections) if collections else "",
         "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "true",
         "ANSIBLE_PYTHON_INTERPRETER": sys.executable,

@@ -19,13 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from overflyt import netops, runner, vmops
-from overflyt.credentials import ResolvedCredential
+from overflyt.ansible import cancel
+from overflyt.ansible.runner import AnsibleEvent
+from overflyt.cutover.state import BackupRef, SiteState, Step, WaveStore
 from overflyt.errors import OverflytError, PlaybookFailed, RollbackFailed
 from overflyt.plan import Plan
+from overflyt.plan.credentials import ResolvedCredential
 from overflyt.record import Run
-from overflyt.runner import AnsibleEvent
-from overflyt.wavestate import BackupRef, SiteState, Step, WaveStore
+from overflyt.steps import network as netops
+from overflyt.steps import vms as vmops
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +91,8 @@ class Cutover:
             self._forward(site_id, state, store, outcome)
         except (OverflytError, OSError) as exc:
             step = state.current or "cutover"
-            if runner.cancel_requested():
-                state.error = f"{step}: canceled ({runner.cancel_reason()})"
+            if cancel.cancel_requested():
+                state.error = f"{step}: canceled ({cancel.cancel_reason()})"
                 outcome.canceled = True
             else:
                 state.error = f"{step}: {exc}"
@@ -99,7 +101,7 @@ class Cutover:
             state.status = "failed"
             store.save()
             if self.plan.rollback == "automatic":
-                with runner.shielded():  # a cancel stops the cutover, never its rollback
+                with cancel.shielded():  # a cancel stops the cutover, never its rollback
                     self.rollback_site(site_id, store, outcome)
             else:
                 outcome.status = "failed"
@@ -115,7 +117,7 @@ class Cutover:
         t = self.plan.timeouts
 
         def begin(step: Step) -> float:
-            if runner.cancel_requested():
+            if cancel.cancel_requested():
                 state.current = step
                 raise CutoverFailed(f"canceled before {step}")
             state.current = step

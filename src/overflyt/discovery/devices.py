@@ -3,7 +3,7 @@
 ``overflyt discover devices PLAN`` connects to each device of the plan at its ``management``
 address and ``port``, several at a time (``--workers``, :data:`WORKERS` by default), with paramiko
 directly (not Ansible): the device's credentials reference resolved as everywhere else
-(:func:`overflyt.credentials.resolve`), its host key checked strictly against the plan's
+(:func:`overflyt.plan.credentials.resolve`), its host key checked strictly against the plan's
 ``ssh.known_hosts`` — a key that is not there, or differs, fails that device, as in the
 pre-checks. A device listed in ``ssh.insecure_host_keys`` is not verified, and its line says so.
 
@@ -11,7 +11,7 @@ Read-only: it sends only the ``show`` commands below, each on its own exec chann
 session per device (:func:`_show` refuses anything else).
 
 * ``show version`` — the platform (``FRRouting`` → frr, ``ArubaOS-CX`` → aoscx, ``Cisco IOS`` →
-  ios, the markers the pre-checks use: :func:`overflyt.gather.detect_platform`) and the version
+  ios, the markers the pre-checks use: :func:`overflyt.precheck.gather.detect_platform`) and the version
   (FRR: the word after ``FRRouting``; other platforms: the first line).
 * ``show interface brief`` — FRR only, the one platform whose output has been captured (from the
   lab): each interface of the default VRF with its state (up, down) and addresses. FRR lists one
@@ -31,7 +31,7 @@ Management: a device proves it is the one the plan puts at a management address 
 known_hosts holds for that address and port, and by the hostname it reports; a device answering at
 another device's address shows up as a hostname difference (:func:`compare`).
 
-What the CLI does with the result (``overflyt discover devices``) is in :mod:`overflyt.discover`.
+What the CLI does with the result (``overflyt discover devices``) is in :mod:`overflyt.discovery.vcenter`.
 """
 
 from __future__ import annotations
@@ -49,15 +49,15 @@ from typing import Any
 import paramiko
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from overflyt.credentials import ResolvedCredential, resolve
-from overflyt.discover import WORKERS
+from overflyt.discovery.estate import DeviceInterface
+from overflyt.discovery.estate import NetworkDevice as EstateDevice
+from overflyt.discovery.vcenter import WORKERS
 from overflyt.errors import CredentialMissing, UsageError
-from overflyt.estate import DeviceInterface
-from overflyt.estate import NetworkDevice as EstateDevice
-from overflyt.facts import HostKeyState
-from overflyt.gather import detect_platform
 from overflyt.plan import Plan
+from overflyt.plan.credentials import ResolvedCredential, resolve
 from overflyt.plan.model import NetworkDevice
+from overflyt.precheck.facts import HostKeyState
+from overflyt.precheck.gather import detect_platform
 
 log = logging.getLogger(__name__)
 

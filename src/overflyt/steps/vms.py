@@ -37,16 +37,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from overflyt import slots
-from overflyt.credentials import ResolvedCredential
+from overflyt.ansible.inventory import build_inventory
+from overflyt.ansible.runner import AnsibleEvent, PlaybookResult, run_playbook
 from overflyt.errors import MigrationStepFailed, PlaybookFailed, ProviderUnreachable, RollbackFailed, UsageError
-from overflyt.facts import VCenterFacts, VMFacts
-from overflyt.inventory import build_inventory
 from overflyt.plan import Plan, load_inventory
+from overflyt.plan.credentials import ResolvedCredential
 from overflyt.plan.model import VirtualMachine
+from overflyt.precheck.facts import VCenterFacts, VMFacts
 from overflyt.providers.vsphere import Placement
 from overflyt.record import Run
-from overflyt.runner import AnsibleEvent, PlaybookResult, run_playbook
+from overflyt.steps import slots
 
 log = logging.getLogger(__name__)
 
@@ -733,7 +733,7 @@ def _loads(plan: Plan, *, host: str, datastores: list[str], target_datastore: st
 def _slots(
     plan: Plan, wave: int, site_id: str, loads: Mapping[str, set[tuple[str, int]]], *, dry_run: bool, timeout_s: float
 ) -> Iterator[float]:
-    """Hold the move slots of a batch (see overflyt.slots); a dry run moves nothing and takes none."""
+    """Hold the move slots of a batch (see overflyt.steps.slots); a dry run moves nothing and takes none."""
     if dry_run:
         yield 0.0
         return

@@ -2,8 +2,8 @@
 restore, post-check.
 
 Each function builds the run's inventory for one site's devices (desired state from
-:mod:`overflyt.netchange` as ``overflyt_*`` variables), runs one playbook through
-:func:`overflyt.runner.run_playbook` in its own private dir of the run record, and returns typed
+:mod:`overflyt.steps.device_changes` as ``overflyt_*`` variables), runs one playbook through
+:func:`overflyt.ansible.runner.run_playbook` in its own private dir of the run record, and returns typed
 results read from the roles' ``set_stats``. A failed step raises
 :class:`~overflyt.errors.PlaybookFailed` naming the failed hosts and why; a restore that cannot
 put a device back raises :class:`~overflyt.errors.RollbackFailed` (a human must act).
@@ -23,14 +23,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from overflyt.credentials import ResolvedCredential
+from overflyt.ansible.inventory import CONTROLLER, build_inventory
+from overflyt.ansible.runner import AnsibleEvent, PlaybookResult, run_playbook
 from overflyt.errors import PlaybookFailed, RollbackFailed, UsageError
-from overflyt.gather import prepare_home
-from overflyt.inventory import CONTROLLER, build_inventory
-from overflyt.netchange import device_changes, postcheck_targets
 from overflyt.plan import Plan, load_inventory
+from overflyt.plan.credentials import ResolvedCredential
+from overflyt.precheck.gather import prepare_home
 from overflyt.record import Run
-from overflyt.runner import AnsibleEvent, PlaybookResult, run_playbook
+from overflyt.steps.device_changes import device_changes, postcheck_targets
 
 log = logging.getLogger(__name__)
 

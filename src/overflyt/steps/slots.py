@@ -1,7 +1,7 @@
 """Move slots: the plan's concurrency limits, held across every run that shares the state directory.
 
 A VM move loads its source ESXi host, its source and target datastores and the target vCenter.
-Within one run the batches already respect the plan's limits (:func:`overflyt.vmops.batches`);
+Within one run the batches already respect the plan's limits (:func:`overflyt.steps.vms.batches`);
 runs of *different* municipalities at once meet on what they share — the shared datacentre's
 vCenter and datastores. Before a batch starts it takes one slot per VM of every resource it
 loads, all or none; a full resource makes it wait (and say for whom) until its time runs out.

@@ -15,18 +15,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from overflyt import fingerprint, runner
-from overflyt.credentials import resolve_all
-from overflyt.cutover import Cutover, OnEvent, OnStep, SiteOutcome
+from overflyt.ansible import cancel
+from overflyt.cutover import fingerprint
+from overflyt.cutover.site import Cutover, OnEvent, OnStep, SiteOutcome
+from overflyt.cutover.state import WaveStore
 from overflyt.errors import EXIT_FAILED, EXIT_OK, EXIT_ROLLBACK_FAILED, UsageError
-from overflyt.gather import gather_estate
 from overflyt.plan import Plan, load_plan
+from overflyt.plan.credentials import resolve_all
 from overflyt.plan.select import refuse_vms_ahead_of_their_site, select_sites
 from overflyt.precheck.engine import run_checks
+from overflyt.precheck.gather import gather_estate
 from overflyt.precheck.registry import CheckContext, Mode
 from overflyt.precheck.report import render
 from overflyt.record import Run, municipality_lock
-from overflyt.wavestate import WaveStore
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +207,7 @@ def rollback_site(
         run = Run.create("rollback", code, wave, [site_id], dry_run=False)
         outcome = WaveOutcome(code, wave, False, run.record.run_id, run.dir, kind="rollback")
         cutover = Cutover(plan, plan_path, wave, run, credentials, on_event=on_event, on_step=on_step)
-        with run.step("rollback", site_id), runner.shielded():
+        with run.step("rollback", site_id), cancel.shielded():
             outcome.sites.append(cutover.rollback_site(site_id, store))
         _finish(run, outcome)
         return outcome

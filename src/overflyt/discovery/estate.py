@@ -2,7 +2,7 @@
 
 An estate file records the municipality's vCenters, physical hosts, sites, server portgroups,
 virtual machines, network devices and access points. Discovery writes it (``overflyt discover``); a person
-may write or correct it; :mod:`overflyt.planner` turns it into a proposed plan. It is the other
+may write or correct it; :mod:`overflyt.planning.waves` turns it into a proposed plan. It is the other
 side of the plan (:mod:`overflyt.plan.model`): the plan says what should happen, the estate says
 what is there. The two share their vocabulary (site kinds, uplinks, power states, device roles and
 platforms) so a plan can be written from an estate without translation.
@@ -180,7 +180,7 @@ class NetworkDevice(Model):
     config_sha256: str | None = Field(
         default=None,
         pattern="^[0-9a-f]{64}$",
-        description="sha256 of its running configuration without volatile lines (overflyt.discover_devices).",
+        description="sha256 of its running configuration without volatile lines (overflyt.discovery.devices).",
     )
 
 

@@ -2,7 +2,7 @@
 
 The generated inventory lives in the run record, never in ``inventories/``. Desired state reaches
 roles as inventory variables prefixed ``overflyt_``; secrets appear only as lookups of files the
-runner adapter writes outside the run record (see :func:`overflyt.runner.secret_lookup`).
+runner adapter writes outside the run record (see :func:`overflyt.ansible.runner.secret_lookup`).
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from overflyt.credentials import ResolvedCredential
+from overflyt.ansible.runner import secret_lookup
 from overflyt.errors import UsageError
 from overflyt.plan import Inventory, Plan
+from overflyt.plan.credentials import ResolvedCredential
 from overflyt.plan.model import VCenterEndpoint
-from overflyt.runner import secret_lookup
 
 CONTROLLER = "overflyt-controller"
 

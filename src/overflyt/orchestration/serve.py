@@ -58,7 +58,8 @@ class Municipality:
 
 def municipalities(inventories: Path, now: datetime | None = None) -> list[Municipality]:
     """Every ``<inventories>/<kommune>/plan.yml``; a plan that does not load is refused with its errors."""
-    from overflyt.flows import next_wave
+    from flows.wave import next_wave
+
     from overflyt.plan import load_plan
 
     found: list[Municipality] = []
@@ -74,9 +75,8 @@ def municipalities(inventories: Path, now: datetime | None = None) -> list[Munic
 def deployments(found: list[Municipality], workdir: Path) -> list[RunnerDeployment]:
     """The deployments of the three flows, one of each per municipality; their runs start in WORKDIR
     (where run records land, unless OVERFLYT_STATE_DIR says otherwise)."""
+    from flows.wave import migrate_wave, precheck_wave, rollback_site
     from prefect.schedules import Cron, RRule
-
-    from overflyt.flows import migrate_wave, precheck_wave, rollback_site
 
     result: list[RunnerDeployment] = []
     for m in found:

@@ -1,0 +1,10 @@
+"""The cutover: a wave's phases and each site's itinerary, with its durable state.
+
+Owns: :mod:`.itinerary` (the site itinerary as data: named steps, the dry run a filter of it),
+:mod:`.site` (one site's cutover and rollback, run step by step from the itinerary),
+:mod:`.wave` (the wave's phases: admit → precheck → approve → stale check → sites → finish),
+:mod:`.admission` (what both the CLI and the flows call before anything is contacted),
+:mod:`.state` (the durable wave state across attempts) and :mod:`.fingerprint` (stale-plan check).
+May import: ``plan``, ``precheck``, ``steps``, ``ansible``, ``overflyt.record``/``errors``.
+Never imports Prefect: the flows in ``flows/`` wrap it.
+"""

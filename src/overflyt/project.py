@@ -1,0 +1,45 @@
+"""Where the overflyt project is: the directory holding ``playbooks/``, ``roles/`` and
+``collections/`` that a run hands to Ansible.
+
+Found from, in this order: the ``OVERFLYT_PROJECT_DIR`` setting; the plan's project (the nearest
+directory above the plan file that holds ``playbooks/`` and ``roles/``); the current directory or
+one above it. Never from where the Python package happens to be installed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from overflyt.errors import UsageError
+
+PROJECT_ENV = "OVERFLYT_PROJECT_DIR"
+
+
+def is_project(directory: Path) -> bool:
+    return (directory / "playbooks").is_dir() and (directory / "roles").is_dir()
+
+
+def find_project(plan_dir: Path | None = None) -> Path:
+    """The project directory for a plan in ``plan_dir`` (or for no plan); UsageError naming where
+    it looked when there is none."""
+    explicit = os.environ.get(PROJECT_ENV)
+    if explicit:
+        path = Path(explicit).expanduser().resolve()
+        if not is_project(path):
+            raise UsageError(f"{PROJECT_ENV}={explicit}: no playbooks/ and roles/ there")
+        return path
+    looked: list[str] = []
+    for start in (plan_dir, Path.cwd()):
+        if start is None:
+            continue
+        start = start.resolve()
+        for directory in (start, *start.parents):
+            if is_project(directory):
+                return directory
+        looked.append(f"{start} and above")
+    raise UsageError(
+        "no overflyt project (a directory with playbooks/ and roles/) found in "
+        + "; ".join(looked)
+        + f": set {PROJECT_ENV} to it"
+    )
