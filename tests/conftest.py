@@ -7,6 +7,7 @@ If the lab cannot come up, every test that needs it FAILS (never skips).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 PLAN = REPO / "inventories" / "norddjurs" / "plan.yml"
+# Tests run plans copied into temporary directories, some from another working directory: they name
+# the project (playbooks/, roles/, collections/) explicitly, as an installed overflyt would.
+os.environ.setdefault("OVERFLYT_PROJECT_DIR", str(REPO))
 
 
 @pytest.fixture(scope="session")

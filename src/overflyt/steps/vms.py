@@ -43,6 +43,7 @@ from overflyt.errors import MigrationStepFailed, PlaybookFailed, ProviderUnreach
 from overflyt.plan import Plan, load_inventory
 from overflyt.plan.credentials import ResolvedCredential
 from overflyt.plan.model import VirtualMachine
+from overflyt.planning.batches import schedule
 from overflyt.precheck.facts import VCenterFacts, VMFacts
 from overflyt.providers.vsphere import Placement
 from overflyt.record import Run
@@ -190,65 +191,7 @@ def batches(plan: Plan, wave: int, site_id: str, vms: Sequence[str] | None = Non
 
 
 def _schedule(plan: Plan, chosen: Sequence[VirtualMachine]) -> list[list[str]]:
-    index = {vm.name: i for i, vm in enumerate(chosen)}
-    by_name = {vm.name: vm for vm in chosen}
-    deps = {vm.name: {d for d in vm.depends_on if d in index and d != vm.name} for vm in chosen}
-    dependents: dict[str, set[str]] = {name: set() for name in index}
-    for name, needs in deps.items():
-        for d in needs:
-            dependents[d].add(name)
-    height = _heights(dependents, deps)
-    storage = {m.source: m.target for m in plan.storage_map}
-    limits = plan.concurrency
-    size = min(limits.global_, limits.per_site)
-    done: set[str] = set()
-    remaining = sorted(index, key=lambda n: (-height[n], index[n]))
-    out: list[list[str]] = []
-    while remaining:
-        ready = [n for n in remaining if deps[n] <= done]
-        batch: list[str] = []
-        per_host: dict[str, int] = {}
-        per_ds: dict[str, int] = {}
-        for name in ready:
-            vm = by_name[name]
-            stores = {vm.datastore, storage.get(vm.datastore, vm.datastore)}
-            if (
-                len(batch) < size
-                and per_host.get(vm.host, 0) < limits.per_host
-                and all(per_ds.get(ds, 0) < limits.per_datastore for ds in stores)
-            ):
-                batch.append(name)
-                per_host[vm.host] = per_host.get(vm.host, 0) + 1
-                for ds in stores:
-                    per_ds[ds] = per_ds.get(ds, 0) + 1
-        if not batch:  # pragma: no cover - _heights refuses cycles, and a limit is at least 1
-            raise UsageError(f"cannot schedule {', '.join(remaining)}")
-        out.append(batch)
-        done.update(batch)
-        remaining = [n for n in remaining if n not in done]
-    return out
-
-
-def _heights(dependents: Mapping[str, set[str]], deps: Mapping[str, set[str]]) -> dict[str, int]:
-    """Length of the longest chain of dependents below each VM; UsageError naming a cycle."""
-    height: dict[str, int] = {}
-    visiting: list[str] = []
-
-    def visit(name: str) -> int:
-        if name in height:
-            return height[name]
-        if name in visiting:
-            cycle = [*visiting[visiting.index(name) :], name]
-            raise UsageError(f"VMs depend on each other in a cycle: {' -> '.join(reversed(cycle))}")
-        visiting.append(name)
-        value = 1 + max((visit(d) for d in sorted(dependents[name])), default=0)
-        visiting.pop()
-        height[name] = value
-        return value
-
-    for name in deps:
-        visit(name)
-    return height
+    return schedule(chosen, {m.source: m.target for m in plan.storage_map}, plan.concurrency)
 
 
 def choose_hosts(

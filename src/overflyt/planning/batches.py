@@ -1,0 +1,97 @@
+"""The one VM scheduling rule: which VMs move together, in which order.
+
+Both the cutover (:mod:`overflyt.steps.vms`, a site's real moves) and the wave planner
+(:mod:`overflyt.planning.waves`, its window estimates) cut VMs into batches with
+:func:`schedule`, so an estimate and a real run agree. Pure code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from overflyt.errors import UsageError
+from overflyt.plan.model import Concurrency
+
+
+class Schedulable(Protocol):
+    """What the rule needs of a VM (a plan's or an estate's)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def datastore(self) -> str: ...
+    @property
+    def depends_on(self) -> Sequence[str]: ...
+
+
+def schedule(vms: Sequence[Schedulable], storage: Mapping[str, str], limits: Concurrency) -> list[list[str]]:
+    """``vms`` cut into batches that run one after the other.
+
+    In one batch: at most ``limits.global_`` and ``per_site`` VMs, at most ``per_host`` of one
+    source host, at most ``per_datastore`` on one datastore (source or, through ``storage``, the
+    target: a move loads both). A VM is in a later batch than every VM of the set it
+    ``depends_on`` (dependencies outside the set are other sites' or waves' business). Within
+    those rules each batch is filled greedily: VMs with the longest chain of dependents first,
+    then the given order. Deterministic; raises UsageError naming a dependency cycle.
+    """
+    index = {vm.name: i for i, vm in enumerate(vms)}
+    by_name = {vm.name: vm for vm in vms}
+    deps = {vm.name: {d for d in vm.depends_on if d in index and d != vm.name} for vm in vms}
+    dependents: dict[str, set[str]] = {name: set() for name in index}
+    for name, needs in deps.items():
+        for d in needs:
+            dependents[d].add(name)
+    height = heights(dependents, deps)
+    size = min(limits.global_, limits.per_site)
+    done: set[str] = set()
+    remaining = sorted(index, key=lambda n: (-height[n], index[n]))
+    out: list[list[str]] = []
+    while remaining:
+        batch: list[str] = []
+        per_host: dict[str, int] = {}
+        per_ds: dict[str, int] = {}
+        for name in remaining:
+            if len(batch) == size:
+                break
+            if not deps[name] <= done:
+                continue
+            vm = by_name[name]
+            stores = {vm.datastore, storage.get(vm.datastore, vm.datastore)}
+            if per_host.get(vm.host, 0) < limits.per_host and all(
+                per_ds.get(ds, 0) < limits.per_datastore for ds in stores
+            ):
+                batch.append(name)
+                per_host[vm.host] = per_host.get(vm.host, 0) + 1
+                for ds in stores:
+                    per_ds[ds] = per_ds.get(ds, 0) + 1
+        if not batch:  # pragma: no cover - heights() refuses cycles, and a limit is at least 1
+            raise UsageError(f"cannot schedule {', '.join(remaining)}")
+        out.append(batch)
+        done.update(batch)
+        remaining = [n for n in remaining if n not in done]
+    return out
+
+
+def heights(dependents: Mapping[str, set[str]], deps: Mapping[str, set[str]]) -> dict[str, int]:
+    """Length of the longest chain of dependents below each VM; UsageError naming a cycle."""
+    height: dict[str, int] = {}
+    visiting: list[str] = []
+
+    def visit(name: str) -> int:
+        if name in height:
+            return height[name]
+        if name in visiting:
+            cycle = [*visiting[visiting.index(name) :], name]
+            raise UsageError(f"VMs depend on each other in a cycle: {' -> '.join(reversed(cycle))}")
+        visiting.append(name)
+        value = 1 + max((visit(d) for d in sorted(dependents[name])), default=0)
+        visiting.pop()
+        height[name] = value
+        return value
+
+    for name in deps:
+        visit(name)
+    return height
