@@ -40,22 +40,20 @@ def _children_cpu() -> float:
 
 def measure(devices: int) -> dict[str, Any]:
     """Bring the lab up with ``devices`` routers, run the three steps, return their times."""
-    from overflyt.ansible.inventory import build_inventory
-    from overflyt.ansible.runner import run_playbook
-    from overflyt.plan import load_inventory, load_plan
+    from overflyt.ansible.step import StepContext, run_step
+    from overflyt.plan import load
     from overflyt.plan.credentials import resolve_all
-    from overflyt.precheck.gather import prepare_home
     from overflyt.record import Run
     from overflyt.steps.device_changes import device_changes
 
     path = vm_plan(WORK / f"p4-{devices}-routers.yml", sites=devices, vms_per_site=1, concurrency=1)
     lab_up(path)
-    plan = load_plan(path)
+    loaded = load(path)
+    plan = loaded.plan
     sites = [s.id for s in plan.sites]
     changes = {host: change for site in sites for host, change in device_changes(plan, 1, site).items()}
-    credentials = resolve_all(plan, path.parent)
     run = Run.create("wave", plan.municipality.code, 1, sites, dry_run=False)
-    home = prepare_home(run, plan, path.parent)
+    ctx = StepContext(loaded, 1, run, resolve_all(plan, path.parent))
     backup_dir = run.dir / "backups" / "cutover"
     backup_dir.mkdir(parents=True, mode=0o700)
     step_vars = {
@@ -68,22 +66,12 @@ def measure(devices: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     tasks: dict[str, int] = {}  # task results on the routers (ok + skipped), all routers together
     for name, playbook in zip(STEPS, PLAYBOOKS, strict=True):
-        connections = load_inventory(path, plan)
-        inventory, secrets = build_inventory(
-            plan, connections, path.parent, sites=sites, credentials=credentials, device_vars=step_vars[name]
-        )
         print(f"  {devices} router(s): {name} ...", flush=True)
         c0, t0 = _children_cpu(), time.perf_counter()
-        result = run_playbook(
-            playbook,
-            inventory,
-            run.private_dir(playbook.removesuffix(".yml")),
-            run_id=run.record.run_id,
-            dry_run=False,
-            secrets=secrets,
-            home=home,
-            forks=devices,
-        )
+        result = run_step(
+            ctx, playbook, playbook.removesuffix(".yml"), sites=sites, device_vars=step_vars[name], dry_run=False,
+            timeout_s=3600, forks=devices, vcenters=False,
+        )  # fmt: skip
         times[name], cpu[name] = time.perf_counter() - t0, _children_cpu() - c0
         if not result.ok:
             raise BenchError(f"{devices} routers: {playbook} {result.status}: {result.failures[:3]}")

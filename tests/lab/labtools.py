@@ -437,3 +437,17 @@ def vms_placed(si: Any) -> list[tuple[str, ...]]:
         )  # fmt: skip
     finally:
         view.Destroy()
+
+
+def step_ctx(plan: Any, plan_path: Path, wave: int, run: Any, credentials: Any) -> Any:
+    """A StepContext for calling one step directly: the plan at ``plan_path`` as loaded, with
+    ``plan`` in its place (a test may pass a modified copy of it)."""
+    import dataclasses
+
+    from overflyt.ansible.step import StepContext
+    from overflyt.plan import load
+
+    loaded = load(plan_path)
+    if plan is not loaded.plan:
+        loaded = dataclasses.replace(loaded, plan=plan)
+    return StepContext(loaded, wave, run, credentials)

@@ -17,7 +17,7 @@ from overflyt.plan.credentials import resolve_all
 from overflyt.record import Run
 from overflyt.steps.network import backup_site
 
-from .labtools import SAMPLE_PLAN, plan_copy, vtysh
+from .labtools import SAMPLE_PLAN, plan_copy, step_ctx, vtysh
 
 pytestmark = pytest.mark.lab
 
@@ -132,7 +132,7 @@ def test_config_hash_is_the_backups_sha256_and_follows_a_change(
     monkeypatch.setenv("OVERFLYT_STATE_DIR", str(tmp_path / "state"))
     run = Run.create("wave", plan.municipality.code, 2, ["kattegatskolen"], dry_run=True)
     backups = backup_site(
-        plan, SAMPLE_PLAN, 2, "kattegatskolen", run, resolve_all(plan, SAMPLE_PLAN.parent), dry_run=True
+        step_ctx(plan, SAMPLE_PLAN, 2, run, resolve_all(plan, SAMPLE_PLAN.parent)), "kattegatskolen", dry_run=True
     )
     assert backups[KATTEGAT].sha256 == reads[KATTEGAT].config_sha256
 

@@ -20,6 +20,8 @@ from overflyt.plan.credentials import ResolvedCredential, resolve_all
 from overflyt.record import Run
 from overflyt.steps.network import backup_site, configure_site, postcheck_site, restore_site, verify_site
 
+from .labtools import step_ctx
+
 pytestmark = pytest.mark.lab
 
 REPO = Path(__file__).resolve().parents[2]
@@ -106,7 +108,7 @@ def test_cutover_moves_traffic_and_restore_brings_it_back(ctx: dict[str, Any], r
     ]
 
     started = time.monotonic()
-    backups = backup_site(plan, PLAN_PATH, 2, "kattegatskolen", run, creds(ctx))
+    backups = backup_site(step_ctx(plan, PLAN_PATH, 2, run, creds(ctx)), "kattegatskolen")
     backup_s = time.monotonic() - started
     assert list(backups) == [KATTEGAT]
     assert Path(backups[KATTEGAT].file).read_text() == before
@@ -115,12 +117,12 @@ def test_cutover_moves_traffic_and_restore_brings_it_back(ctx: dict[str, Any], r
 
     # before the change, the post-check fails and names every moved server
     with pytest.raises(PlaybookFailed) as failed:
-        postcheck_site(plan, 2, "kattegatskolen", run)
+        postcheck_site(step_ctx(plan, PLAN_PATH, 2, run, creds(ctx)), "kattegatskolen")
     for address in ["10.70.10.11", "10.70.10.12", "10.70.10.20"]:
         assert f"{address} answered 'source {address}' (expected target)" in str(failed.value)
 
     started = time.monotonic()
-    result = configure_site(plan, PLAN_PATH, 2, "kattegatskolen", run, creds(ctx), backups, dry_run=False)
+    result = configure_site(step_ctx(plan, PLAN_PATH, 2, run, creds(ctx)), "kattegatskolen", backups, dry_run=False)
     configure_s = time.monotonic() - started
     device = result.devices[KATTEGAT]
     assert (device.pushed_lines, device.changed, device.verified) == (
@@ -131,13 +133,15 @@ def test_cutover_moves_traffic_and_restore_brings_it_back(ctx: dict[str, Any], r
     assert routes(lab, KATTEGAT) == ["ip route 0.0.0.0/0 10.70.250.9", "ip route 10.70.10.0/24 10.255.70.9"]
 
     started = time.monotonic()
-    verified = verify_site(plan, PLAN_PATH, 2, "kattegatskolen", run, creds(ctx))
+    verified = verify_site(step_ctx(plan, PLAN_PATH, 2, run, creds(ctx)), "kattegatskolen")
     verify_s = time.monotonic() - started
     assert verified.devices[KATTEGAT].verified
     assert verified.devices[KATTEGAT].config_sha256 != sha(before)
 
     started = time.monotonic()
-    check = postcheck_site(plan, 2, "kattegatskolen", run, expect={"10.70.20.21": "source"})
+    check = postcheck_site(
+        step_ctx(plan, PLAN_PATH, 2, run, creds(ctx)), "kattegatskolen", expect={"10.70.20.21": "source"}
+    )
     postcheck_s = time.monotonic() - started
     assert not check.skipped
     assert check.probes["10.70.10.11"].side == "target"
@@ -150,7 +154,7 @@ def test_cutover_moves_traffic_and_restore_brings_it_back(ctx: dict[str, Any], r
     ]
 
     started = time.monotonic()
-    restored = restore_site(plan, PLAN_PATH, 2, "kattegatskolen", run, creds(ctx), backups, dry_run=False)
+    restored = restore_site(step_ctx(plan, PLAN_PATH, 2, run, creds(ctx)), "kattegatskolen", backups, dry_run=False)
     restore_s = time.monotonic() - started
     device_r = restored.devices[KATTEGAT]
     assert device_r.pushed_lines == ["no ip route 10.70.10.0/24 10.255.70.9"]
@@ -175,10 +179,10 @@ def test_second_configure_and_second_restore_change_nothing(
     for name in devices:
         restore_by_hand[name] = running(lab, name)
     run = new_run(plan, 1, "grenaa-raadhus")
-    backups = backup_site(plan, PLAN_PATH, 1, "grenaa-raadhus", run, creds(ctx))
+    backups = backup_site(step_ctx(plan, PLAN_PATH, 1, run, creds(ctx)), "grenaa-raadhus")
     assert sorted(backups) == sorted(devices)
 
-    first = configure_site(plan, PLAN_PATH, 1, "grenaa-raadhus", run, creds(ctx), backups, dry_run=False)
+    first = configure_site(step_ctx(plan, PLAN_PATH, 1, run, creds(ctx)), "grenaa-raadhus", backups, dry_run=False)
     assert first.devices["ndj-core-01"].pushed_lines == [
         "ip route 10.70.10.0/24 10.255.70.1",
         "no ip route 10.70.10.0/24 10.70.252.2",
@@ -188,20 +192,20 @@ def test_second_configure_and_second_restore_change_nothing(
     assert "ip route 10.70.10.0/24 10.255.70.1" in routes(lab, "ndj-core-01")
     assert "ip route 10.70.10.0/24 10.70.252.2" not in routes(lab, "ndj-core-01")
 
-    second = configure_site(plan, PLAN_PATH, 1, "grenaa-raadhus", run, creds(ctx), backups, dry_run=False)
+    second = configure_site(step_ctx(plan, PLAN_PATH, 1, run, creds(ctx)), "grenaa-raadhus", backups, dry_run=False)
     assert not second.changed
     assert {d: (r.pending_lines, r.pushed_lines, r.verified) for d, r in second.devices.items()} == {
         d: ([], [], True) for d in devices
     }
 
-    restored = restore_site(plan, PLAN_PATH, 1, "grenaa-raadhus", run, creds(ctx), backups, dry_run=False)
+    restored = restore_site(step_ctx(plan, PLAN_PATH, 1, run, creds(ctx)), "grenaa-raadhus", backups, dry_run=False)
     assert restored.restored
     assert restored.devices["ndj-core-01"].pushed_lines == [
         "no ip route 10.70.10.0/24 10.255.70.1",
         "ip route 10.70.10.0/24 10.70.252.2",
     ]
     assert [restored.devices[d].changed for d in devices] == [True, False, False]
-    again = restore_site(plan, PLAN_PATH, 1, "grenaa-raadhus", run, creds(ctx), backups, dry_run=False)
+    again = restore_site(step_ctx(plan, PLAN_PATH, 1, run, creds(ctx)), "grenaa-raadhus", backups, dry_run=False)
     assert {d: (r.changed, r.pushed_lines, r.restored) for d, r in again.devices.items()} == {
         d: (False, [], True) for d in devices
     }
@@ -226,8 +230,8 @@ def test_dry_run_shows_the_diff_and_sends_no_configuration_command(
         before = running(lab, device)
         offsets = [log.stat().st_size for log in logs]
         run = new_run(plan, 2, "auning-adm", dry_run=True)
-        backups = backup_site(plan, PLAN_PATH, 2, "auning-adm", run, creds(ctx), dry_run=True)
-        result = configure_site(plan, PLAN_PATH, 2, "auning-adm", run, creds(ctx), backups, dry_run=True)
+        backups = backup_site(step_ctx(plan, PLAN_PATH, 2, run, creds(ctx)), "auning-adm", dry_run=True)
+        result = configure_site(step_ctx(plan, PLAN_PATH, 2, run, creds(ctx)), "auning-adm", backups, dry_run=True)
         received = [
             line for log, offset in zip(logs, offsets, strict=True) for line in log.read_text()[offset:].splitlines()
         ]
@@ -266,17 +270,21 @@ def test_rejected_line_fails_verify_by_name_and_restore_brings_the_device_back(
     plan, lab = ctx["plan"], ctx["lab"]
     restore_by_hand[KATTEGAT] = before = running(lab, KATTEGAT)
     run = new_run(plan, 2, "kattegatskolen")
-    backups = backup_site(plan, PLAN_PATH, 2, "kattegatskolen", run, creds(ctx))
+    backups = backup_site(step_ctx(plan, PLAN_PATH, 2, run, creds(ctx)), "kattegatskolen")
     bad = "ip route 10.70.99.0/33 10.255.70.9"  # vtysh answers "% Unknown command" and goes on
     with pytest.raises(PlaybookFailed) as failed:
         configure_site(
-            plan, PLAN_PATH, 2, "kattegatskolen", run, creds(ctx), backups, dry_run=False, extra_lines={KATTEGAT: [bad]}
+            step_ctx(plan, PLAN_PATH, 2, run, creds(ctx)),
+            "kattegatskolen",
+            backups,
+            dry_run=False,
+            extra_lines={KATTEGAT: [bad]},
         )
     assert failed.value.failed_hosts == (KATTEGAT,)
     assert f"{KATTEGAT} does not hold its desired state: missing: {bad}" in str(failed.value)
     assert "ip route 10.70.10.0/24 10.255.70.9" in routes(lab, KATTEGAT)  # the rest of the push landed
 
-    restored = restore_site(plan, PLAN_PATH, 2, "kattegatskolen", run, creds(ctx), backups, dry_run=False)
+    restored = restore_site(step_ctx(plan, PLAN_PATH, 2, run, creds(ctx)), "kattegatskolen", backups, dry_run=False)
     assert restored.devices[KATTEGAT].restored
     assert running(lab, KATTEGAT) == before
 
@@ -290,12 +298,12 @@ def test_restore_refuses_to_guess_and_raises_rollback_failed(
     plan, lab = ctx["plan"], ctx["lab"]
     restore_by_hand[KATTEGAT] = before = running(lab, KATTEGAT)
     run = new_run(plan, 2, "kattegatskolen")
-    backups = backup_site(plan, PLAN_PATH, 2, "kattegatskolen", run, creds(ctx))
+    backups = backup_site(step_ctx(plan, PLAN_PATH, 2, run, creds(ctx)), "kattegatskolen")
     vtysh(lab, KATTEGAT, "configure terminal", "interface lan", "description changed by hand", "exit",
           "ip route 10.70.98.0/24 10.255.70.9")  # fmt: skip
     try:
         with pytest.raises(RollbackFailed) as failed:
-            restore_site(plan, PLAN_PATH, 2, "kattegatskolen", run, creds(ctx), backups, dry_run=False)
+            restore_site(step_ctx(plan, PLAN_PATH, 2, run, creds(ctx)), "kattegatskolen", backups, dry_run=False)
         message = str(failed.value)
         assert f"{KATTEGAT}: Fail unless the running configuration equals the backup" in message
         assert "interface lan: description changed by hand (not in the backup)" in message
@@ -312,5 +320,7 @@ def test_postcheck_of_a_site_without_probe_is_skipped(ctx: dict[str, Any]) -> No
     plan: Plan = ctx["plan"]
     sites = [s.model_copy(update={"probe": None}) if s.id == "kattegatskolen" else s for s in plan.sites]
     unprobed = plan.model_copy(update={"sites": sites})
-    result = postcheck_site(unprobed, 2, "kattegatskolen", new_run(plan, 2, "kattegatskolen"))
+    result = postcheck_site(
+        step_ctx(unprobed, PLAN_PATH, 2, new_run(plan, 2, "kattegatskolen"), creds(ctx)), "kattegatskolen"
+    )
     assert (result.skipped, result.reason, result.probes) == (True, "the site has no probe (plan site.probe)", {})

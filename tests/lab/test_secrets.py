@@ -83,8 +83,8 @@ def vault_plan(lab: dict[str, Any], tmp_path: Path) -> tuple[Path, str]:
 
 SCRIPT = """
 import sys
-from flows.wave import (MigrateWaveParams, PrecheckWaveParams, RollbackSiteParams, migrate_wave,
-                            precheck_wave, rollback_site)
+from flows import (MigrateWaveParams, PrecheckWaveParams, RollbackSiteParams, migrate_wave, precheck_wave,
+                   rollback_site)
 plan = sys.argv[1]
 states = [
     precheck_wave(PrecheckWaveParams(plan=plan, wave=1), return_state=True),

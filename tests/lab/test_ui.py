@@ -1,8 +1,9 @@
 """The Prefect UI served by `overflyt serve`, driven by a real browser (Debian's chromium, headless).
 
 An engineer opens the UI, finds the sample's deployments with their schedules, starts the
-migrate-wave deployment with a custom run (the form's default: a dry run), watches it complete and
-reads the wave report artifact. Screenshots land in the test's tmp_path.
+migrate-wave deployment with a custom run (the form's default: a dry run), watches it complete,
+reads the wave report artifact, and follows wave → site → step: the site's subflow run with one
+task run per step of its itinerary. Screenshots land in the test's tmp_path.
 """
 
 from __future__ import annotations
@@ -15,15 +16,18 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowFilter, FlowFilterName
-from prefect.client.schemas.sorting import FlowRunSort
+from prefect.client.schemas.filters import FlowFilter, FlowFilterName, TaskRunFilter, TaskRunFilterFlowRunId
+from prefect.client.schemas.sorting import FlowRunSort, TaskRunSort
 from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from overflyt.cutover.itinerary import dry_run_itinerary
 
 from .labtools import serving
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(1500)]  # includes waiting for the lab lock
 
 CHROMIUM = "/usr/bin/chromium"
+DRY_RUN_STEPS = [step.name for step in dry_run_itinerary()]  # backup, migrate, configure
 FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -53,6 +57,16 @@ def flow_runs(api_url: str, flow_name: str) -> list[Any]:
             flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
             sort=FlowRunSort.ID_DESC,  # the sync client sends a null sort, offset and limit unless given
             limit=20,
+            offset=0,
+        )
+
+
+def task_runs(api_url: str, flow_run_id: Any) -> list[Any]:
+    with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+        return client.read_task_runs(
+            task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[flow_run_id])),
+            sort=TaskRunSort.EXPECTED_START_TIME_ASC,
+            limit=50,
             offset=0,
         )
 
@@ -116,6 +130,15 @@ def test_an_engineer_dry_runs_a_wave_from_the_ui_and_reads_its_report(served: tu
             expect(page.get_by_text("Wave 1 of municipality 707 — dry run").first).to_be_visible()
             expect(page.get_by_text("grenaa-raadhus: dry_run").first).to_be_visible()
             shot(page, tmp_path / "4-wave-report.png")
+
+            # wave -> site -> step: the site's subflow run shows one task run per step of the dry run.
+            [site] = flow_runs(api_url, "site-cutover")
+            page.goto(f"{url}/runs/flow-run/{site.id}")
+            expect(page.get_by_text("grenaa-raadhus", exact=True).first).to_be_visible()
+            page.get_by_role("tab", name="Task Runs").click()
+            for step in DRY_RUN_STEPS:
+                expect(page.get_by_text(f"grenaa-raadhus: {step}", exact=True).first).to_be_visible()
+            shot(page, tmp_path / "5-site-steps.png")
         finally:
             browser.close()
 
@@ -129,6 +152,9 @@ def test_an_engineer_dry_runs_a_wave_from_the_ui_and_reads_its_report(served: tu
         "Completed",
         "True",
     )
+    # ... and each step of the dry run's itinerary a task run of that subflow, in order, each completed.
+    steps = [(r.name, r.state_name) for r in task_runs(api_url, site.id)]
+    assert steps == [(f"grenaa-raadhus: {step}", "Completed") for step in DRY_RUN_STEPS]
     # A dry run changes nothing: no wave state was written.
     assert not (state / "707" / "wave-1" / "state.json").exists()
     assert list(state.glob("707/wave-1/wave/*/report.md")), "no run record in the served run's state dir"

@@ -31,7 +31,7 @@ from overflyt.steps.vms import (
     rollback_site_vms,
 )
 
-from .labtools import find, source_vcenter, wait
+from .labtools import find, source_vcenter, step_ctx, wait
 
 pytestmark = pytest.mark.lab
 
@@ -175,7 +175,7 @@ def test_migrate_the_town_hall_and_roll_it_back_exactly(ctx: dict[str, Any], si:
     placements: dict[str, Placement] = {}
     try:
         started = time.monotonic()
-        placements = record_placements(plan, PLAN_PATH, SITE, run, credentials(ctx))
+        placements = record_placements(step_ctx(plan, PLAN_PATH, 1, run, credentials(ctx)), SITE)
         TIMINGS["record 8"] = time.monotonic() - started
         assert sorted(placements) == sorted(WAVE1)
         for vm in plan.vms_of_site(SITE):
@@ -206,7 +206,7 @@ def migrate_and_roll_back(
     before = snapshot(si)
     try:
         started = time.monotonic()
-        migration = migrate_site_vms(plan, PLAN_PATH, 1, SITE, run, credentials(ctx), dry_run=False)
+        migration = migrate_site_vms(step_ctx(plan, PLAN_PATH, 1, run, credentials(ctx)), SITE, dry_run=False)
         TIMINGS["migrate 8"] = time.monotonic() - started
         assert {n: v.status for n, v in migration.vms.items()} == dict.fromkeys(WAVE1, "moved")
         assert migration.batches == BATCHES
@@ -232,7 +232,7 @@ def migrate_and_roll_back(
         assert hosts == {"mj-esx01": 2, "mj-esx02": 2, "mj-esx03": 2, "mj-esx04": 2}
 
         started = time.monotonic()
-        again = migrate_site_vms(plan, PLAN_PATH, 1, SITE, run, credentials(ctx), dry_run=False)
+        again = migrate_site_vms(step_ctx(plan, PLAN_PATH, 1, run, credentials(ctx)), SITE, dry_run=False)
         TIMINGS["migrate 8 again (unchanged)"] = time.monotonic() - started
         assert {n: v.status for n, v in again.vms.items()} == dict.fromkeys(WAVE1, "unchanged")
         assert again.batches == [WAVE1]  # nothing to move: checked together
@@ -240,7 +240,7 @@ def migrate_and_roll_back(
         assert Counter(relocations(lab)[seen:]) == Counter(WAVE1)
     finally:
         started = time.monotonic()
-        back = rollback_site_vms(plan, PLAN_PATH, SITE, placements, run, credentials(ctx))
+        back = rollback_site_vms(step_ctx(plan, PLAN_PATH, 1, run, credentials(ctx)), SITE, placements)
         TIMINGS["rollback 8"] = time.monotonic() - started
     assert {n: v.status for n, v in back.vms.items()} == dict.fromkeys(WAVE1, "restored")
     assert back.batches == list(reversed(BATCHES))
@@ -249,7 +249,7 @@ def migrate_and_roll_back(
     assert in_target_folder(si) == []
     assert Counter(relocations(lab)[seen:]) == Counter(WAVE1 * 2)
 
-    again_back = rollback_site_vms(plan, PLAN_PATH, SITE, placements, run, credentials(ctx))
+    again_back = rollback_site_vms(step_ctx(plan, PLAN_PATH, 1, run, credentials(ctx)), SITE, placements)
     assert {n: v.status for n, v in again_back.vms.items()} == dict.fromkeys(WAVE1, "unchanged")
     assert Counter(relocations(lab)[seen:]) == Counter(WAVE1 * 2)
 
@@ -260,7 +260,9 @@ def test_dry_run_reports_every_move_and_changes_nothing(ctx: dict[str, Any], si:
     before = snapshot(si)
     seen = len(relocations(lab))
     started = time.monotonic()
-    migration = migrate_site_vms(plan, PLAN_PATH, 1, SITE, new_run(dry_run=True), credentials(ctx), dry_run=True)
+    migration = migrate_site_vms(
+        step_ctx(plan, PLAN_PATH, 1, new_run(dry_run=True), credentials(ctx)), SITE, dry_run=True
+    )
     TIMINGS["dry run 8"] = time.monotonic() - started
     assert snapshot(si) == before
     assert relocations(lab)[seen:] == []
@@ -284,7 +286,7 @@ def test_a_vm_that_cannot_move_fails_alone_and_the_rollback_restores_everything(
     before = snapshot(si)
     seen = len(relocations(lab))
     run = new_run()
-    placements = record_placements(plan, PLAN_PATH, SITE, run, credentials(ctx))
+    placements = record_placements(step_ctx(plan, PLAN_PATH, 1, run, credentials(ctx)), SITE)
     # A copy of ndj-pki01, powered off, in the target folder: what a failed earlier attempt leaves.
     # A real vCenter refuses to move a VM onto a name in use; vm_migrate refuses it before trying.
     folder = si.content.searchIndex.FindByInventoryPath(f"MJ-DC1/vm/{TARGET_FOLDER}")
@@ -297,7 +299,7 @@ def test_a_vm_that_cannot_move_fails_alone_and_the_rollback_restores_everything(
     real = placements["ndj-pki01"].moid
     try:
         with pytest.raises(VmMigrationFailed) as caught:
-            migrate_site_vms(plan, PLAN_PATH, 1, SITE, run, credentials(ctx), dry_run=False)
+            migrate_site_vms(step_ctx(plan, PLAN_PATH, 1, run, credentials(ctx)), SITE, dry_run=False)
         failed = caught.value
         reason = (
             f"vm ndj-pki01: datacenter MJ-DC1 already holds a VM of that name (folder {TARGET_FOLDER}, powered_off, "
@@ -327,7 +329,7 @@ def test_a_vm_that_cannot_move_fails_alone_and_the_rollback_restores_everything(
 
         # Someone powers ndj-dc02 off in the target meanwhile: the rollback powers it on again.
         wait(found["ndj-dc02"][0].PowerOffVM_Task())
-        back = rollback_site_vms(plan, PLAN_PATH, SITE, placements, run, credentials(ctx))
+        back = rollback_site_vms(step_ctx(plan, PLAN_PATH, 1, run, credentials(ctx)), SITE, placements)
         assert back.vms["ndj-dc02"].after is not None
         assert back.vms["ndj-dc02"].after.power == "powered_on"
         assert {n: (v.status, v.leftover_removed) for n, v in back.vms.items()} == {

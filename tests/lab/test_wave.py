@@ -379,7 +379,8 @@ def test_bad_input_is_refused_before_anything_runs(capsys: pytest.CaptureFixture
     assert "site 'grenaa-havn' is not in the plan" in capsys.readouterr().err
     assert main(["rollback", str(PLAN), "--site", "kattegatskolen"]) == 2
     assert capsys.readouterr().err.endswith(
-        "overflyt: site kattegatskolen has no recorded cutover in wave 2: there is nothing to roll back\n"
+        f"overflyt: site kattegatskolen has no recorded cutover in wave 2 (looked in {state}/707/wave-2/state.json): "
+        "there is nothing to roll back\n"
     )
     with pytest.raises(UsageError):
         run_wave(PLAN, 4)

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from overflyt.plan import load_plan
-from overflyt.steps import slots
-from overflyt.steps import vms as vmops
+from overflyt.steps import slots, vm_batches
 from overflyt.steps.slots import Need, SlotsUnavailable, hold
 
 SAMPLE = Path(__file__).resolve().parents[2] / "inventories" / "norddjurs" / "plan.yml"
@@ -132,7 +131,7 @@ def test_the_holder_is_written_into_the_slot(tmp_path: Path) -> None:
 
 def test_a_move_loads_the_target_vcenter_the_source_host_and_both_datastores() -> None:
     plan = load_plan(SAMPLE)
-    loads = vmops._loads(plan, host="esx-a", datastores=["src-ds"], target_datastore="tgt-ds")
+    loads = vm_batches.loads(plan, host="esx-a", datastores=["src-ds"], target_datastore="tgt-ds")
     src, tgt = plan.source.vcenter.hostport, plan.target.vcenter.hostport
     limits = plan.concurrency
     assert loads == {

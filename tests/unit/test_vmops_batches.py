@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from overflyt.ansible.step import StepContext
 from overflyt.errors import MigrationStepFailed, UsageError
-from overflyt.plan import Plan, load_plan
+from overflyt.plan import Inventory, LoadedPlan, Plan, load_plan
 from overflyt.plan.model import Concurrency, VirtualMachine
 from overflyt.precheck.facts import HostFacts, VCenterFacts, VMFacts
 from overflyt.record import Run
@@ -223,9 +224,10 @@ def test_no_eligible_host_is_an_error(plan: Plan) -> None:
 def test_a_site_without_vms_reads_and_moves_nothing(plan: Plan, tmp_path: Path) -> None:
     # No vCenter is reachable here: any read or playbook run would fail.
     run = Run.create("wave", "707", 2, ["kattegatskolen"], dry_run=False, base=tmp_path)
-    assert record_placements(plan, PLAN, "kattegatskolen", run, {}) == {}
-    migration = migrate_site_vms(plan, PLAN, 2, "kattegatskolen", run, {}, dry_run=False)
+    ctx = StepContext(LoadedPlan(plan, PLAN, Inventory(PLAN.parent)), 2, run, {})
+    assert record_placements(ctx, "kattegatskolen") == {}
+    migration = migrate_site_vms(ctx, "kattegatskolen", dry_run=False)
     assert (migration.batches, migration.vms) == ([], {})
-    rollback = rollback_site_vms(plan, PLAN, "kattegatskolen", {}, run, {})
+    rollback = rollback_site_vms(ctx, "kattegatskolen", {})
     assert (rollback.batches, rollback.vms) == ([], {})
     assert not (run.dir / "ansible").exists()

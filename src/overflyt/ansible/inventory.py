@@ -38,6 +38,7 @@ def build_inventory(
     device_vars: Mapping[str, Mapping[str, Any]] | None = None,
     controller_vars: Mapping[str, Any] | None = None,
     vm_hosts: Mapping[str, Mapping[str, Any]] | None = None,
+    vcenters: bool = True,
 ) -> tuple[dict[str, Any], dict[str, SecretStr]]:
     """The inventory for a run over ``sites``, and the secrets it refers to by name.
 
@@ -46,6 +47,7 @@ def build_inventory(
     its ``overflyt_vm_*`` variables) adds the group ``vms``: one host per VM, in the order given,
     run on the controller's python (``ansible_connection: local``) with the same
     ``overflyt_vcenters`` as the controller, so a play over ``vms`` moves VMs ``forks`` at a time.
+    Without ``vcenters`` (a step that talks to devices only) no vCenter connection or secret is in it.
     """
     secrets: dict[str, SecretStr] = {}
 
@@ -74,14 +76,12 @@ def build_inventory(
         for group in (group_name("platform", device.platform.value), group_name("site", device.site)):
             children.setdefault(group, {"hosts": {}})["hosts"][device.hostname] = None
 
-    controller: dict[str, Any] = {
-        "ansible_connection": "local",
-        "ansible_python_interpreter": sys.executable,
-        "overflyt_vcenters": {
+    controller: dict[str, Any] = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    if vcenters:
+        controller["overflyt_vcenters"] = {
             "source": _vcenter(plan.source.vcenter, plan_dir, credentials, password),
             "target": _vcenter(plan.target.vcenter, plan_dir, credentials, password),
-        },
-    }
+        }
     controller.update(controller_vars or {})
     groups: dict[str, Any] = {
         "controller": {"hosts": {CONTROLLER: controller}},
@@ -95,7 +95,7 @@ def build_inventory(
             "vars": {
                 "ansible_connection": "local",
                 "ansible_python_interpreter": sys.executable,
-                "overflyt_vcenters": controller["overflyt_vcenters"],
+                "overflyt_vcenters": controller.get("overflyt_vcenters", {}),
             },
             "hosts": {name: dict(values) for name, values in vm_hosts.items()},
         }

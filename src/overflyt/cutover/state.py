@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict
 from overflyt.record import state_dir
 
 SiteStatus = Literal["pending", "in_progress", "done", "failed", "rolled_back", "rollback_failed"]
-Step = Literal["backup", "placements", "migrate", "configure", "postcheck"]
-STEPS: tuple[Step, ...] = ("backup", "placements", "migrate", "configure", "postcheck")
+# A step's name, as the itinerary (overflyt.cutover.itinerary.ITINERARY) names it.
+Step = str
 
 
 class _Model(BaseModel):

@@ -1,7 +1,13 @@
-"""The plan: load it, validate it, look at it. Only :mod:`overflyt.plan.loader` reads plan files."""
+"""The plan: load it, validate it, look at it, resolve its credentials.
 
-from overflyt.plan.loader import Inventory, load_inventory, load_plan
+Owns: :mod:`.model` (the plan's schema), :mod:`.loader` (the only reader of plan and inventory files;
+``load`` returns a :class:`LoadedPlan`), :mod:`.rules` (cross-field rules), :mod:`.select` (which wave
+and sites a command works on), :mod:`.credentials` (credentials references resolved at run time).
+May import: ``overflyt.errors``, ``overflyt.project``. Contacts nothing.
+"""
+
+from overflyt.plan.loader import Inventory, LoadedPlan, load, load_inventory, load_plan
 from overflyt.plan.model import Plan
 from overflyt.plan.rules import Problem, validate_plan
 
-__all__ = ["Inventory", "Plan", "Problem", "load_inventory", "load_plan", "validate_plan"]
+__all__ = ["Inventory", "LoadedPlan", "Plan", "Problem", "load", "load_inventory", "load_plan", "validate_plan"]

@@ -5,11 +5,13 @@ loader (:mod:`overflyt.discovery.estate`) reads estate files with.
 ``load_plan`` turns a plan file into a :class:`Plan` or raises :class:`PlanInvalid` listing every
 problem found, each with file, line, field path, offending value and reason. ``load_inventory``
 reads the connection settings (hosts.yml, group_vars/, host_vars/) that sit next to the plan and
-checks them against the plan, so the two can never drift apart.
+checks them against the plan, so the two can never drift apart. ``load`` does both at once and
+returns a :class:`LoadedPlan`: what a run carries instead of a plan and its path side by side.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -64,9 +66,39 @@ class YamlDocument:
         return None
 
 
+@dataclass(frozen=True)
+class LoadedPlan:
+    """A plan read once: the plan, its file, and how its devices are reached (the inventory beside
+    it). The project that runs it (playbooks/, roles/, collections/) is found on first use."""
+
+    plan: Plan
+    path: Path
+    connections: Inventory
+
+    @property
+    def directory(self) -> Path:
+        return self.path.parent
+
+    @functools.cached_property
+    def project(self) -> Path:
+        from overflyt.project import find_project
+
+        return find_project(self.directory)
+
+
+def load(path: str | Path) -> LoadedPlan:
+    """Read, parse and validate a plan file and the inventory beside it, each once."""
+    plan_path = Path(path)
+    plan, inventory = _load(plan_path)
+    return LoadedPlan(plan=plan, path=plan_path, connections=inventory or Inventory(directory=plan_path.parent))
+
+
 def load_plan(path: str | Path) -> Plan:
     """Read, parse and validate a plan file, and check its inventory if one lies beside it."""
-    plan_path = Path(path)
+    return _load(Path(path))[0]
+
+
+def _load(plan_path: Path) -> tuple[Plan, Inventory | None]:
     doc = read_yaml(plan_path)
     if not isinstance(doc.data, dict):
         raise PlanInvalid([PlanIssue(doc.file, "", "a plan must be a YAML mapping (key: value) at the top", 1)])
@@ -75,8 +107,9 @@ def load_plan(path: str | Path) -> Plan:
     except ValidationError as exc:
         raise PlanInvalid(sorted(_schema_issues(doc, exc), key=_order)) from None
     issues = [_issue(doc, p) for p in validate_plan(plan)]
+    inventory = None
     if (plan_path.parent / "hosts.yml").exists():
-        _, inventory_issues = _read_inventory(plan_path.parent, plan)
+        inventory, inventory_issues = _read_inventory(plan_path.parent, plan)
         issues.extend(inventory_issues)
     if issues:
         raise PlanInvalid(sorted(issues, key=_order))
@@ -87,7 +120,7 @@ def load_plan(path: str | Path) -> Plan:
         len(plan.sites),
         len(plan.vms),
     )
-    return plan
+    return plan, inventory
 
 
 def load_inventory(plan_path: str | Path, plan: Plan) -> Inventory:

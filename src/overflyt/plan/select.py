@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from overflyt.errors import UsageError
 from overflyt.plan.model import Plan
@@ -36,3 +37,10 @@ def refuse_vms_ahead_of_their_site(plan: Plan) -> None:
             f"the plan moves VMs ahead of their site's wave ({names}): `wave run` does not carry out "
             "waves[].vms yet; put those VMs' sites in that wave or take them out of waves[].vms"
         )
+
+
+def next_wave(plan: Plan, now: datetime | None = None) -> int:
+    """The first wave whose window has not ended (the last wave once all have): what nightly pre-checks check."""
+    now = now or datetime.now(UTC)
+    upcoming = [w.number for w in plan.waves if w.window.end > now]
+    return upcoming[0] if upcoming else plan.waves[-1].number

@@ -10,86 +10,31 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
-from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
-from overflyt.ansible.inventory import CONTROLLER, build_inventory
-from overflyt.ansible.runner import AnsibleEvent, PlaybookResult, TaskFailure, run_playbook
-from overflyt.plan import Plan, load_inventory
-from overflyt.plan.credentials import ResolvedCredential
+from overflyt.ansible.inventory import CONTROLLER
+from overflyt.ansible.runner import PlaybookResult, TaskFailure
+from overflyt.ansible.step import StepContext, first_line, run_step
 from overflyt.plan.model import VCenterEndpoint
 from overflyt.precheck.facts import DeviceFacts, EstateFacts, HostKeyState, VCenterFacts
-from overflyt.record import Run
 
 log = logging.getLogger(__name__)
 
 _PLATFORMS = (("FRRouting", "frr"), ("ArubaOS-CX", "aoscx"), ("Cisco IOS", "ios"))
 
 
-def prepare_home(run: Run, plan: Plan, plan_dir: Path) -> Path:
-    """The run's $HOME, whose .ssh/known_hosts holds the plan's trusted device keys (or nothing)."""
-    home = run.dir / "home"
-    ssh = home / ".ssh"
-    ssh.mkdir(parents=True, exist_ok=True, mode=0o700)
-    known = ssh / "known_hosts"
-    if plan.ssh.known_hosts:
-        source = plan_dir / plan.ssh.known_hosts
-        if source.is_file():
-            shutil.copyfile(source, known)
-        else:
-            log.warning("known_hosts file %s not found: every device key counts as unknown", source)
-            known.write_text("")
-    else:
-        known.write_text("")
-    known.chmod(0o600)
-    return home
-
-
-def gather_estate(
-    plan: Plan,
-    plan_path: Path,
-    sites: list[str],
-    run: Run,
-    credentials: Mapping[str, ResolvedCredential],
-    *,
-    on_event: Callable[[AnsibleEvent], None] | None = None,
-    timeout_s: int = 600,
-) -> tuple[EstateFacts, PlaybookResult]:
+def gather_estate(ctx: StepContext, sites: list[str], *, timeout_s: int = 600) -> tuple[EstateFacts, PlaybookResult]:
     """Read both vCenters and every device of ``sites`` (reachability, host key, login, platform,
     config backup) in one read-only playbook run."""
-    plan_dir = plan_path.parent
-    backups = run.dir / "backups"
+    plan = ctx.plan
+    backups = ctx.run.dir / "backups"
     backups.mkdir(exist_ok=True, mode=0o700)
-    device_vars: dict[str, dict[str, Any]] = {}
-    for device in plan.devices:
-        values: dict[str, Any] = {"net_facts_backup_dir": str(backups)}
-        if device.hostname in plan.ssh.insecure_host_keys:
-            values["ansible_host_key_checking"] = False
-        device_vars[device.hostname] = values
-    inventory, secrets = build_inventory(
-        plan,
-        load_inventory(plan_path, plan),
-        plan_dir,
-        sites=sites,
-        credentials=credentials,
-        device_vars=device_vars,
-        controller_vars={
-            "vm_facts_datacenters": {"source": [plan.source.datacenter], "target": [plan.target.datacenter]}
-        },
-    )
-    result = run_playbook(
-        "precheck_wave.yml",
-        inventory,
-        run.private_dir("precheck"),
-        run_id=run.record.run_id,
-        dry_run=True,
-        secrets=secrets,
-        home=prepare_home(run, plan, plan_dir),
-        timeout_s=timeout_s,
-        on_event=on_event,
-    )
+    device_vars = {device.hostname: {"net_facts_backup_dir": str(backups)} for device in plan.devices}
+    datacenters = {"source": [plan.source.datacenter], "target": [plan.target.datacenter]}
+    result = run_step(
+        ctx, "precheck_wave.yml", "precheck", sites=sites, device_vars=device_vars,
+        controller_vars={"vm_facts_datacenters": datacenters}, dry_run=True, timeout_s=timeout_s,
+    )  # fmt: skip
     reported: dict[str, Any] = dict(result.result.get("devices") or {})
     facts: dict[str, DeviceFacts] = {}
     for device in plan.devices:
@@ -157,10 +102,5 @@ def classify_failure(common: dict[str, Any], failure: TaskFailure | None, result
         host_key, reachable = "match", True
         error = "login refused (check the credentials reference's username and secret)"
     else:
-        error = _first_line(message)
+        error = first_line(message, 300)
     return DeviceFacts(**common, reachable=reachable, host_key=host_key, login=login, error=error)
-
-
-def _first_line(text: str) -> str:
-    line = next((x.strip() for x in text.splitlines() if x.strip()), text.strip())
-    return line[:300]

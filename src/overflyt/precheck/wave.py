@@ -13,10 +13,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from overflyt.ansible.runner import AnsibleEvent
-from overflyt.cutover import fingerprint
-from overflyt.plan import load_plan
+from overflyt.ansible.step import StepContext
+from overflyt.plan import load
 from overflyt.plan.credentials import resolve_all
 from overflyt.plan.select import select_sites
+from overflyt.precheck import fingerprint
 from overflyt.precheck.engine import run_checks
 from overflyt.precheck.findings import PrecheckReport
 from overflyt.precheck.gather import gather_estate
@@ -46,15 +47,15 @@ def precheck_wave(
     on_event: Callable[[AnsibleEvent], None] | None = None,
 ) -> PrecheckOutcome:
     """Gather the wave's facts (read-only), run every rule, and write the reports into the run record."""
-    plan = load_plan(plan_path)
+    loaded = load(plan_path)
+    plan = loaded.plan
     chosen = select_sites(plan, wave, sites)
-    credentials = resolve_all(plan, plan_path.parent)
+    credentials = resolve_all(plan, loaded.directory)
     run = Run.create("precheck", plan.municipality.code, wave, chosen, dry_run=True)
     log.info("pre-checking wave %d (%s) into %s", wave, ", ".join(chosen), run.dir)
     with run.step("gather", f"wave {wave}"):
-        facts, result = gather_estate(
-            plan, plan_path, chosen, run, credentials, on_event=on_event, timeout_s=plan.timeouts.precheck_s
-        )
+        ctx = StepContext(loaded, wave, run, credentials, on_event=on_event)
+        facts, result = gather_estate(ctx, chosen, timeout_s=plan.timeouts.precheck_s)
     # What this pre-check saw is the baseline a later cutover of the wave compares against.
     seen = fingerprint.take(plan, wave, chosen, facts)
     taken_at = datetime.now(UTC).isoformat()

@@ -1,10 +1,10 @@
 """The network half of a site cutover, one step per call: backup, configure (+ verify), verify,
 restore, post-check.
 
-Each function builds the run's inventory for one site's devices (desired state from
-:mod:`overflyt.steps.device_changes` as ``overflyt_*`` variables), runs one playbook through
-:func:`overflyt.ansible.runner.run_playbook` in its own private dir of the run record, and returns typed
-results read from the roles' ``set_stats``. A failed step raises
+Each function takes the run's :class:`~overflyt.ansible.step.StepContext` and a site, runs one
+playbook over the site's devices through :func:`~overflyt.ansible.step.run_step` (desired state from
+:mod:`overflyt.steps.device_changes` as ``overflyt_*`` variables), and returns typed results read
+from the roles' ``set_stats``. A failed step raises
 :class:`~overflyt.errors.PlaybookFailed` naming the failed hosts and why; a restore that cannot
 put a device back raises :class:`~overflyt.errors.RollbackFailed` (a human must act).
 
@@ -17,25 +17,21 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from overflyt.ansible.inventory import CONTROLLER, build_inventory
-from overflyt.ansible.runner import AnsibleEvent, PlaybookResult, run_playbook
+from overflyt.ansible.inventory import CONTROLLER
+from overflyt.ansible.runner import PlaybookResult
+from overflyt.ansible.step import StepContext, failure_text, raise_on_failure, run_step
 from overflyt.errors import PlaybookFailed, RollbackFailed, UsageError
-from overflyt.plan import Plan, load_inventory
-from overflyt.plan.credentials import ResolvedCredential
-from overflyt.precheck.gather import prepare_home
-from overflyt.record import Run
 from overflyt.steps.device_changes import device_changes, postcheck_targets
 
 log = logging.getLogger(__name__)
 
 Side = Literal["target", "source", "any"]
-OnEvent = Callable[[AnsibleEvent], None]
 
 
 class _Model(BaseModel):
@@ -130,37 +126,21 @@ class PostcheckResult(_Model):
 
 
 def backup_site(
-    plan: Plan,
-    plan_path: Path,
-    wave: int,
+    ctx: StepContext,
     site_id: str,
-    run: Run,
-    credentials: Mapping[str, ResolvedCredential],
     *,
     dry_run: bool = False,
-    on_event: OnEvent | None = None,
     timeout_s: int = 600,
 ) -> dict[str, Backup]:
     """Save every device's running configuration of ``site_id`` into ``<run>/backups/cutover``.
 
     Read-only on the devices, dry run or not. Returns the backups by hostname."""
-    devices = _site_devices(plan, wave, site_id)
-    directory = run.dir / "backups" / "cutover"
+    devices = _site_devices(ctx, site_id)
+    directory = ctx.run.dir / "backups" / "cutover"
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    result = _run(
-        "net_backup.yml",
-        "net-backup",
-        plan,
-        plan_path,
-        site_id,
-        run,
-        credentials,
-        {host: {"net_backup_dir": str(directory)} for host in devices},
-        dry_run=dry_run,
-        on_event=on_event,
-        timeout_s=timeout_s,
-    )
-    _raise_on_failure(result, f"backup of site {site_id}")
+    device_vars = {host: {"net_backup_dir": str(directory)} for host in devices}
+    result = _run(ctx, "net_backup.yml", "net-backup", site_id, device_vars, dry_run=dry_run, timeout_s=timeout_s)
+    raise_on_failure(result, f"backup of site {site_id}")
     reported: dict[str, Any] = dict(result.result.get("backup") or {})
     backups: dict[str, Backup] = {}
     for host in devices:
@@ -179,16 +159,11 @@ def backup_site(
 
 
 def configure_site(
-    plan: Plan,
-    plan_path: Path,
-    wave: int,
+    ctx: StepContext,
     site_id: str,
-    run: Run,
-    credentials: Mapping[str, ResolvedCredential],
     backups: Mapping[str, Backup],
     *,
     dry_run: bool,
-    on_event: OnEvent | None = None,
     extra_lines: Mapping[str, Sequence[str]] | None = None,
     timeout_s: int = 900,
 ) -> ConfigureResult:
@@ -197,7 +172,7 @@ def configure_site(
     ``dry_run`` runs under ``--check --diff``: the diff is shown, nothing is sent. Refuses to run
     unless ``backups`` holds one backup per device. ``extra_lines`` (tests, emergencies) adds
     top-level lines per device, pushed and verified like the rendered ones."""
-    devices = _site_devices(plan, wave, site_id)
+    devices = _site_devices(ctx, site_id)
     missing = [host for host in devices if host not in backups]
     if missing:
         raise UsageError(f"configure of site {site_id}: no backup of {', '.join(missing)}; back the devices up first")
@@ -207,20 +182,8 @@ def configure_site(
         if extra_lines and host in extra_lines:
             values["net_configure_extra_lines"] = list(extra_lines[host])
         device_vars[host] = values
-    result = _run(
-        "net_configure.yml",
-        "net-configure",
-        plan,
-        plan_path,
-        site_id,
-        run,
-        credentials,
-        device_vars,
-        dry_run=dry_run,
-        on_event=on_event,
-        timeout_s=timeout_s,
-    )
-    _raise_on_failure(result, f"configure of site {site_id}")
+    result = _run(ctx, "net_configure.yml", "net-configure", site_id, device_vars, dry_run=dry_run, timeout_s=timeout_s)
+    raise_on_failure(result, f"configure of site {site_id}")
     configured: dict[str, Any] = dict(result.result.get("configure") or {})
     verified: dict[str, Any] = dict(result.result.get("verify") or {})
     out: dict[str, DeviceConfigured] = {}
@@ -237,38 +200,22 @@ def configure_site(
             missing=list(check["missing"]),
             extra=list(check["extra"]),
         )
-    return ConfigureResult(site=site_id, wave=wave, dry_run=dry_run, duration_s=result.duration_s, devices=out)
+    return ConfigureResult(site=site_id, wave=ctx.wave, dry_run=dry_run, duration_s=result.duration_s, devices=out)
 
 
 def verify_site(
-    plan: Plan,
-    plan_path: Path,
-    wave: int,
+    ctx: StepContext,
     site_id: str,
-    run: Run,
-    credentials: Mapping[str, ResolvedCredential],
     *,
-    on_event: OnEvent | None = None,
     timeout_s: int = 600,
     fail: bool = True,
 ) -> VerifyResult:
     """Check, read-only, that every device of ``site_id`` holds the cutover's desired state (with
     ``fail=False`` only report it: a device that does not is no failure)."""
-    devices = _site_devices(plan, wave, site_id)
-    result = _run(
-        "net_verify.yml",
-        "net-verify",
-        plan,
-        plan_path,
-        site_id,
-        run,
-        credentials,
-        {host: {**change.device_vars(), "net_verify_fail": fail} for host, change in devices.items()},
-        dry_run=False,
-        on_event=on_event,
-        timeout_s=timeout_s,
-    )
-    _raise_on_failure(result, f"verify of site {site_id}")
+    devices = _site_devices(ctx, site_id)
+    device_vars = {host: {**change.device_vars(), "net_verify_fail": fail} for host, change in devices.items()}
+    result = _run(ctx, "net_verify.yml", "net-verify", site_id, device_vars, dry_run=False, timeout_s=timeout_s)
+    raise_on_failure(result, f"verify of site {site_id}")
     reported: dict[str, Any] = dict(result.result.get("verify") or {})
     out: dict[str, DeviceVerified] = {}
     for host in devices:
@@ -282,7 +229,7 @@ def verify_site(
             extra=list(data["extra"]),
             config_sha256=str(data["config_sha256"]),
         )
-    return VerifyResult(site=site_id, wave=wave, duration_s=result.duration_s, devices=out)
+    return VerifyResult(site=site_id, wave=ctx.wave, duration_s=result.duration_s, devices=out)
 
 
 Applied = Literal["applied", "partly applied", "not applied"]
@@ -306,23 +253,18 @@ def classify(verified: VerifyResult | None, restored: RestoreResult) -> dict[str
 
 
 def restore_site(
-    plan: Plan,
-    plan_path: Path,
-    wave: int,
+    ctx: StepContext,
     site_id: str,
-    run: Run,
-    credentials: Mapping[str, ResolvedCredential],
     backups: Mapping[str, Backup],
     *,
     dry_run: bool,
-    on_event: OnEvent | None = None,
     timeout_s: int = 900,
 ) -> RestoreResult:
     """Put every device of ``site_id`` back to its backup, verified byte-equal (sha256).
 
     Raises :class:`RollbackFailed` when a device could not be restored or proven restored (or
     has no backup). A dry run only shows what it would push."""
-    devices = _site_devices(plan, wave, site_id)
+    devices = _site_devices(ctx, site_id)
     missing = [host for host in devices if host not in backups]
     if missing:
         raise RollbackFailed(f"restore of site {site_id}: no backup of {', '.join(missing)}: restore them by hand")
@@ -330,19 +272,7 @@ def restore_site(
         host: {"net_restore_backup_file": backups[host].file, "net_restore_backup_sha256": backups[host].sha256}
         for host in devices
     }
-    result = _run(
-        "net_restore.yml",
-        "net-restore",
-        plan,
-        plan_path,
-        site_id,
-        run,
-        credentials,
-        device_vars,
-        dry_run=dry_run,
-        on_event=on_event,
-        timeout_s=timeout_s,
-    )
+    result = _run(ctx, "net_restore.yml", "net-restore", site_id, device_vars, dry_run=dry_run, timeout_s=timeout_s)
     reported: dict[str, Any] = dict(result.result.get("restore") or {})
     out: dict[str, DeviceRestored] = {}
     for host in devices:
@@ -363,19 +293,16 @@ def restore_site(
     if not result.ok or (not dry_run and len(out) < len(devices)):
         raise RollbackFailed(
             f"restore of site {site_id} failed ({result.status}); devices not back to their backup: "
-            + _failure_text(result, [h for h in devices if h not in out or not out[h].restored])
+            + failure_text(result, [h for h in devices if h not in out or not out[h].restored])
         )
     return RestoreResult(site=site_id, dry_run=dry_run, duration_s=result.duration_s, devices=out)
 
 
 def postcheck_site(
-    plan: Plan,
-    wave: int,
+    ctx: StepContext,
     site_id: str,
-    run: Run,
     *,
     expect: Mapping[str, Side] | None = None,
-    on_event: OnEvent | None = None,
     timeout_s: int = 300,
 ) -> PostcheckResult:
     """Real traffic from the site's client LAN (plan ``site.probe``) to every powered-on server of
@@ -383,30 +310,23 @@ def postcheck_site(
 
     ``expect`` adds or overrides targets (address → expected side). A site without a probe is
     reported as skipped. Read-only: the same in a dry run (it then shows the traffic as it is)."""
-    site = plan.site(site_id)
-    targets: dict[str, Side] = {address: "target" for address in postcheck_targets(plan, wave, site_id)}
+    site = ctx.plan.site(site_id)
+    targets: dict[str, Side] = {address: "target" for address in postcheck_targets(ctx.plan, ctx.wave, site_id)}
     targets.update(expect or {})
     controller: dict[str, Any] = {
-        "ansible_connection": "local",
         "site_postcheck_netns": site.probe.netns if site.probe else "",
         "site_postcheck_port": site.probe.port if site.probe else 7070,
         "site_postcheck_targets": [{"address": a, "expect": e} for a, e in targets.items()],
     }
-    inventory = {"all": {"children": {"controller": {"hosts": {CONTROLLER: controller}}}}}
-    result = run_playbook(
-        "site_postcheck.yml",
-        inventory,
-        run.private_dir(f"site-postcheck-{site_id}"),
-        run_id=run.record.run_id,
-        dry_run=False,
-        timeout_s=timeout_s,
-        on_event=on_event,
-    )
+    result = run_step(
+        ctx, "site_postcheck.yml", f"site-postcheck-{site_id}", controller_vars=controller, dry_run=False,
+        timeout_s=timeout_s, devices_home=False, vcenters=False,
+    )  # fmt: skip
     data: dict[str, Any] = dict(result.result.get("postcheck") or {})
     probes = {address: Probe(address=address, **values) for address, values in (data.get("probes") or {}).items()}
     if not result.ok:
         bad = [f"{p.address} answered {p.answer!r} (expected {p.expect})" for p in probes.values() if not p.ok]
-        detail = "; ".join(bad) if bad else _failure_text(result, [])
+        detail = "; ".join(bad) if bad else failure_text(result)
         raise PlaybookFailed(f"post-check of site {site_id} failed: {detail}", [CONTROLLER])
     return PostcheckResult(
         site=site_id,
@@ -421,7 +341,8 @@ def postcheck_site(
 # -- helpers --------------------------------------------------------------------------------------
 
 
-def _site_devices(plan: Plan, wave: int, site_id: str) -> dict[str, Any]:
+def _site_devices(ctx: StepContext, site_id: str) -> dict[str, Any]:
+    plan, wave = ctx.plan, ctx.wave
     if site_id not in {s.id for s in plan.sites}:
         raise UsageError(f"site {site_id!r}: not in the plan")
     if wave not in {w.number for w in plan.waves}:
@@ -432,60 +353,18 @@ def _site_devices(plan: Plan, wave: int, site_id: str) -> dict[str, Any]:
 
 
 def _run(
+    ctx: StepContext,
     playbook: str,
     step: str,
-    plan: Plan,
-    plan_path: Path,
     site_id: str,
-    run: Run,
-    credentials: Mapping[str, ResolvedCredential],
     device_vars: Mapping[str, Mapping[str, Any]],
     *,
     dry_run: bool,
-    on_event: OnEvent | None,
     timeout_s: int,
 ) -> PlaybookResult:
-    plan_dir = plan_path.parent
-    values: dict[str, dict[str, Any]] = {}
-    for host, extra in device_vars.items():
-        values[host] = dict(extra)
-        if host in plan.ssh.insecure_host_keys:
-            values[host]["ansible_host_key_checking"] = False
-    inventory, secrets = build_inventory(
-        plan,
-        load_inventory(plan_path, plan),
-        plan_dir,
-        sites=[site_id],
-        credentials=credentials,
-        device_vars=values,
-    )
-    result = run_playbook(
-        playbook,
-        inventory,
-        run.private_dir(f"{step}-{site_id}"),
-        run_id=run.record.run_id,
-        dry_run=dry_run,
-        secrets=secrets,
-        home=prepare_home(run, plan, plan_dir),
-        timeout_s=timeout_s,
-        on_event=on_event,
-    )
+    result = run_step(
+        ctx, playbook, f"{step}-{site_id}", sites=[site_id], device_vars=device_vars, dry_run=dry_run,
+        timeout_s=timeout_s, vcenters=False,
+    )  # fmt: skip
     log.info("%s of site %s: %s in %.1fs", step, site_id, result.status, result.duration_s)
     return result
-
-
-def _raise_on_failure(result: PlaybookResult, what: str) -> None:
-    if result.ok:
-        return
-    raise PlaybookFailed(f"{what} failed ({result.status}): {_failure_text(result, [])}", result.failed_hosts)
-
-
-def _failure_text(result: PlaybookResult, hosts: Sequence[str]) -> str:
-    parts = [f"{f.host}: {f.task}: {_first_line(f.message)}" for f in result.failures]
-    parts += [f"{h}: no result" for h in hosts if h not in {f.host for f in result.failures}]
-    return "; ".join(parts) or f"the playbook ended {result.status} without a task failure (rc={result.rc})"
-
-
-def _first_line(text: str) -> str:
-    line = next((x.strip() for x in text.splitlines() if x.strip()), text.strip())
-    return line[:500]

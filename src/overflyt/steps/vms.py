@@ -27,33 +27,32 @@ roles together in one batch, without limits, instead of in the moving batches.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-
-from overflyt.ansible.inventory import build_inventory
-from overflyt.ansible.runner import AnsibleEvent, PlaybookResult, run_playbook
-from overflyt.errors import MigrationStepFailed, PlaybookFailed, ProviderUnreachable, RollbackFailed, UsageError
-from overflyt.plan import Plan, load_inventory
-from overflyt.plan.credentials import ResolvedCredential
-from overflyt.plan.model import VirtualMachine
-from overflyt.planning.batches import schedule
+from overflyt.ansible.step import StepContext, failure_text, run_step
+from overflyt.errors import MigrationStepFailed, PlaybookFailed, ProviderUnreachable, UsageError
 from overflyt.precheck.facts import VCenterFacts, VMFacts
 from overflyt.providers.vsphere import Placement
-from overflyt.record import Run
 from overflyt.steps import slots
+from overflyt.steps.vm_batches import batches, choose_hosts, run_batch, schedule_vms, site_vms
+from overflyt.steps.vm_batches import loads as vm_loads
+from overflyt.steps.vm_results import (
+    VmMigration,
+    VmMigrationFailed,
+    VmMove,
+    VmRestore,
+    VmRollback,
+    VmRollbackFailed,
+    read_move,
+    read_restore,
+)
 
 log = logging.getLogger(__name__)
 
-OnEvent = Callable[[AnsibleEvent], None]
-MoveStatus = Literal["moved", "unchanged", "would_move", "failed", "skipped"]
-RestoreStatus = Literal["restored", "unchanged", "would_restore", "failed", "skipped"]
 
 __all__ = [
     "Placement",
@@ -72,200 +71,22 @@ __all__ = [
 ]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class VmMove(_Model):
-    """What happened to one VM in a migration.
-
-    ``status``: moved, unchanged (already at its target), would_move (dry run), failed, or skipped
-    (not started because an earlier batch failed). ``batch``: 1-based index into
-    :attr:`VmMigration.batches`."""
-
-    vm: str
-    status: MoveStatus
-    batch: int
-    before: Placement | None = None
-    after: Placement | None = None
-    seconds: float = 0.0
-    error: str | None = None
-
-
-class VmMigration(_Model):
-    site: str
-    wave: int
-    dry_run: bool
-    duration_s: float
-    batches: list[list[str]]  # as run; a dry run is one batch
-    slot_waits_s: dict[int, float] = {}  # batch -> seconds it waited for move slots other runs held
-    vms: dict[str, VmMove]
-
-    @property
-    def moved(self) -> list[str]:
-        """VMs this run moved (also a failed one that did move before its check failed)."""
-        return [n for n, v in self.vms.items() if v.status == "moved" or (v.status == "failed" and v.after)]
-
-    @property
-    def failed(self) -> list[str]:
-        return [n for n, v in self.vms.items() if v.status == "failed"]
-
-
-class VmRestore(_Model):
-    """What happened to one VM in a rollback. ``status``: restored, unchanged (already back),
-    would_restore (dry run), failed, skipped (the rollback's time ran out before its batch)."""
-
-    vm: str
-    status: RestoreStatus
-    batch: int
-    before: Placement | None = None
-    after: Placement | None = None
-    seconds: float = 0.0
-    leftover_removed: bool = False
-    error: str | None = None
-
-
-class VmRollback(_Model):
-    site: str
-    dry_run: bool
-    duration_s: float
-    batches: list[list[str]]
-    vms: dict[str, VmRestore]
-
-    @property
-    def failed(self) -> list[str]:
-        return [n for n, v in self.vms.items() if v.status in ("failed", "skipped")]
-
-
-class VmMigrationFailed(PlaybookFailed):
-    """Some VMs of a site could not be moved; ``migration`` says what happened to each (what moved
-    must be rolled back)."""
-
-    def __init__(self, message: str, migration: VmMigration) -> None:
-        super().__init__(message, migration.failed)
-        self.migration = migration
-
-
-class VmRollbackFailed(RollbackFailed):
-    """Some VMs of a site are not back where they were; ``rollback`` says what happened to each."""
-
-    def __init__(self, message: str, rollback: VmRollback) -> None:
-        super().__init__(message)
-        self.rollback = rollback
-
-
 # -- which VMs, in which batches ------------------------------------------------------------------
-
-
-def site_vms(plan: Plan, wave: int, site_id: str, vms: Sequence[str] | None = None) -> list[VirtualMachine]:
-    """The VMs the cutover of ``site_id`` in ``wave`` moves (plan order): the wave's VMs of that
-    site; ``vms`` narrows them (each must be one of them)."""
-    if site_id not in {s.id for s in plan.sites}:
-        raise UsageError(f"site {site_id!r}: not in the plan")
-    if wave not in {w.number for w in plan.waves}:
-        raise UsageError(f"wave {wave}: not in the plan")
-    if site_id not in plan.wave(wave).sites:
-        raise UsageError(f"site {site_id} is not cut over in wave {wave}")
-    own = [vm for vm in plan.vms_of_wave(wave) if vm.site == site_id]
-    if vms is None:
-        return own
-    names = {vm.name for vm in own}
-    unknown = [name for name in dict.fromkeys(vms) if name not in names]
-    if unknown:
-        raise UsageError(f"site {site_id} in wave {wave} does not move {', '.join(unknown)}")
-    wanted = set(vms)
-    return [vm for vm in own if vm.name in wanted]
-
-
-def batches(plan: Plan, wave: int, site_id: str, vms: Sequence[str] | None = None) -> list[list[str]]:
-    """The site's VMs (or ``vms`` of them) cut into batches that run one after the other.
-
-    In one batch: at most ``concurrency.global`` and ``per_site`` VMs, at most ``per_host`` of one
-    source host, at most ``per_datastore`` on one datastore (source or, through ``storage_map``,
-    target: a move loads both). A VM is in a later batch than every VM of the set it
-    ``depends_on`` (dependencies outside the set are other sites' or waves' business). Within
-    those rules each batch is filled greedily: VMs with the longest chain of dependents first,
-    then plan order. Deterministic; raises UsageError on a dependency cycle.
-    """
-    return _schedule(plan, site_vms(plan, wave, site_id, vms))
-
-
-def _schedule(plan: Plan, chosen: Sequence[VirtualMachine]) -> list[list[str]]:
-    return schedule(chosen, {m.source: m.target for m in plan.storage_map}, plan.concurrency)
-
-
-def choose_hosts(
-    plan: Plan, order: Sequence[str], target: VCenterFacts, keep: Mapping[str, str] | None = None
-) -> dict[str, str]:
-    """A target host of ``target.cluster`` for each VM of ``order``: a VM in ``keep`` (already in
-    the target, on that host) stays when the host is eligible (connected, not in maintenance);
-    the others, in order, go to the eligible host with the least memory allocated (the target's
-    VMs plus those placed so far), ties by host name. Deterministic for the same estate."""
-    dc, cluster = plan.target.datacenter, plan.target.cluster
-    eligible = sorted(
-        h.name
-        for h in target.hosts.values()
-        if h.datacenter == dc and h.cluster == cluster and h.connected and not h.maintenance
-    )
-    if not eligible:
-        raise MigrationStepFailed(
-            f"{plan.target.vcenter.name}: cluster {cluster} of {dc} has no connected host out of maintenance mode"
-        )
-    load = dict.fromkeys(eligible, 0)
-    for vm in target.vms.values():
-        if vm.datacenter == dc and vm.host in load:
-            load[vm.host] += vm.memory_mb
-    memory = {vm.name: vm.memory_mb for vm in plan.vms}
-    chosen: dict[str, str] = {}
-    for name in order:
-        kept = (keep or {}).get(name)
-        if kept in load:
-            chosen[name] = kept
-    for name in order:
-        if name in chosen:
-            continue
-        host = min(eligible, key=lambda h: (load[h], h))
-        chosen[name] = host
-        load[host] += memory.get(name, 0)
-    return chosen
 
 
 # -- reading the estate ---------------------------------------------------------------------------
 
 
-def _read_estate(
-    plan: Plan,
-    plan_path: Path,
-    run: Run,
-    credentials: Mapping[str, ResolvedCredential],
-    step: str,
-    *,
-    on_event: OnEvent | None,
-    timeout_s: int = 600,
-) -> tuple[VCenterFacts, VCenterFacts]:
+def _read_estate(ctx: StepContext, step: str, *, timeout_s: int = 600) -> tuple[VCenterFacts, VCenterFacts]:
     """Both vCenters' facts of the plan's source and target datacenter, read-only."""
-    inventory, secrets = build_inventory(
-        plan,
-        load_inventory(plan_path, plan),
-        plan_path.parent,
-        sites=[],
-        credentials=credentials,
-        controller_vars={
-            "vm_facts_datacenters": {"source": [plan.source.datacenter], "target": [plan.target.datacenter]}
-        },
-    )
-    result = run_playbook(
-        "record_placements.yml",
-        inventory,
-        run.private_dir(step),
-        run_id=run.record.run_id,
-        dry_run=True,
-        secrets=secrets,
-        timeout_s=timeout_s,
-        on_event=on_event,
-    )
+    plan = ctx.plan
+    datacenters = {"source": [plan.source.datacenter], "target": [plan.target.datacenter]}
+    result = run_step(
+        ctx, "record_placements.yml", step, controller_vars={"vm_facts_datacenters": datacenters}, dry_run=True,
+        timeout_s=timeout_s, devices_home=False,
+    )  # fmt: skip
     if not result.ok:
-        raise PlaybookFailed(f"reading the vCenters failed ({result.status}): {_failure_text(result)}")
+        raise PlaybookFailed(f"reading the vCenters failed ({result.status}): {failure_text(result)}")
     sides: dict[str, Any] = dict(result.result.get("vcenters") or {})
     facts: list[VCenterFacts] = []
     for side, endpoint in (("source", plan.source.vcenter), ("target", plan.target.vcenter)):
@@ -297,36 +118,19 @@ def _placement(vm: VMFacts) -> Placement:
     )
 
 
-def _wave_of(plan: Plan, site_id: str) -> int:
-    if site_id not in {s.id for s in plan.sites}:
-        raise UsageError(f"site {site_id!r}: not in the plan")
-    for wave in plan.waves:
-        if site_id in wave.sites:
-            return wave.number
-    raise UsageError(f"site {site_id} is in no wave of the plan")
-
-
 # -- record ---------------------------------------------------------------------------------------
 
 
-def record_placements(
-    plan: Plan,
-    plan_path: Path,
-    site_id: str,
-    run: Run,
-    credentials: Mapping[str, ResolvedCredential],
-    *,
-    on_event: OnEvent | None = None,
-) -> dict[str, Placement]:
+def record_placements(ctx: StepContext, site_id: str, *, timeout_s: int = 600) -> dict[str, Placement]:
     """Where each VM the site's cutover moves is now, in the source — read-only, before anything
     moves; what :func:`rollback_site_vms` puts them back to. Written to the run record as
     ``placements-<site>.json``. Raises MigrationStepFailed when a VM is not (exactly once) in
     the source datacenter: a placement read anywhere else could not be rolled back to."""
-    wave = _wave_of(plan, site_id)
-    vms = site_vms(plan, wave, site_id)
+    plan, run = ctx.plan, ctx.run
+    vms = site_vms(plan, ctx.wave, site_id)
     if not vms:
         return {}
-    source, target = _read_estate(plan, plan_path, run, credentials, f"vm-placements-{site_id}", on_event=on_event)
+    source, target = _read_estate(ctx, f"vm-placements-{site_id}", timeout_s=timeout_s)
     src_dc, tgt_dc = plan.source.datacenter, plan.target.datacenter
     placements: dict[str, Placement] = {}
     problems: list[str] = []
@@ -358,16 +162,11 @@ def record_placements(
 
 
 def migrate_site_vms(
-    plan: Plan,
-    plan_path: Path,
-    wave: int,
+    ctx: StepContext,
     site_id: str,
-    run: Run,
-    credentials: Mapping[str, ResolvedCredential],
     *,
     vms: list[str] | None = None,
     dry_run: bool,
-    on_event: OnEvent | None = None,
     timeout_s: int = 3600,
 ) -> VmMigration:
     """Move the site's VMs (or ``vms`` of them) into the shared datacentre, batch by batch.
@@ -377,6 +176,7 @@ def migrate_site_vms(
     the later batches are skipped and VmMigrationFailed names the failed VMs and why, after the
     result is written to the run record (``vm-migration-<site>.json``). ``timeout_s`` bounds the
     whole migration."""
+    plan, wave, run = ctx.plan, ctx.wave, ctx.run
     started = time.monotonic()
     deadline = started + timeout_s
     chosen = site_vms(plan, wave, site_id, vms)
@@ -384,7 +184,7 @@ def migrate_site_vms(
     by_name = {vm.name: vm for vm in chosen}
     if not chosen:
         return VmMigration(site=site_id, wave=wave, dry_run=dry_run, duration_s=0.0, batches=[], vms={})
-    source, target = _read_estate(plan, plan_path, run, credentials, f"vm-read-{site_id}", on_event=on_event)
+    source, target = _read_estate(ctx, f"vm-read-{site_id}")
     src_dc, tgt_dc = plan.source.datacenter, plan.target.datacenter
     storage = {m.source: m.target for m in plan.storage_map}
     network = {m.source: m.target for m in plan.network_map}
@@ -394,7 +194,7 @@ def migrate_site_vms(
         there = _found(target, name, tgt_dc)
         if not _found(source, name, src_dc) and len(there) == 1:
             in_target[name] = there[0]
-    order = _schedule(plan, chosen)
+    order = schedule_vms(plan, chosen)
     hosts = choose_hosts(plan, [n for batch in order for n in batch], target, {n: v.host for n, v in in_target.items()})
     wanted: dict[str, dict[str, Any]] = {}
     unmapped: list[str] = []
@@ -435,7 +235,7 @@ def migrate_site_vms(
     else:
         done = [n for n in names if settled(n)]
         moving = [vm for vm in chosen if vm.name not in done]
-        plan_batches = ([done] if done else []) + _schedule(plan, moving)
+        plan_batches = ([done] if done else []) + schedule_vms(plan, moving)
     tools = {vm.name: vm.tools.value for vm in chosen}
     results: dict[str, VmMove] = {}
     slot_waits: dict[int, float] = {}
@@ -465,7 +265,7 @@ def migrate_site_vms(
         loads: dict[str, set[tuple[str, int]]] = {}
         for name in (n for n in batch if not settled(n)):
             here = _found(source, name, src_dc)
-            loads[name] = _loads(
+            loads[name] = vm_loads(
                 plan,
                 host=here[0].host if here else by_name[name].host,
                 datastores=[here[0].datastores[0] if here and here[0].datastores else by_name[name].datastore],
@@ -473,10 +273,9 @@ def migrate_site_vms(
             )
         step = f"vm-migrate-{site_id}-{number}"
         try:
-            result, waited = _run_batch(
-                "migrate_vms.yml", step, plan, plan_path, run, credentials, vm_hosts,
-                wave=wave, site_id=site_id, loads=loads, dry_run=dry_run, timeout_s=left, on_event=on_event,
-            )  # fmt: skip
+            result, waited = run_batch(
+                ctx, "migrate_vms.yml", step, vm_hosts, site_id=site_id, loads=loads, dry_run=dry_run, timeout_s=left
+            )
         except slots.SlotsUnavailable as exc:
             for name in batch:
                 results[name] = VmMove(vm=name, status="failed", batch=number, error=f"not started: {exc}")
@@ -485,7 +284,7 @@ def migrate_site_vms(
         if waited >= 1:
             slot_waits[number] = round(waited, 1)
         for name in batch:
-            results[name] = _move(name, number, result)
+            results[name] = read_move(name, number, result)
         if any(results[name].status == "failed" for name in batch):
             failed_batch = number
     migration = VmMigration(
@@ -508,41 +307,15 @@ def migrate_site_vms(
     return migration
 
 
-def _move(name: str, batch: int, result: PlaybookResult) -> VmMove:
-    data = dict((result.result.get("vms") or {}).get(name) or {})
-    failure = _host_failure(result, name)
-    if not data:
-        return VmMove(vm=name, status="failed", batch=batch, error=failure or _no_result(result))
-    status = str(data.get("status"))
-    error = data.get("error") or None
-    if status not in ("moved", "unchanged", "would_move", "failed"):
-        status, error = "failed", f"the role reported status {status!r}"
-    if failure and status != "failed":  # reported, then failed afterwards
-        status, error = "failed", failure
-    return VmMove(
-        vm=name,
-        status=status,
-        batch=batch,
-        before=_placement_of(data.get("before")),
-        after=_placement_of(data.get("after")),
-        seconds=float(data.get("seconds") or 0.0),
-        error=str(error) if error else None,
-    )
-
-
 # -- rollback -------------------------------------------------------------------------------------
 
 
 def rollback_site_vms(
-    plan: Plan,
-    plan_path: Path,
+    ctx: StepContext,
     site_id: str,
     placements: Mapping[str, Placement],
-    run: Run,
-    credentials: Mapping[str, ResolvedCredential],
     *,
     dry_run: bool = False,
-    on_event: OnEvent | None = None,
     timeout_s: int = 3600,
 ) -> VmRollback:
     """Put every VM of ``placements`` back at its recorded placement and power state, and remove
@@ -552,13 +325,14 @@ def rollback_site_vms(
     also after a failure. VMs already exactly where they were recorded (read just before) are
     only checked. Raises VmRollbackFailed naming every VM that is not back (a human must act);
     the result is written to the run record (``vm-rollback-<site>.json``) first."""
+    plan = ctx.plan
     started = time.monotonic()
     deadline = started + timeout_s
     if site_id not in {s.id for s in plan.sites}:
         raise UsageError(f"site {site_id!r}: not in the plan")
     if not placements:
         return VmRollback(site=site_id, dry_run=dry_run, duration_s=0.0, batches=[], vms={})
-    source, target = _read_estate(plan, plan_path, run, credentials, f"vm-read-{site_id}", on_event=on_event)
+    source, target = _read_estate(ctx, f"vm-read-{site_id}")
     tgt_dc = plan.target.datacenter
     known = [vm for vm in plan.vms if vm.name in placements]
     names = [vm.name for vm in known] + sorted(set(placements) - {vm.name for vm in known})
@@ -577,9 +351,8 @@ def rollback_site_vms(
         done = [n for n in names if settled(n)]
         moving = [vm for vm in known if vm.name not in done]
         strangers = [[n] for n in names if n not in done and n not in {vm.name for vm in known}]
-        plan_batches = list(reversed(_schedule(plan, moving))) + strangers + ([done] if done else [])
+        plan_batches = list(reversed(schedule_vms(plan, moving))) + strangers + ([done] if done else [])
     results: dict[str, VmRestore] = {}
-    wave_of = next((w.number for w in plan.waves if site_id in w.sites), 0)
     for number, batch in enumerate(plan_batches, start=1):
         left = int(deadline - time.monotonic())
         if left <= 0:
@@ -601,21 +374,20 @@ def rollback_site_vms(
             there = _found(target, name, tgt_dc)
             now = there[0].datastores[:1] if there and there[0].datastores else []
             want = placements[name]
-            loads[name] = _loads(
+            loads[name] = vm_loads(
                 plan, host=want.host, datastores=[want.datastore], target_datastore=now[0] if now else None
             )
         step = f"vm-rollback-{site_id}-{number}"
         try:
-            result, _ = _run_batch(
-                "rollback_vms.yml", step, plan, plan_path, run, credentials, vm_hosts,
-                wave=wave_of, site_id=site_id, loads=loads, dry_run=dry_run, timeout_s=left, on_event=on_event,
-            )  # fmt: skip
+            result, _ = run_batch(
+                ctx, "rollback_vms.yml", step, vm_hosts, site_id=site_id, loads=loads, dry_run=dry_run, timeout_s=left
+            )
         except slots.SlotsUnavailable as exc:
             for name in batch:
                 results[name] = VmRestore(vm=name, status="skipped", batch=number, error=f"not started: {exc}")
             continue
         for name in batch:
-            results[name] = _restore(name, number, result)
+            results[name] = read_restore(name, number, result)
     rollback = VmRollback(
         site=site_id,
         dry_run=dry_run,
@@ -623,169 +395,11 @@ def rollback_site_vms(
         batches=plan_batches,
         vms={name: results[name] for name in names},
     )
-    run.write(f"vm-rollback-{site_id}.json", rollback.model_dump_json(indent=2) + "\n")
+    ctx.run.write(f"vm-rollback-{site_id}.json", rollback.model_dump_json(indent=2) + "\n")
     if rollback.failed:
         reasons = "; ".join(f"{n}: {rollback.vms[n].error}" for n in rollback.failed)
         raise VmRollbackFailed(f"VMs of site {site_id} not back where they were: {reasons}", rollback)
     return rollback
 
 
-def _restore(name: str, batch: int, result: PlaybookResult) -> VmRestore:
-    data = dict((result.result.get("vms") or {}).get(name) or {})
-    failure = _host_failure(result, name)
-    if not data:
-        return VmRestore(vm=name, status="failed", batch=batch, error=failure or _no_result(result))
-    status = str(data.get("status"))
-    error = data.get("error") or None
-    if status not in ("restored", "unchanged", "would_restore", "failed"):
-        status, error = "failed", f"the role reported status {status!r}"
-    if failure and status != "failed":
-        status, error = "failed", failure
-    return VmRestore(
-        vm=name,
-        status=status,
-        batch=batch,
-        before=_placement_of(data.get("before")),
-        after=_placement_of(data.get("after")),
-        seconds=float(data.get("seconds") or 0.0),
-        leftover_removed=bool(data.get("leftover_removed")),
-        error=str(error) if error else None,
-    )
-
-
 # -- helpers --------------------------------------------------------------------------------------
-
-
-def _loads(plan: Plan, *, host: str, datastores: list[str], target_datastore: str | None) -> set[tuple[str, int]]:
-    """What moving one VM between ``host``/``datastores`` (source) and ``target_datastore`` loads,
-    as (resource, limit): the target vCenter, the source host, and both ends' datastores."""
-    limits = plan.concurrency
-    src = f"{plan.source.vcenter.hostport}/{plan.source.datacenter}"
-    tgt = f"{plan.target.vcenter.hostport}/{plan.target.datacenter}"
-    out = {
-        (f"vcenter {plan.target.vcenter.hostport}", limits.global_),
-        (f"host {plan.source.vcenter.hostport}/{host}", limits.per_host),
-    }
-    out |= {(f"datastore {src}/{ds}", limits.per_datastore) for ds in datastores}
-    if target_datastore:
-        out.add((f"datastore {tgt}/{target_datastore}", limits.per_datastore))
-    return out
-
-
-@contextlib.contextmanager
-def _slots(
-    plan: Plan, wave: int, site_id: str, loads: Mapping[str, set[tuple[str, int]]], *, dry_run: bool, timeout_s: float
-) -> Iterator[float]:
-    """Hold the move slots of a batch (see overflyt.steps.slots); a dry run moves nothing and takes none."""
-    if dry_run:
-        yield 0.0
-        return
-    counts: dict[tuple[str, int], int] = {}
-    for load in loads.values():
-        for key in load:
-            counts[key] = counts.get(key, 0) + 1
-    wanted = slots.needs(counts)
-    holder = {"municipality": plan.municipality.code, "wave": wave, "site": site_id}
-
-    def waiting(line: str) -> None:
-        log.info("site %s: %s", site_id, line)
-
-    with slots.hold(wanted, holder, timeout_s=max(0.0, timeout_s), on_wait=waiting) as waited:
-        yield waited
-
-
-def _run_batch(
-    playbook: str,
-    step: str,
-    plan: Plan,
-    plan_path: Path,
-    run: Run,
-    credentials: Mapping[str, ResolvedCredential],
-    vm_hosts: Mapping[str, Mapping[str, Any]],
-    *,
-    wave: int,
-    site_id: str,
-    loads: Mapping[str, set[tuple[str, int]]],
-    dry_run: bool,
-    timeout_s: int,
-    on_event: OnEvent | None,
-) -> tuple[PlaybookResult, float]:
-    """One batch: its VMs (``vm_hosts``) through ``playbook``, each VM a host, all at once (a dry run
-    ``concurrency.global`` at a time), once the batch holds the move slots of each VM's ``loads``
-    (see _loads). Returns the result and the seconds spent waiting for slots; raises
-    SlotsUnavailable when they did not come within ``timeout_s``."""
-    with _slots(plan, wave, site_id, loads, dry_run=dry_run, timeout_s=timeout_s) as waited:
-        return _run_playbook(playbook, step, plan, plan_path, run, credentials, vm_hosts, dry_run=dry_run,
-                             timeout_s=int(timeout_s - waited), on_event=on_event), waited  # fmt: skip
-
-
-def _run_playbook(
-    playbook: str,
-    step: str,
-    plan: Plan,
-    plan_path: Path,
-    run: Run,
-    credentials: Mapping[str, ResolvedCredential],
-    vm_hosts: Mapping[str, Mapping[str, Any]],
-    *,
-    dry_run: bool,
-    timeout_s: int,
-    on_event: OnEvent | None,
-) -> PlaybookResult:
-    forks = min(len(vm_hosts), plan.concurrency.global_) if dry_run else len(vm_hosts)
-    inventory, secrets = build_inventory(
-        plan,
-        load_inventory(plan_path, plan),
-        plan_path.parent,
-        sites=[],
-        credentials=credentials,
-        vm_hosts=vm_hosts,
-    )
-    result = run_playbook(
-        playbook,
-        inventory,
-        run.private_dir(step),
-        run_id=run.record.run_id,
-        dry_run=dry_run,
-        secrets=secrets,
-        forks=max(1, forks),
-        timeout_s=max(1, timeout_s),
-        on_event=on_event,
-    )
-    log.info("%s: %s in %.1fs", step, result.status, result.duration_s)
-    return result
-
-
-def _placement_of(data: Any) -> Placement | None:
-    if not isinstance(data, dict) or not data:
-        return None
-    try:
-        return Placement.model_validate(data)
-    except ValidationError:
-        log.warning("a role reported a placement overflyt cannot read: %s", data)
-        return None
-
-
-def _host_failure(result: PlaybookResult, host: str) -> str | None:
-    """The last visible failure of ``host`` (a no_log task's message is hidden; the role repeats
-    the reason in a task of its own)."""
-    messages = [f.message for f in result.failures if f.host == host]
-    visible = [m for m in messages if not m.startswith("(output hidden")]
-    chosen = visible or messages
-    return _first_line(chosen[-1]) if chosen else None
-
-
-def _no_result(result: PlaybookResult) -> str:
-    if result.status != "failed":
-        return f"no result: the playbook ended {result.status}"
-    return f"no result: {_failure_text(result)}"
-
-
-def _failure_text(result: PlaybookResult) -> str:
-    parts = [f"{f.host}: {f.task}: {_first_line(f.message)}" for f in result.failures]
-    return "; ".join(parts) or f"the playbook ended {result.status} without a task failure (rc={result.rc})"
-
-
-def _first_line(text: str) -> str:
-    line = next((x.strip() for x in text.splitlines() if x.strip()), text.strip())
-    return line[:500]

@@ -1,0 +1,97 @@
+"""``migrate-wave``: pre-check a wave, then cut its sites over (VMs and network together).
+
+Calls :func:`overflyt.cutover.wave.run_wave` with the hooks that make each site a ``site-cutover``
+subflow run and each of its steps a task (:mod:`flows.site_cutover`); Ansible's task events go to
+the flow run's log and the wave's report becomes an artifact keyed per municipality and wave.
+
+Approval: a real cutover of a plan that needs approval, started without ``approved_by`` from a
+deployment (``ask_approval``, which the deployments set and the CLI does not), pre-checks the wave
+and then pauses before the first cutover step for an :class:`~flows.params.ApprovalInput` — the form
+the UI shows on the paused run. Unanswered for ``approval_timeout_s``, the run ends Failed with
+nothing changed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from prefect.exceptions import FlowPauseTimeout
+from prefect.flow_runs import pause_flow_run
+from prefect.states import Failed
+
+from flows.logs import key, log_events, log_steps
+from flows.params import ApprovalInput, MigrateWaveParams
+from flows.site_cutover import run_site_as_subflow, run_step_as_task
+from overflyt import run_wave
+from overflyt.ansible.cancel import install_cancel_handlers
+from overflyt.cutover.report import report_data, report_markdown
+from overflyt.cutover.wave import Approval
+
+# How often a paused run asks the API whether it was resumed (the pause blocks in the flow's process).
+APPROVAL_POLL_S = 2
+
+
+class ApprovalGate:
+    """run_wave's ``decide_approval`` hook: pause the flow run until someone resumes it with an
+    :class:`ApprovalInput` (who, which ticket), or until ``timeout_s`` has passed (then None)."""
+
+    def __init__(self, wave: int, timeout_s: int) -> None:
+        self.wave = wave
+        self.timeout_s = timeout_s
+        self.timed_out = False
+
+    def __call__(self) -> Approval | None:
+        logger = get_run_logger()
+        logger.warning(
+            "wave %d needs approval before its cutover: resume this run with who approves it and the change "
+            "ticket within %d s, or it ends with nothing changed",
+            self.wave,
+            self.timeout_s,
+        )
+        try:
+            given = pause_flow_run(
+                wait_for_input=ApprovalInput,
+                timeout=self.timeout_s,
+                poll_interval=min(APPROVAL_POLL_S, self.timeout_s),
+            )
+        except FlowPauseTimeout:
+            self.timed_out = True
+            logger.error("approval not given within %d s: nothing was changed", self.timeout_s)
+            return None
+        logger.info("approved by %s, ticket %s", given.approved_by, given.ticket)
+        return Approval(given.approved_by, given.ticket)
+
+
+@flow(name="migrate-wave", description="Pre-check a wave, then cut its sites over (VMs and network together).")
+def migrate_wave(params: MigrateWaveParams) -> dict[str, Any]:
+    install_cancel_handlers()  # Prefect cancels a run with SIGTERM: stop the step, roll back
+    approval = Approval(params.approved_by, params.ticket) if params.approved_by else None
+    gate = ApprovalGate(params.wave, params.approval_timeout_s) if params.ask_approval else None
+    outcome = run_wave(
+        Path(params.plan),
+        params.wave,
+        params.sites,
+        dry_run=params.dry_run,
+        approval=approval,
+        outside_window=params.outside_window,
+        on_event=log_events(),
+        on_step=log_steps(),
+        decide_approval=gate,
+        site_runner=run_site_as_subflow,
+        step_runner=run_step_as_task,
+    )
+    create_markdown_artifact(
+        markdown=report_markdown(outcome),
+        key=key("wave-report", outcome.municipality, "wave", outcome.wave),
+        description=f"Wave {outcome.wave} {'dry run' if outcome.dry_run else 'cutover'} report",
+    )
+    data = report_data(outcome)
+    if gate is not None and gate.timed_out:
+        message = f"wave {outcome.wave}: approval not given within {gate.timeout_s} s: nothing was changed"
+        return Failed(message=message, data=data)  # type: ignore[return-value]
+    if outcome.exit_code != 0:
+        return Failed(message=f"wave {outcome.wave} ended with exit code {outcome.exit_code}", data=data)  # type: ignore[return-value]
+    return data

@@ -1,0 +1,53 @@
+"""Prefect on one machine without a server of its own: the settings overflyt needs before Prefect
+is imported, and the start of Prefect's temporary local API that a CLI run uses."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from overflyt.errors import OverflytError
+
+
+def prefect_defaults() -> None:
+    """Settings that must be in place before ``prefect`` is first imported (each still overridable)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # A run without PREFECT_API_URL starts Prefect's temporary API server and waits for it at most 20 s
+    # by default; its first start on a fresh PREFECT_HOME migrates the database, which takes longer than
+    # that on a busy 2-core machine. Wait up to 2 minutes instead.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    # Prefect creates its home with a plain mkdir (no parents) and, failing that, runs without a
+    # database: make sure a configured PREFECT_HOME (the Makefile points it under .overflyt/) exists.
+    if os.environ.get("PREFECT_HOME"):
+        Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def prepare_local_database() -> None:
+    """Start Prefect's ephemeral API for this process under a file lock in PREFECT_HOME.
+
+    Its start migrates the local SQLite database and registers Prefect's block types: two runs
+    started at once on a fresh PREFECT_HOME (two municipalities from one machine) would do that
+    together, and one dies ("duplicate column name", "UNIQUE constraint failed"). Prefect keeps
+    one ephemeral server per process, so the flows that follow use the one started here. Does
+    nothing when PREFECT_API_URL points at a server."""
+    import fcntl
+
+    prefect_defaults()
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME
+
+    if PREFECT_API_URL.value():
+        return
+    home = Path(PREFECT_HOME.value()).expanduser()
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(home / ".overflyt-api-start.lock", "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            SubprocessASGIServer().start()
+        except RuntimeError as exc:  # Prefect's own words: timed out, or the server process exited
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise OverflytError(
+                f"Prefect's temporary API server (PREFECT_HOME={home}) did not start: {first} "
+                "Nothing was run. Set PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS higher on a busy "
+                "machine, or point PREFECT_API_URL at a running server (overflyt serve)."
+            ) from exc

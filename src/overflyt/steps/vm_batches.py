@@ -1,0 +1,159 @@
+"""Which VMs a site's cutover moves, in which batches, to which hosts — and running one batch
+once it holds its move slots (:mod:`overflyt.steps.slots`) through :func:`~overflyt.ansible.step.run_step`.
+
+The batches follow the one scheduling rule of :mod:`overflyt.planning.batches`, so the planner's
+estimates and a real run agree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from overflyt.ansible.runner import PlaybookResult
+from overflyt.ansible.step import StepContext, run_step
+from overflyt.errors import MigrationStepFailed, UsageError
+from overflyt.plan import Plan
+from overflyt.plan.model import VirtualMachine
+from overflyt.planning.batches import schedule
+from overflyt.precheck.facts import VCenterFacts
+from overflyt.steps import slots
+
+log = logging.getLogger(__name__)
+
+
+def site_vms(plan: Plan, wave: int, site_id: str, vms: Sequence[str] | None = None) -> list[VirtualMachine]:
+    """The VMs the cutover of ``site_id`` in ``wave`` moves (plan order): the wave's VMs of that
+    site; ``vms`` narrows them (each must be one of them)."""
+    if site_id not in {s.id for s in plan.sites}:
+        raise UsageError(f"site {site_id!r}: not in the plan")
+    if wave not in {w.number for w in plan.waves}:
+        raise UsageError(f"wave {wave}: not in the plan")
+    if site_id not in plan.wave(wave).sites:
+        raise UsageError(f"site {site_id} is not cut over in wave {wave}")
+    own = [vm for vm in plan.vms_of_wave(wave) if vm.site == site_id]
+    if vms is None:
+        return own
+    names = {vm.name for vm in own}
+    unknown = [name for name in dict.fromkeys(vms) if name not in names]
+    if unknown:
+        raise UsageError(f"site {site_id} in wave {wave} does not move {', '.join(unknown)}")
+    wanted = set(vms)
+    return [vm for vm in own if vm.name in wanted]
+
+
+def batches(plan: Plan, wave: int, site_id: str, vms: Sequence[str] | None = None) -> list[list[str]]:
+    """The site's VMs (or ``vms`` of them) cut into batches that run one after the other.
+
+    In one batch: at most ``concurrency.global`` and ``per_site`` VMs, at most ``per_host`` of one
+    source host, at most ``per_datastore`` on one datastore (source or, through ``storage_map``,
+    target: a move loads both). A VM is in a later batch than every VM of the set it
+    ``depends_on`` (dependencies outside the set are other sites' or waves' business). Within
+    those rules each batch is filled greedily: VMs with the longest chain of dependents first,
+    then plan order. Deterministic; raises UsageError on a dependency cycle.
+    """
+    return schedule_vms(plan, site_vms(plan, wave, site_id, vms))
+
+
+def schedule_vms(plan: Plan, chosen: Sequence[VirtualMachine]) -> list[list[str]]:
+    return schedule(chosen, {m.source: m.target for m in plan.storage_map}, plan.concurrency)
+
+
+def choose_hosts(
+    plan: Plan, order: Sequence[str], target: VCenterFacts, keep: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """A target host of ``target.cluster`` for each VM of ``order``: a VM in ``keep`` (already in
+    the target, on that host) stays when the host is eligible (connected, not in maintenance);
+    the others, in order, go to the eligible host with the least memory allocated (the target's
+    VMs plus those placed so far), ties by host name. Deterministic for the same estate."""
+    dc, cluster = plan.target.datacenter, plan.target.cluster
+    eligible = sorted(
+        h.name
+        for h in target.hosts.values()
+        if h.datacenter == dc and h.cluster == cluster and h.connected and not h.maintenance
+    )
+    if not eligible:
+        raise MigrationStepFailed(
+            f"{plan.target.vcenter.name}: cluster {cluster} of {dc} has no connected host out of maintenance mode"
+        )
+    load = dict.fromkeys(eligible, 0)
+    for vm in target.vms.values():
+        if vm.datacenter == dc and vm.host in load:
+            load[vm.host] += vm.memory_mb
+    memory = {vm.name: vm.memory_mb for vm in plan.vms}
+    chosen: dict[str, str] = {}
+    for name in order:
+        kept = (keep or {}).get(name)
+        if kept in load:
+            chosen[name] = kept
+    for name in order:
+        if name in chosen:
+            continue
+        host = min(eligible, key=lambda h: (load[h], h))
+        chosen[name] = host
+        load[host] += memory.get(name, 0)
+    return chosen
+
+
+def loads(plan: Plan, *, host: str, datastores: list[str], target_datastore: str | None) -> set[tuple[str, int]]:
+    """What moving one VM between ``host``/``datastores`` (source) and ``target_datastore`` loads,
+    as (resource, limit): the target vCenter, the source host, and both ends' datastores."""
+    limits = plan.concurrency
+    src = f"{plan.source.vcenter.hostport}/{plan.source.datacenter}"
+    tgt = f"{plan.target.vcenter.hostport}/{plan.target.datacenter}"
+    out = {
+        (f"vcenter {plan.target.vcenter.hostport}", limits.global_),
+        (f"host {plan.source.vcenter.hostport}/{host}", limits.per_host),
+    }
+    out |= {(f"datastore {src}/{ds}", limits.per_datastore) for ds in datastores}
+    if target_datastore:
+        out.add((f"datastore {tgt}/{target_datastore}", limits.per_datastore))
+    return out
+
+
+@contextlib.contextmanager
+def _slots(
+    ctx: StepContext, site_id: str, loads: Mapping[str, set[tuple[str, int]]], *, dry_run: bool, timeout_s: float
+) -> Iterator[float]:
+    """Hold the move slots of a batch (see overflyt.steps.slots); a dry run moves nothing and takes none."""
+    if dry_run:
+        yield 0.0
+        return
+    counts: dict[tuple[str, int], int] = {}
+    for load in loads.values():
+        for key in load:
+            counts[key] = counts.get(key, 0) + 1
+    wanted = slots.needs(counts)
+    holder = {"municipality": ctx.plan.municipality.code, "wave": ctx.wave, "site": site_id}
+
+    def waiting(line: str) -> None:
+        log.info("site %s: %s", site_id, line)
+
+    with slots.hold(wanted, holder, timeout_s=max(0.0, timeout_s), on_wait=waiting) as waited:
+        yield waited
+
+
+def run_batch(
+    ctx: StepContext,
+    playbook: str,
+    step: str,
+    vm_hosts: Mapping[str, Mapping[str, Any]],
+    *,
+    site_id: str,
+    loads: Mapping[str, set[tuple[str, int]]],
+    dry_run: bool,
+    timeout_s: int,
+) -> tuple[PlaybookResult, float]:
+    """One batch: its VMs (``vm_hosts``) through ``playbook``, each VM a host, all at once (a dry run
+    ``concurrency.global`` at a time), once the batch holds the move slots of each VM's ``loads``
+    (see :func:`loads`). Returns the result and the seconds spent waiting for slots; raises
+    SlotsUnavailable when they did not come within ``timeout_s``."""
+    with _slots(ctx, site_id, loads, dry_run=dry_run, timeout_s=timeout_s) as waited:
+        forks = min(len(vm_hosts), ctx.plan.concurrency.global_) if dry_run else len(vm_hosts)
+        result = run_step(
+            ctx, playbook, step, vm_hosts=vm_hosts, dry_run=dry_run, forks=forks,
+            timeout_s=int(timeout_s - waited), devices_home=False,
+        )  # fmt: skip
+        return result, waited
