@@ -31,7 +31,7 @@ Management: a device proves it is the one the plan puts at a management address 
 known_hosts holds for that address and port, and by the hostname it reports; a device answering at
 another device's address shows up as a hostname difference (:func:`compare`).
 
-What the CLI does with the result (``overflyt discover devices``) is in :mod:`overflyt.discovery.vcenter`.
+The command line (``overflyt discover devices``) is :mod:`overflyt.cli.discover`.
 """
 
 from __future__ import annotations
@@ -49,9 +49,9 @@ from typing import Any
 import paramiko
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from overflyt.discovery.common import WORKERS
 from overflyt.discovery.estate import DeviceInterface
 from overflyt.discovery.estate import NetworkDevice as EstateDevice
-from overflyt.discovery.vcenter import WORKERS
 from overflyt.errors import CredentialMissing, UsageError
 from overflyt.plan import Plan
 from overflyt.plan.credentials import ResolvedCredential, resolve
@@ -414,6 +414,21 @@ def merge(
         changes.append(f"new: {read.hostname} (site and role from the plan)")
         out.append(entry)
     return out, changes
+
+
+def misnamed(reads: Iterable[DeviceRead]) -> list[DeviceRead]:
+    """Devices read that call themselves by another name than the plan's: an estate file is not
+    updated while any does (nor while any device could not be read)."""
+    return [r for r in reads if not r.error and r.name != r.hostname]
+
+
+def merge_estate(estate: Mapping[str, Any], reads: list[DeviceRead], plan: Plan) -> tuple[dict[str, Any], list[str]]:
+    """An estate file's data with its devices merged with what was read (:func:`merge`; a device is
+    added only at one of the file's sites, if it lists any); the rest kept. Returns (the new data,
+    one line per change)."""
+    sites = {str(s["id"]) for s in estate.get("sites") or []} or None
+    devices, changes = merge(estate.get("devices") or [], reads, plan, sites)
+    return {**estate, "devices": devices}, changes
 
 
 @dataclass(frozen=True)

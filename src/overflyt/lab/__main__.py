@@ -2,6 +2,6 @@
 
 import sys
 
-from overflyt.lab.cli import main
+from overflyt.cli.lab import main
 
 sys.exit(main())

@@ -1,4 +1,5 @@
-"""`overflyt serve`: the Prefect server with its UI, the flows as deployments per municipality, and workers.
+"""What ``overflyt serve`` runs: the Prefect server with its UI, the flows as deployments per
+municipality, and workers (its command line and what it prints: :mod:`overflyt.cli.serve`).
 
 One machine (the default): ``prefect server start`` on 127.0.0.1 (its database the embedded SQLite
 file under ``PREFECT_HOME``), the deployments registered in the process work pool ``overflyt``, and
@@ -21,7 +22,6 @@ workers, then the server.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import signal
@@ -29,15 +29,14 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from overflyt.errors import EXIT_OK, OverflytError, UsageError
+from overflyt.errors import OverflytError, UsageError
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -209,6 +208,9 @@ def _spawn(command: list[str], log_file: Path, env: dict[str, str]) -> subproces
 
 def wait_healthy(api_url: str, server: subprocess.Popen[Any] | None = None, timeout_s: float = 120) -> float:
     """Seconds until ``API/health`` answers; an OverflytError when SERVER exits or none answers in time."""
+    import urllib.error  # here, not at the top: the command line imports POOL, and HTTP costs 20 ms
+    import urllib.request
+
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
         if server is not None and server.poll() is not None:
@@ -236,9 +238,19 @@ def stop(process: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
-def serve(inventories: Path, port: int, *, api_url: str | None, workers: int, pool: str) -> int:
+def serve(
+    inventories: Path,
+    port: int,
+    *,
+    api_url: str | None,
+    workers: int,
+    pool: str,
+    on_progress: Callable[[str], None],
+    on_ready: Callable[[str], None],
+) -> bool:
     """See the module's docstring. Blocks until Ctrl-C or SIGTERM (returns at once with no workers and
-    a server elsewhere)."""
+    a server elsewhere). ON_PROGRESS hears each thing started or registered, ON_READY the UI's address
+    once everything runs. Returns whether it stopped something (what it started, or on a signal)."""
     from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
     found = municipalities(inventories)
@@ -261,19 +273,19 @@ def serve(inventories: Path, port: int, *, api_url: str | None, workers: int, po
             log_file = home / "overflyt-server.log"
             started.append(("the Prefect server", start_server(port, log_file)))
             seconds = wait_healthy(api_url, started[0][1])
-            print(f"overflyt: Prefect server healthy after {seconds:.1f} s (log: {log_file})", file=sys.stderr)
+            on_progress(f"Prefect server healthy after {seconds:.1f} s (log: {log_file})")
         else:
             wait_healthy(api_url, timeout_s=30)
         os.environ["PREFECT_API_URL"] = api_url
         with temporary_settings(updates={PREFECT_API_URL: api_url}):
             names = register(found, pool, workdir)
-        print(f"overflyt: registered in work pool {pool}: {', '.join(names)}", file=sys.stderr)
+        on_progress(f"registered in work pool {pool}: {', '.join(names)}")
         host = socket.gethostname()
         for n in range(1, workers + 1):
             log_file = home / f"overflyt-worker-{n}.log"
             started.append((f"worker {n}", start_worker(api_url, pool, f"{host}-{os.getpid()}-{n}", log_file)))
-            print(f"overflyt: worker {n} polling work pool {pool} (log: {log_file})", file=sys.stderr)
-        print(f"overflyt: Prefect UI: {api_url.removesuffix('/api')}", flush=True)
+            on_progress(f"worker {n} polling work pool {pool} (log: {log_file})")
+        on_ready(api_url.removesuffix("/api"))
         while started:
             for what, process in started:
                 if process.poll() is not None:
@@ -288,37 +300,4 @@ def serve(inventories: Path, port: int, *, api_url: str | None, workers: int, po
             stop(process)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    if started or stopping:
-        print("overflyt: stopped", file=sys.stderr)
-    return EXIT_OK
-
-
-def _serve(args: argparse.Namespace) -> int:
-    if not 1 <= args.port <= 65535:
-        raise UsageError(f"--port {args.port}: must be between 1 and 65535")
-    if args.workers < 0:
-        raise UsageError(f"--workers {args.workers}: must be 0 or more")
-    return serve(Path(args.inventories), args.port, api_url=args.api_url, workers=args.workers, pool=args.pool)
-
-
-def add_parser(commands: Any) -> None:
-    """Register `overflyt serve`."""
-    parser = commands.add_parser(
-        "serve",
-        help="the Prefect UI with the flows as deployments per municipality, and a worker",
-        description="Start the Prefect server and its UI on 127.0.0.1 (embedded SQLite under PREFECT_HOME), "
-        "register migrate-wave, precheck-wave (nightly at 01:30 Europe/Copenhagen) and rollback-site as "
-        "deployments for every inventories/<kommune>/plan.yml in the process work pool, start a worker "
-        "and print the UI's address. With --api-url, use that server instead (scale-out: one on "
-        "PostgreSQL, workers on several machines). Ctrl-C stops the workers and the server.",
-    )
-    parser.add_argument("--port", type=int, default=4200, help="port of the UI and API (default 4200)")
-    parser.add_argument(
-        "--inventories", default="inventories", metavar="DIR", help="where the plans are (default inventories)"
-    )
-    parser.add_argument(
-        "--api-url", metavar="URL", help="a Prefect server already running, e.g. http://db-host:4200/api: start none"
-    )
-    parser.add_argument("--workers", type=int, default=1, metavar="N", help="workers to start here (default 1)")
-    parser.add_argument("--pool", default=POOL, help=f"the process work pool (default {POOL})")
-    parser.set_defaults(func=_serve)
+    return bool(started or stopping)

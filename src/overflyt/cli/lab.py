@@ -1,4 +1,4 @@
-"""``overflyt lab up | down | status [--json]``.
+"""``overflyt lab up | down | status [--json]`` (also ``python -m overflyt.lab ...``).
 
 Exit codes: 0 ok (for ``status``: the lab is up); 1 the lab failed to come up, or is not up;
 2 bad input or usage, or not root.
@@ -13,29 +13,29 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from overflyt.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, OverflytError
-from overflyt.lab import runtime
+from overflyt.cli.common import Commands, Parser
+from overflyt.errors import EXIT_FAILED, EXIT_OK, OverflytError
 
 DEFAULT_PLAN = "inventories/norddjurs/plan.yml"
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add the ``lab`` command to the overflyt CLI."""
-    lab = subparsers.add_parser(
+def add_parser(commands: Commands) -> None:
+    """Register ``overflyt lab`` and its subcommands."""
+    lab = commands.add_parser(
         "lab",
         help="the lab: real peers on this machine (vCenter simulator, FRR routers over SSH)",
         description="Bring up, tear down or describe the lab generated from a plan. Needs root.",
         epilog="exit codes: 0 ok (status: the lab is up); 1 the lab failed to come up or is not up; "
         "2 bad input or usage, or not root",
     )
-    commands = lab.add_subparsers(dest="lab_command", metavar="SUBCOMMAND")
-    commands.required = True
+    lab_commands = lab.add_subparsers(dest="lab_command", metavar="SUBCOMMAND")
+    lab_commands.required = True
     for name, help_text in (
         ("up", "bring the lab up (idempotent) and print its endpoints"),
         ("down", "remove every namespace, process, user and file the lab created"),
         ("status", "the lab's endpoints, and whether it is up"),
     ):
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub = lab_commands.add_parser(name, help=help_text, description=help_text)
         sub.add_argument(
             "--plan", default=DEFAULT_PLAN, help=f"plan the lab is generated from (default {DEFAULT_PLAN})"
         )
@@ -48,7 +48,9 @@ def _plan(args: argparse.Namespace) -> Path:
 
 
 def _up(args: argparse.Namespace) -> int:
-    state = runtime.up(_plan(args))
+    from overflyt.lab import up
+
+    state = up(_plan(args))
     if args.json:
         print(json.dumps(state, indent=2))
     else:
@@ -57,7 +59,9 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    removed = runtime.down(_plan(args))
+    from overflyt.lab import down
+
+    removed = down(_plan(args))
     if args.json:
         print(json.dumps({"removed": removed}, indent=2))
     else:
@@ -66,7 +70,9 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    state = runtime.status(_plan(args))
+    from overflyt.lab import status
+
+    state = status(_plan(args))
     if args.json:
         print(json.dumps(state, indent=2))
     elif state["up"]:
@@ -98,7 +104,7 @@ def _print_endpoints(state: dict[str, Any]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m overflyt.lab``: the lab command on its own."""
-    parser = argparse.ArgumentParser(prog="overflyt")
+    parser = Parser(prog="overflyt")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["lab", *(sys.argv[1:] if argv is None else argv)])
     try:
@@ -107,6 +113,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"overflyt: {exc}", file=sys.stderr)
         return exc.exit_code
     return code
-
-
-__all__ = ["EXIT_BAD_INPUT", "add_parser", "main"]

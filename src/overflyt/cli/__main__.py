@@ -1,0 +1,7 @@
+"""``python -m overflyt.cli ...``: the `overflyt` command."""
+
+import sys
+
+from overflyt.cli import main
+
+sys.exit(main())

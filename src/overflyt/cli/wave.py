@@ -1,0 +1,136 @@
+"""``overflyt wave run`` and ``overflyt rollback``: a wave's cutover (or dry run), a site's rollback."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from overflyt.cli.common import EPILOG, Commands, Parser
+from overflyt.errors import OverflytError, UsageError
+
+
+def add_parser(commands: Commands) -> None:
+    """Register ``overflyt wave run`` and ``overflyt rollback``."""
+    wave = commands.add_parser("wave", help="run a wave: cut its sites over (or dry-run it)")
+    wave_commands = wave.add_subparsers(dest="wave_command", metavar="SUBCOMMAND", parser_class=Parser)
+    wave_commands.required = True
+    wave_run = wave_commands.add_parser(
+        "run",
+        help="pre-check, then cut each site over: VMs and network together, rolled back on failure",
+        description="Pre-check the wave (anything critical stops it before any change), then cut each "
+        "site over: back up its devices, record where its VMs stand, move the VMs, push and verify "
+        "the network change, and check real traffic from the site. A site that fails is rolled back "
+        "(devices restored byte-equal, VMs back where they stood) per the plan's policy. Rerunning "
+        "a wave resumes it: done sites are skipped, a half-done site is finished. With --dry-run the "
+        "same playbooks run under --check --diff and nothing changes.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    wave_run.add_argument("plan", metavar="PLAN")
+    wave_run.add_argument("--wave", type=int, required=True, metavar="N")
+    wave_run.add_argument("--site", action="append", default=[], metavar="ID", help="only this site (repeatable)")
+    wave_run.add_argument("--dry-run", action="store_true", help="show what would move and change; change nothing")
+    wave_run.add_argument("--approved-by", metavar="NAME", help="who approved the cutover (plans that need approval)")
+    wave_run.add_argument("--ticket", metavar="REF", help="the change ticket of the approval")
+    wave_run.add_argument(
+        "--outside-window",
+        action="store_true",
+        help="run although the wave's window is not open (recorded as an override in the report)",
+    )
+    wave_run.add_argument("-q", "--quiet", action="store_true", help="no progress on standard error")
+    wave_run.set_defaults(func=_wave_run)
+
+    rollback = commands.add_parser(
+        "rollback",
+        help="roll a site's cutover back on demand",
+        description="Restore a site to what its cutover recorded before it changed anything: devices "
+        "to their backups (verified byte-equal), VMs to their host, datastore, folder, portgroups "
+        "and power state. Exit 3 when the rollback cannot finish: a human must act.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rollback.add_argument("plan", metavar="PLAN")
+    rollback.add_argument("--site", required=True, metavar="ID")
+    rollback.add_argument("-q", "--quiet", action="store_true", help="no progress on standard error")
+    rollback.set_defaults(func=_rollback)
+
+
+def _flow_result(state: Any, what: str) -> dict[str, Any]:
+    """The report a flow returned, also from a Failed state; an exception inside the flow is re-raised
+    as what it was (an OverflytError keeps its exit code)."""
+    data = state.result(raise_on_failure=False)
+    if isinstance(data, BaseException):
+        raise data
+    if not isinstance(data, dict):
+        raise OverflytError(f"{what}: the flow ended {state.type.value.lower()} without a report")
+    return data
+
+
+def _print_wave(data: dict[str, Any], quiet: bool) -> int:
+    for site in data.get("sites", []):
+        print(f"{site['site']}: {site['status']}" + (f" — {site['error']}" if site.get("error") else ""))
+    if data.get("blocked_by_prechecks"):
+        print(f"wave {data['wave']}: blocked before any change (pre-checks or approval); see the run record")
+    if not quiet:
+        print(f"overflyt: run record: {data.get('run_dir', '')}", file=sys.stderr)
+    return int(data["exit_code"])
+
+
+def _wave_run(args: argparse.Namespace) -> int:
+    from flows.wave import MigrateWaveParams, migrate_wave, prepare_local_database
+
+    from overflyt.ansible.cancel import install_cancel_handlers
+    from overflyt.plan import load_plan
+    from overflyt.plan.credentials import resolve_all
+    from overflyt.plan.select import refuse_vms_ahead_of_their_site, select_sites
+    from overflyt.record import municipality_lock
+
+    # Refuse bad input here, before Prefect starts: unknown wave or site, unresolvable secrets, no approval.
+    plan = load_plan(args.plan)
+    select_sites(plan, args.wave, args.site)
+    refuse_vms_ahead_of_their_site(plan)
+    resolve_all(plan, Path(args.plan).parent)
+    if not args.dry_run and plan.approval_required and not args.approved_by:
+        raise UsageError(
+            f"wave {args.wave} of {plan.municipality.name} needs approval before its cutover: "
+            "give --approved-by NAME (and --ticket REF), or run it with --dry-run"
+        )
+    with municipality_lock(plan.municipality.code, "checking that no other run is active"):
+        pass  # a busy municipality is refused here, before Prefect starts (the flow takes the lock again)
+    if not args.quiet:
+        kind = "dry run" if args.dry_run else "cutover"
+        print(f"overflyt: wave {args.wave} {kind} of {args.plan} (Prefect flow migrate-wave)", file=sys.stderr)
+    params = MigrateWaveParams(
+        plan=args.plan,
+        wave=args.wave,
+        sites=args.site,
+        dry_run=args.dry_run,
+        approved_by=args.approved_by,
+        ticket=args.ticket,
+        outside_window=args.outside_window,
+    )
+    prepare_local_database()
+    install_cancel_handlers()  # Ctrl-C / SIGTERM: stop the running step, roll the site back, exit
+    state = migrate_wave(params, return_state=True)
+    return _print_wave(_flow_result(state, "migrate-wave"), args.quiet)
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from flows.wave import RollbackSiteParams, prepare_local_database, rollback_site
+
+    from overflyt.ansible.cancel import install_cancel_handlers
+    from overflyt.cutover.wave import rollback_target
+    from overflyt.plan.credentials import resolve_all
+    from overflyt.record import municipality_lock
+
+    # Refuse bad input before Prefect starts: unknown site, nothing recorded, secrets, a busy municipality.
+    plan, _ = rollback_target(Path(args.plan), args.site)
+    resolve_all(plan, Path(args.plan).parent)
+    with municipality_lock(plan.municipality.code, "checking that no other run is active"):
+        pass
+    install_cancel_handlers()
+    prepare_local_database()
+    state = rollback_site(RollbackSiteParams(plan=args.plan, site=args.site), return_state=True)
+    return _print_wave(_flow_result(state, "rollback-site"), args.quiet)
