@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from flows.wave import next_wave
 from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -23,6 +22,7 @@ from overflyt.cli import main
 from overflyt.errors import OverflytError
 from overflyt.orchestration.serve import municipalities, wait_healthy
 from overflyt.plan import load_plan
+from overflyt.plan.select import next_wave
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -91,7 +91,7 @@ def test_serve_starts_the_ui_registers_the_deployments_and_a_worker_and_stops_cl
             for d in (migrate, precheck, rollback):
                 assert d.work_pool_name == "overflyt"
                 assert d.job_variables == {"working_dir": str(REPO)}
-            assert migrate.entrypoint == "flows.wave.migrate_wave"
+            assert migrate.entrypoint == "flows.migrate_wave.migrate_wave"
             assert migrate.parameters == {"params": {"plan": plan, "wave": 1, "ask_approval": True}}
             waves = sorted((s.slug, s.active, s.schedule.rrule, s.parameters) for s in migrate.schedules)  # type: ignore[union-attr]
             assert waves == [

@@ -57,9 +57,8 @@ class Municipality:
 
 def municipalities(inventories: Path, now: datetime | None = None) -> list[Municipality]:
     """Every ``<inventories>/<kommune>/plan.yml``; a plan that does not load is refused with its errors."""
-    from flows.wave import next_wave
-
     from overflyt.plan import load_plan
+    from overflyt.plan.select import next_wave
 
     found: list[Municipality] = []
     for plan_path in sorted(inventories.glob("*/plan.yml")):
@@ -74,7 +73,7 @@ def municipalities(inventories: Path, now: datetime | None = None) -> list[Munic
 def deployments(found: list[Municipality], workdir: Path) -> list[RunnerDeployment]:
     """The deployments of the three flows, one of each per municipality; their runs start in WORKDIR
     (where run records land, unless OVERFLYT_STATE_DIR says otherwise)."""
-    from flows.wave import migrate_wave, precheck_wave, rollback_site
+    from flows import migrate_wave, precheck_wave, rollback_site
     from prefect.schedules import Cron, RRule
 
     result: list[RunnerDeployment] = []
