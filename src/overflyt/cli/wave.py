@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from overflyt.cli.common import EPILOG, Commands, Parser
-from overflyt.errors import OverflytError, UsageError
+from overflyt.errors import OverflytError
 
 
 def add_parser(commands: Commands) -> None:
@@ -79,26 +79,19 @@ def _print_wave(data: dict[str, Any], quiet: bool) -> int:
 
 
 def _wave_run(args: argparse.Namespace) -> int:
-    from flows.wave import MigrateWaveParams, migrate_wave, prepare_local_database
+    from overflyt.cutover.admission import admit, handed
+
+    # Refuse bad input here, before Prefect starts: unknown wave or site, unresolvable secrets, no
+    # approval, a busy municipality. The flow run below uses this admission (no second load).
+    admission = admit(
+        Path(args.plan), args.wave, args.site, dry_run=args.dry_run, approval_given=bool(args.approved_by),
+        can_ask=False,
+    )  # fmt: skip
+    from flows import MigrateWaveParams, migrate_wave
 
     from overflyt.ansible.cancel import install_cancel_handlers
-    from overflyt.plan import load_plan
-    from overflyt.plan.credentials import resolve_all
-    from overflyt.plan.select import refuse_vms_ahead_of_their_site, select_sites
-    from overflyt.record import municipality_lock
+    from overflyt.orchestration.local import prepare_local_database
 
-    # Refuse bad input here, before Prefect starts: unknown wave or site, unresolvable secrets, no approval.
-    plan = load_plan(args.plan)
-    select_sites(plan, args.wave, args.site)
-    refuse_vms_ahead_of_their_site(plan)
-    resolve_all(plan, Path(args.plan).parent)
-    if not args.dry_run and plan.approval_required and not args.approved_by:
-        raise UsageError(
-            f"wave {args.wave} of {plan.municipality.name} needs approval before its cutover: "
-            "give --approved-by NAME (and --ticket REF), or run it with --dry-run"
-        )
-    with municipality_lock(plan.municipality.code, "checking that no other run is active"):
-        pass  # a busy municipality is refused here, before Prefect starts (the flow takes the lock again)
     if not args.quiet:
         kind = "dry run" if args.dry_run else "cutover"
         print(f"overflyt: wave {args.wave} {kind} of {args.plan} (Prefect flow migrate-wave)", file=sys.stderr)
@@ -113,24 +106,23 @@ def _wave_run(args: argparse.Namespace) -> int:
     )
     prepare_local_database()
     install_cancel_handlers()  # Ctrl-C / SIGTERM: stop the running step, roll the site back, exit
-    state = migrate_wave(params, return_state=True)
+    with handed(admission):
+        state = migrate_wave(params, return_state=True)
     return _print_wave(_flow_result(state, "migrate-wave"), args.quiet)
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from flows.wave import RollbackSiteParams, prepare_local_database, rollback_site
-
-    from overflyt.ansible.cancel import install_cancel_handlers
-    from overflyt.cutover.wave import rollback_target
-    from overflyt.plan.credentials import resolve_all
-    from overflyt.record import municipality_lock
+    from overflyt.cutover.admission import admit_rollback, handed
 
     # Refuse bad input before Prefect starts: unknown site, nothing recorded, secrets, a busy municipality.
-    plan, _ = rollback_target(Path(args.plan), args.site)
-    resolve_all(plan, Path(args.plan).parent)
-    with municipality_lock(plan.municipality.code, "checking that no other run is active"):
-        pass
+    admission = admit_rollback(Path(args.plan), args.site)
+    from flows import RollbackSiteParams, rollback_site
+
+    from overflyt.ansible.cancel import install_cancel_handlers
+    from overflyt.orchestration.local import prepare_local_database
+
     install_cancel_handlers()
     prepare_local_database()
-    state = rollback_site(RollbackSiteParams(plan=args.plan, site=args.site), return_state=True)
+    with handed(admission):
+        state = rollback_site(RollbackSiteParams(plan=args.plan, site=args.site), return_state=True)
     return _print_wave(_flow_result(state, "rollback-site"), args.quiet)
