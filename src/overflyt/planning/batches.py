@@ -40,11 +40,14 @@ def schedule(vms: Sequence[Schedulable], storage: Mapping[str, str], limits: Con
     index = {vm.name: i for i, vm in enumerate(vms)}
     by_name = {vm.name: vm for vm in vms}
     deps = {vm.name: {d for d in vm.depends_on if d in index and d != vm.name} for vm in vms}
+    # What each VM loads: its source host, and its datastores at both ends of the move.
+    loads = {name: (vm.host, _stores(vm.datastore, storage)) for name, vm in by_name.items()}
     dependents: dict[str, set[str]] = {name: set() for name in index}
     for name, needs in deps.items():
         for d in needs:
             dependents[d].add(name)
-    height = heights(dependents, deps)
+    # Most sets have no dependency inside them: every chain is one VM long.
+    height = heights(dependents, deps) if any(deps.values()) else dict.fromkeys(index, 1)
     size = min(limits.global_, limits.per_site)
     done: set[str] = set()
     remaining = sorted(index, key=lambda n: (-height[n], index[n]))
@@ -58,13 +61,12 @@ def schedule(vms: Sequence[Schedulable], storage: Mapping[str, str], limits: Con
                 break
             if not deps[name] <= done:
                 continue
-            vm = by_name[name]
-            stores = {vm.datastore, storage.get(vm.datastore, vm.datastore)}
-            if per_host.get(vm.host, 0) < limits.per_host and all(
+            host, stores = loads[name]
+            if per_host.get(host, 0) < limits.per_host and all(
                 per_ds.get(ds, 0) < limits.per_datastore for ds in stores
             ):
                 batch.append(name)
-                per_host[vm.host] = per_host.get(vm.host, 0) + 1
+                per_host[host] = per_host.get(host, 0) + 1
                 for ds in stores:
                     per_ds[ds] = per_ds.get(ds, 0) + 1
         if not batch:  # pragma: no cover - heights() refuses cycles, and a limit is at least 1
@@ -75,23 +77,36 @@ def schedule(vms: Sequence[Schedulable], storage: Mapping[str, str], limits: Con
     return out
 
 
+def _stores(datastore: str, storage: Mapping[str, str]) -> tuple[str, ...]:
+    target = storage.get(datastore, datastore)
+    return (datastore,) if target == datastore else (datastore, target)
+
+
 def heights(dependents: Mapping[str, set[str]], deps: Mapping[str, set[str]]) -> dict[str, int]:
-    """Length of the longest chain of dependents below each VM; UsageError naming a cycle."""
+    """Length of the longest chain of dependents below each VM; UsageError naming a cycle.
+
+    Depth-first from each VM in ``deps``' order, dependents in name order; the first cycle met is
+    named. Iterative, so a chain of any length is fine (no recursion limit).
+    """
     height: dict[str, int] = {}
-    visiting: list[str] = []
-
-    def visit(name: str) -> int:
-        if name in height:
-            return height[name]
-        if name in visiting:
-            cycle = [*visiting[visiting.index(name) :], name]
-            raise UsageError(f"VMs depend on each other in a cycle: {' -> '.join(reversed(cycle))}")
-        visiting.append(name)
-        value = 1 + max((visit(d) for d in sorted(dependents[name])), default=0)
-        visiting.pop()
-        height[name] = value
-        return value
-
-    for name in deps:
-        visit(name)
+    for start in deps:
+        if start in height:
+            continue
+        path = [start]  # the VMs being visited, each a dependent of the one before
+        on_path = {start}
+        todo = [iter(sorted(dependents[start]))]
+        while todo:
+            nxt = next(todo[-1], None)
+            if nxt is None:
+                todo.pop()
+                name = path.pop()
+                on_path.discard(name)
+                height[name] = 1 + max((height[d] for d in dependents[name]), default=0)
+            elif nxt in on_path:
+                cycle = [*path[path.index(nxt) :], nxt]
+                raise UsageError(f"VMs depend on each other in a cycle: {' -> '.join(reversed(cycle))}")
+            elif nxt not in height:
+                path.append(nxt)
+                on_path.add(nxt)
+                todo.append(iter(sorted(dependents[nxt])))
     return height

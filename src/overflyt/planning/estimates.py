@@ -1,0 +1,103 @@
+"""When each wave runs and what it is estimated to take.
+
+:func:`wave_windows` lays the waves' windows out in the week (``waves_per_week``, evenly spread,
+local time in the options' timezone); :func:`estimate_waves` sums, per wave, its sites' cutovers
+and its units' costs into a :class:`WaveEstimate`. :class:`WavePlan` is the planner's answer: the
+proposed plan and those estimates.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from overflyt.plan.model import Plan
+from overflyt.planning.options import PlanningImpossible, PlanningOptions, day_offsets
+from overflyt.planning.placement import Placement
+from overflyt.planning.units import PlanningModel
+
+
+@dataclass(frozen=True)
+class WaveEstimate:
+    """What a proposed wave moves and how long the planner thinks it takes."""
+
+    number: int
+    start: datetime
+    end: datetime
+    sites: tuple[str, ...]
+    vms: tuple[str, ...]  # every VM it moves, its sites' and those ahead of their site
+    ahead: tuple[str, ...]  # VMs moved ahead of their own site's wave
+    shared: tuple[str, ...]  # shared-service VMs among them
+    disk_gb: int
+    batches: tuple[tuple[str, ...], ...]  # the VM moves as estimated, batch by batch
+    transfer_minutes: float
+    minutes: float
+    window_minutes: float
+
+
+@dataclass(frozen=True)
+class WavePlan:
+    """The planner's answer: the proposed plan, each wave's estimate, and the options it was sized for."""
+
+    plan: Plan
+    estimates: tuple[WaveEstimate, ...]
+    options: PlanningOptions
+
+
+def wave_windows(options: PlanningOptions, count: int) -> list[tuple[datetime, datetime]]:
+    """Local (naive) start and end of each wave's window; the end is `window_hours` of real time later."""
+    zone = ZoneInfo(options.timezone)
+    first = options.first_window
+    if first.tzinfo is not None:
+        first = first.astimezone(zone).replace(tzinfo=None)
+    offsets = day_offsets(options.waves_per_week)
+    out: list[tuple[datetime, datetime]] = []
+    for k in range(count):
+        week, slot = divmod(k, options.waves_per_week)
+        start = first + timedelta(days=week * 7 + offsets[slot])
+        end = (start.replace(tzinfo=zone).astimezone(UTC) + timedelta(hours=options.window_hours)).astimezone(zone)
+        out.append((start, end.replace(tzinfo=None)))
+    for (_, previous_end), (start, _) in itertools.pairwise(out):
+        if start < previous_end:
+            raise PlanningImpossible(
+                f"windows of {options.window_hours:g} h overlap at {options.waves_per_week} waves a week "
+                f"(one starts {start:%Y-%m-%d %H:%M}, the one before ends {previous_end:%Y-%m-%d %H:%M}); "
+                "lower --window-hours or --waves-per-week"
+            )
+    return out
+
+
+def estimate_waves(
+    model: PlanningModel, placed: Placement, windows: Sequence[tuple[datetime, datetime]], capacity: float
+) -> tuple[WaveEstimate, ...]:
+    """Each wave's sites, VMs, disk, batches and minutes (cutovers one after another, units too)."""
+    units = model.units
+    vms = model.estate.vms
+    by_wave: list[list[int]] = [[] for _ in windows]
+    for u in sorted(placed.unit_wave, key=lambda u: units[u].rank):
+        by_wave[placed.unit_wave[u]].append(u)
+    out = []
+    for w, (start, end) in enumerate(windows):
+        members = sorted(i for u in by_wave[w] for i in units[u].vms)
+        sites = placed.sites[w]
+        minutes = len(sites) * placed.options.site_minutes + sum(units[u].minutes for u in by_wave[w])
+        out.append(
+            WaveEstimate(
+                number=w + 1,
+                start=start,
+                end=end,
+                sites=tuple(sorted(sites, key=placed.position.__getitem__)),
+                vms=tuple(vms[i].name for i in members),
+                ahead=tuple(vms[i].name for i in members if placed.site_wave[model.site_of[i]] > w),
+                shared=tuple(vms[i].name for i in members if model.shared_vm[i]),
+                disk_gb=sum(units[u].disk_gb for u in by_wave[w]),
+                batches=tuple(tuple(b) for u in by_wave[w] for b in units[u].batches),
+                transfer_minutes=sum(units[u].transfer_minutes for u in by_wave[w]),
+                minutes=minutes,
+                window_minutes=capacity,
+            )
+        )
+    return tuple(out)
