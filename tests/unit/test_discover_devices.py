@@ -16,20 +16,19 @@ import yaml
 
 from overflyt.cli import main
 from overflyt.discovery.devices import (
-    VOLATILE,
     DeviceRead,
     Unreadable,
     _show,
     compare,
     config_sha256,
     merge,
-    normalise_config,
     parse_hostname,
     parse_interface_brief,
     parse_version,
 )
 from overflyt.discovery.estate import DeviceInterface, dump_estate, load_estate
 from overflyt.plan import load_plan
+from overflyt.steps import config_text
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "inventories" / "norddjurs" / "plan.yml"
@@ -170,7 +169,7 @@ def test_hostname_comes_from_the_running_config() -> None:
 def test_normalisation_strips_frrs_header_and_nothing_else() -> None:
     header, blank, current, rest = KATTEGAT_RUNNING_CONFIG.split("\n", 3)
     assert (header, blank, current) == ("Building configuration...", "", "Current configuration:")
-    assert normalise_config(KATTEGAT_RUNNING_CONFIG) == rest
+    assert config_text.normalise(KATTEGAT_RUNNING_CONFIG) == rest
     assert rest.startswith("!\nfrr version 8.4.4\n")
     assert rest.endswith("\nend\n")
     assert config_sha256(KATTEGAT_RUNNING_CONFIG) == hashlib.sha256(rest.encode()).hexdigest()
@@ -195,10 +194,12 @@ def test_the_hash_ignores_volatile_lines_and_whitespace_and_sees_every_real_chan
     assert config_sha256(KATTEGAT_RUNNING_CONFIG.replace("interface lan", " interface lan")) != sha
 
 
-def test_volatile_lines_are_the_ones_net_backup_and_net_restore_leave_out() -> None:
-    backup = yaml.safe_load((REPO / "roles" / "net_backup" / "defaults" / "main.yml").read_text())
-    restore = yaml.safe_load((REPO / "roles" / "net_restore" / "defaults" / "main.yml").read_text())
-    assert list(VOLATILE) == backup["net_backup_ignore_lines"] == restore["net_restore_ignore_lines"]
+def test_discovery_hashes_with_the_one_normaliser_every_role_uses() -> None:
+    # no copy: discovery's hash is overflyt.steps.config_text's, which net_backup, net_facts, net_verify
+    # and net_restore call through the overflyt.network filters (tests/unit/test_config_text.py)
+    assert config_sha256 is config_text.config_sha256
+    backup_tasks = (REPO / "roles" / "net_backup" / "tasks" / "main.yml").read_text()
+    assert "overflyt.network.config_normalise" in backup_tasks
 
 
 def test_only_show_commands_are_ever_sent() -> None:

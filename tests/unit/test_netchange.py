@@ -1,9 +1,9 @@
-"""Desired state of a site cutover's devices (pure), the platform templates rendered with
-StrictUndefined, and net_restore's line diff — no lab."""
+"""Desired state of a site cutover's devices (pure) and the platform templates rendered with
+StrictUndefined and the overflyt.network filters — no lab. (net_restore's line diff is tested
+with the rest of overflyt.steps.config_text in test_config_text.py.)"""
 
 from __future__ import annotations
 
-import importlib.util
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ import pytest
 
 from overflyt.plan import Plan, load_plan
 from overflyt.plan.model import NetworkMapping, Platform
+from overflyt.steps import config_text
 from overflyt.steps.device_changes import (
     DeviceChange,
     Services,
@@ -124,7 +125,8 @@ def test_postcheck_targets_are_the_powered_on_servers_of_moved_subnets() -> None
     assert "10.70.30.31" not in auning  # ndj-archive01 is powered off
 
 
-# -- templates (as Ansible renders them: trim_blocks, undefined variables are errors) ----------------
+# -- templates (as Ansible renders them: trim_blocks, undefined variables are errors, the filters of
+# the overflyt.network collection) ----------------------------------------------------------------
 
 
 def render(template: str, **values: Any) -> list[str]:
@@ -135,6 +137,14 @@ def render(template: str, **values: Any) -> list[str]:
         lstrip_blocks=False,
     )
     env.filters["comment"] = lambda text, decoration="# ": "\n".join(decoration + x for x in text.splitlines())
+    env.filters.update(
+        {
+            "overflyt.network.config_top_lines": config_text.top_lines,
+            "overflyt.network.config_route_changes": config_text.route_changes,
+            "overflyt.network.config_service_changes": config_text.service_changes,
+            "overflyt.network.config_missing_lines": config_text.missing_lines,
+        }
+    )
     text = env.get_template(template).render(ansible_managed="Ansible managed", **values)
     assert text.startswith("! Ansible managed\n")
     return [line.rstrip() for line in text.splitlines() if line.strip() and not line.startswith("!")]
@@ -271,61 +281,3 @@ def test_templates_carry_no_timestamp() -> None:
         text = path.read_text()
         for volatile in ("ansible_date_time", "now(", "template_"):
             assert volatile not in text, path.name
-
-
-# -- net_restore's line diff ------------------------------------------------------------------------
-
-
-def restore_plan() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "net_restore_filters", REPO / "roles/net_restore/filter_plugins/net_restore.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.net_restore_plan
-
-
-FRR_BACKUP = """!
-frr version 8.4.4
-hostname ndj-core-01
-no ipv6 forwarding
-!
-ip route 10.70.10.0/24 10.70.252.2
-!
-interface lan
- description client LAN
-exit
-!
-end
-"""
-
-
-def test_restore_plan_inverts_top_level_lines_removals_first() -> None:
-    current = FRR_BACKUP.replace("ip route 10.70.10.0/24 10.70.252.2", "ip route 10.70.10.0/24 10.255.70.1")
-    current = current.replace("no ipv6 forwarding\n", "")
-    assert restore_plan()(current, FRR_BACKUP) == {
-        "commands": [
-            "no ip route 10.70.10.0/24 10.255.70.1",
-            "no ipv6 forwarding",
-            "ip route 10.70.10.0/24 10.70.252.2",
-        ],
-        "unrestorable": [],
-    }
-    assert restore_plan()(FRR_BACKUP, FRR_BACKUP) == {"commands": [], "unrestorable": []}
-
-
-def test_restore_plan_names_what_it_will_not_guess() -> None:
-    current = FRR_BACKUP.replace(" description client LAN", " description by hand").replace("8.4.4", "9.0")
-    current = current.replace("end\n", "interface new\nexit\nend\n")
-    assert restore_plan()(current, FRR_BACKUP) == {
-        "commands": [],
-        "unrestorable": [
-            "frr version 9.0 (not in the backup)",
-            "frr version 8.4.4 (in the backup only)",
-            "interface lan: description by hand (not in the backup)",
-            "interface lan: description client LAN (missing from the running configuration)",
-            "interface new (section not in the backup)",
-        ],
-    }

@@ -1,9 +1,14 @@
-"""What one site's cutover, dry run or rollback came to: the data every report is built from."""
+"""What a wave run, and each site's cutover, dry run or rollback in it, came to: the data every
+report is built from, and the run's exit code."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+from overflyt.errors import EXIT_FAILED, EXIT_OK, EXIT_ROLLBACK_FAILED
 
 
 @dataclass
@@ -23,3 +28,35 @@ def dump(value: Any) -> Any:
     """A step's result as JSON-ready data (pydantic models dumped, anything else as it is)."""
     model_dump = getattr(value, "model_dump", None)
     return model_dump(mode="json") if callable(model_dump) else value
+
+
+@dataclass(frozen=True)
+class Approval:
+    approved_by: str
+    ticket: str | None = None
+    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+
+@dataclass
+class WaveOutcome:
+    municipality: str
+    wave: int
+    dry_run: bool
+    run_id: str
+    run_dir: Path
+    blocked: bool = False
+    precheck: dict[str, int] = field(default_factory=dict)
+    sites: list[SiteOutcome] = field(default_factory=list)
+    overrides: list[str] = field(default_factory=list)
+    approval: Approval | None = None
+    kind: str = "wave"  # wave | rollback
+
+    @property
+    def exit_code(self) -> int:
+        if any(s.status == "rollback_failed" for s in self.sites):
+            return EXIT_ROLLBACK_FAILED
+        if self.kind == "rollback":  # an on-demand rollback succeeds by rolling back
+            return EXIT_OK if all(s.status == "rolled_back" for s in self.sites) else EXIT_FAILED
+        if self.blocked or any(s.status in ("rolled_back", "failed", "refused") for s in self.sites):
+            return EXIT_FAILED
+        return EXIT_OK

@@ -1,13 +1,12 @@
 """The wave's and the rollback's own report (report.json, report.md in the run record; the
-Prefect artifact): built from a :class:`~overflyt.cutover.wave.WaveOutcome` only."""
+Prefect artifact): built from a :class:`~overflyt.cutover.outcome.WaveOutcome` only."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from overflyt.cutover.wave import WaveOutcome
+from overflyt.cutover.outcome import WaveOutcome
 
 
 def report_data(outcome: WaveOutcome) -> dict[str, Any]:

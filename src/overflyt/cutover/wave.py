@@ -21,7 +21,7 @@ from overflyt.ansible import cancel
 from overflyt.ansible.runner import AnsibleEvent
 from overflyt.ansible.step import StepContext
 from overflyt.cutover.admission import Admission, admit, admit_rollback
-from overflyt.cutover.outcome import SiteOutcome
+from overflyt.cutover.outcome import Approval, SiteOutcome, WaveOutcome
 from overflyt.cutover.report import report_data, report_markdown
 from overflyt.cutover.site import Cutover, OnStep, StepRunner
 from overflyt.cutover.state import WaveStore
@@ -39,38 +39,6 @@ log = logging.getLogger(__name__)
 
 OnEvent = Callable[[AnsibleEvent], None]
 SiteRunner = Callable[[str, Callable[[], SiteOutcome]], SiteOutcome]
-
-
-@dataclass(frozen=True)
-class Approval:
-    approved_by: str
-    ticket: str | None = None
-    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
-
-
-@dataclass
-class WaveOutcome:
-    municipality: str
-    wave: int
-    dry_run: bool
-    run_id: str
-    run_dir: Path
-    blocked: bool = False
-    precheck: dict[str, int] = field(default_factory=dict)
-    sites: list[SiteOutcome] = field(default_factory=list)
-    overrides: list[str] = field(default_factory=list)
-    approval: Approval | None = None
-    kind: str = "wave"  # wave | rollback
-
-    @property
-    def exit_code(self) -> int:
-        if any(s.status == "rollback_failed" for s in self.sites):
-            return EXIT_ROLLBACK_FAILED
-        if self.kind == "rollback":  # an on-demand rollback succeeds by rolling back
-            return EXIT_OK if all(s.status == "rolled_back" for s in self.sites) else EXIT_FAILED
-        if self.blocked or any(s.status in ("rolled_back", "failed", "refused") for s in self.sites):
-            return EXIT_FAILED
-        return EXIT_OK
 
 
 def _call(_site_id: str, cut: Callable[[], SiteOutcome]) -> SiteOutcome:

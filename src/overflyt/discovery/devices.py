@@ -19,10 +19,11 @@ session per device (:func:`_show` refuses anything else).
   and no IPv6 link-local address. Other platforms: ``interfaces`` is left unknown.
 * ``show running-config`` — the hostname the device gives itself (its ``hostname`` line) and the
   config hash: sha256 of the configuration normalised exactly as the ``net_backup`` role saves a
-  backup (:func:`normalise_config`), so it equals the sha256 of the device's backup file and
+  backup (:func:`overflyt.steps.config_text.normalise`, the one normaliser every role uses
+  through the ``overflyt.network`` filters), so it equals the sha256 of the device's backup file and
   changes only when the configuration does. Stripped: trailing whitespace of every line; every
-  line that begins with one of :data:`VOLATILE` (FRR's and IOS's ``Building configuration...`` and
-  ``Current configuration ...`` headers, IOS's ``! Last configuration change at ...``,
+  line that begins with one of :data:`~overflyt.steps.config_text.VOLATILE` (FRR's and IOS's
+  ``Building configuration...`` and ``Current configuration ...`` headers, IOS's ``! Last configuration change at ...``,
   ``! NVRAM config last updated at ...`` and ``! No configuration change since last restart``
   stamps, and ``ntp clock-period``, which IOS rewrites as its clock drifts); blank lines at the
   start and end. The text is hashed as UTF-8 (bytes that are not UTF-8 hash as they came).
@@ -36,7 +37,6 @@ The command line (``overflyt discover devices``) is :mod:`overflyt.cli.discover`
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import time
@@ -58,23 +58,12 @@ from overflyt.plan.credentials import ResolvedCredential, resolve
 from overflyt.plan.model import NetworkDevice
 from overflyt.precheck.facts import HostKeyState
 from overflyt.precheck.gather import detect_platform
+from overflyt.steps.config_text import config_sha256
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 15  # TCP connect, SSH banner and login, each
 COMMAND_TIMEOUT_S = 30  # one show command's whole answer
-
-# Lines that change without a configuration change, matched at the start of a line: the
-# net_backup role's `net_backup_ignore_lines` (a unit test keeps the two equal).
-VOLATILE = (
-    "Building configuration",
-    "Current configuration",
-    "! Last configuration change",
-    "! NVRAM config last updated",
-    "! No configuration change since last restart",
-    "ntp clock-period",
-)
-_VOLATILE = re.compile("|".join(f"({pattern})" for pattern in VOLATILE))
 
 # The fields discovery owns of an estate device; site and role are a person's to write.
 AS_IS = ("platform", "management", "port", "version", "interfaces", "config_sha256")
@@ -108,18 +97,6 @@ class Unreadable(Exception):
 
 
 # -- parsing (pure) --------------------------------------------------------------------------------
-
-
-def normalise_config(text: str) -> str:
-    """The running configuration as net_backup saves it: trailing whitespace and volatile lines gone,
-    no blank lines at either end, one final newline."""
-    lines = (line.rstrip() for line in text.splitlines())
-    return "\n".join(line for line in lines if not _VOLATILE.match(line)).strip("\n") + "\n"
-
-
-def config_sha256(text: str) -> str:
-    """sha256 (hex) of the normalised running configuration."""
-    return hashlib.sha256(normalise_config(text).encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def parse_version(text: str) -> tuple[str | None, str | None]:
