@@ -13,8 +13,9 @@ The few verbs the flows, the CLI and the benchmarks use::
 The package's wings, in the order data flows through them (each says what it owns and may import):
 ``plan/`` → ``precheck/`` → ``cutover/`` → ``steps/`` → ``ansible/`` → ``providers/``; beside them
 ``planning/``, ``discovery/``, ``orchestration/`` (Prefect only), ``cli/`` and the lab (``lab/``).
-``errors``, ``record`` (run records, the municipality lock) and ``project`` (where the playbooks
-are) are shared by all. The Prefect flows live in the top-level ``flows/`` package.
+``errors``, ``record`` (run records, the municipality lock), ``project`` (where the playbooks and
+templates are) and ``reports`` (the one renderer of ``templates/``) are shared by all. The Prefect
+flows live in the top-level ``flows/`` package.
 
 Importing ``overflyt`` is cheap: each verb is imported when first used.
 """

@@ -19,7 +19,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from overflyt import __version__
+from overflyt import __version__, reports
 from overflyt.errors import UsageError
 from overflyt.precheck.findings import SEVERITIES, CheckResult, Finding, PrecheckReport, Severity
 
@@ -27,7 +27,6 @@ FORMATS = ("table", "json", "junit", "ctrf", "markdown")
 WAVE_WIDE = "wave-wide"
 
 # Characters XML 1.0 cannot carry at all (control characters a device's banner may contain).
-_CONTROL = re.compile("[\u0000-\u001f\u007f-\u009f]")
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
@@ -98,11 +97,6 @@ def _title(report: PrecheckReport) -> str:
     return f"{m.name} ({m.code}), wave {report.wave} — {report.wave_name}"
 
 
-def _one_line(text: str) -> str:
-    """One line, control characters (a device banner's ESC sequences, BEL) made harmless for terminals."""
-    return _CONTROL.sub("\ufffd", " ".join(text.split()))
-
-
 def _evidence(finding: Finding) -> str:
     return json.dumps(finding.evidence, ensure_ascii=False, sort_keys=True)
 
@@ -120,7 +114,7 @@ def _table(report: PrecheckReport) -> str:
             finding.severity.value.upper(),
             finding.id,
             f"{finding.subject_kind} {finding.subject}",
-            _one_line(finding.message),
+            reports.one_line(finding.message),
         )
         for _, results in groups
         for _, finding in _findings(results)
@@ -141,7 +135,7 @@ def _table(report: PrecheckReport) -> str:
             )
             lines.append(
                 f"  {severity:<{widths[0]}}  {rule_id:<{widths[1]}}  {subject:<{widths[2]}}  "
-                f"{_one_line(finding.message)}".rstrip()
+                f"{reports.one_line(finding.message)}".rstrip()
             )
     lines.append("")
     lines.append(_checks_line(list(report.results)))
@@ -305,43 +299,38 @@ def _ctrf(report: PrecheckReport) -> str:
 # --------------------------------------------------------------------------------------------- markdown
 
 
-def _md(text: str) -> str:
-    """A table cell: one line, pipes escaped, HTML special characters as entities."""
-    text = _one_line(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return text.replace("|", "\\|")
-
-
 def _markdown(report: PrecheckReport) -> str:
-    counts = report.counts
-    if report.blocked:
-        verdict = f"**BLOCKED** — {counts[Severity.critical]} critical finding(s) must be fixed before the wave."
-    else:
-        verdict = "**Ready** — no critical finding."
-    lines = [
-        f"# overflyt pre-check: {_md(_title(report))}",
-        "",
-        verdict,
-        "",
-        f"Mode `{report.mode}`; sites: {', '.join(report.sites)}; checked {report.started.isoformat()}.",
-        "",
-        "| severity | findings |",
-        "| --- | ---: |",
-        *(f"| {severity.value} | {counts[severity]} |" for severity in SEVERITIES),
-        "",
-        _checks_line(list(report.results)) + ".",
-    ]
-    for label, results in _groups(report):
-        lines += ["", f"## {_md(label)}", ""]
-        found = _findings(results)
-        if found:
-            lines += ["| severity | check | subject | message |", "| --- | --- | --- | --- |"]
-            lines += [
-                f"| {f.severity.value} | {f.id} | {_md(f'{f.subject_kind} {f.subject}')} | {_md(f.message)} |"
-                for _, f in found
-            ]
-            lines.append("")
-        lines.append(_checks_line(results) + ".")
-    return "\n".join(lines) + "\n"
+    return reports.render("precheck.md.j2", r=markdown_view(report))
+
+
+def markdown_view(report: PrecheckReport) -> dict[str, Any]:
+    """What the markdown report (``templates/precheck.md.j2``) shows, as plain data."""
+    return {
+        "title": _title(report),
+        "blocked": report.blocked,
+        "critical": report.counts[Severity.critical],
+        "mode": report.mode,
+        "sites": list(report.sites),
+        "started": report.started.isoformat(),
+        "severities": [(severity.value, report.counts[severity]) for severity in SEVERITIES],
+        "checks": _checks_line(list(report.results)),
+        "groups": [
+            {
+                "label": label,
+                "findings": [
+                    {
+                        "severity": f.severity.value,
+                        "id": f.id,
+                        "subject": f"{f.subject_kind} {f.subject}",
+                        "message": f.message,
+                    }
+                    for _, f in _findings(results)
+                ],
+                "checks": _checks_line(results),
+            }
+            for label, results in _groups(report)
+        ],
+    }
 
 
 _RENDERERS: dict[str, Callable[[PrecheckReport], str]] = {

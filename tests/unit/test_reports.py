@@ -1,0 +1,66 @@
+"""templates/ and its one renderer (overflyt.reports): every template renders from the data its wing
+builds, a field the data lacks is an error (StrictUndefined), never an empty line, and HTML is escaped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+import pytest
+
+from overflyt import reports
+from overflyt.cutover.outcome import Approval, SiteOutcome, WaveOutcome
+from overflyt.cutover.report import markdown_view, report_markdown
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+
+
+def outcome() -> WaveOutcome:
+    o = WaveOutcome("563", 2, False, "run-7", Path("/x"), precheck={"critical": 0, "warning": 1})
+    o.approval = Approval("Mette Holm", "CHG-4711", "2026-12-05T23:10:00+00:00")
+    o.overrides = ["run outside the wave's maintenance window (--outside-window)"]
+    o.sites = [
+        SiteOutcome(
+            "fanoe-skole",
+            "done",
+            steps={"backup": 2.5, "migrate": 10.0},
+            vms={"vms": {"fan-web01": {"status": "moved", "after": {"host": "esx-9", "datastore": "ds-2"}}}},
+            devices={"devices": {"fan-rtr-01": {"pending_lines": ["ip route 10.5.6.0/24 10.255.5.1"]}}},
+        ),
+        SiteOutcome("fanoe-havn", "rolled_back", error="configure: fan-rtr-02 refused a line", rollback={"devices": 1}),
+    ]
+    return o
+
+
+def test_the_wave_report_shows_every_part_of_the_outcome() -> None:
+    text = report_markdown(outcome())
+    assert text.startswith(
+        "# Wave 2 of municipality 563 — cutover\n\nRun `run-7`. Pre-checks: 0 critical, 1 warning.\n"
+    )
+    assert "\n**Override:** run outside the wave's maintenance window (--outside-window)\n" in text
+    assert "\nApproved by **Mette Holm** at 2026-12-05T23:10:00+00:00, ticket CHG-4711.\n" in text
+    assert "\n| fan-web01 | moved | esx-9 / ds-2 |\n" in text
+    assert "\n**fan-rtr-01**: 1 line(s)\n\n```\nip route 10.5.6.0/24 10.255.5.1\n```\n" in text
+    assert "\n## fanoe-havn: rolled_back\n\nError: configure: fan-rtr-02 refused a line\n" in text
+    assert text.endswith("\nRollback: devices\n")
+    assert "\n\n\n" not in text
+
+
+@pytest.mark.parametrize("template", sorted(p.name for p in TEMPLATES.glob("*.j2")))
+def test_a_missing_field_is_an_error_not_an_empty_line(template: str) -> None:
+    with pytest.raises(jinja2.UndefinedError):
+        reports.render(template, TEMPLATES, r={})
+
+
+def test_a_missing_site_field_is_an_error() -> None:
+    view = markdown_view(outcome())
+    del view["sites"][0]["steps"]
+    with pytest.raises(jinja2.UndefinedError, match="steps"):
+        reports.render("wave.md.j2", TEMPLATES, r=view)
+
+
+def test_html_templates_are_escaped_and_markdown_cells_are_one_line(tmp_path: Path) -> None:
+    (tmp_path / "x.html.j2").write_text("<p>{{ name }}</p>\n")
+    (tmp_path / "x.md.j2").write_text("| {{ name | md_cell }} |\n")
+    assert reports.render("x.html.j2", tmp_path, name="<b>Grenå</b>") == "<p>&lt;b&gt;Grenå&lt;/b&gt;</p>\n"
+    assert reports.render("x.md.j2", tmp_path, name="a|b\n<c>\x1b") == "| a\\|b &lt;c&gt;\ufffd |\n"
