@@ -105,6 +105,7 @@ def test_no_secret_lands_in_records_runner_dirs_prefect_or_console(
     env = {k: v for k, v in os.environ.items() if not k.startswith("OVERFLYT_")}
     env.update(
         OVERFLYT_STATE_DIR=str(state),
+        OVERFLYT_PROJECT_DIR=str(REPO),  # the plan is a copy outside the project, run from elsewhere
         PREFECT_HOME=str(prefect_home),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         OVERFLYT_VAULT_PASSWORD_FILE=vault_password_file,

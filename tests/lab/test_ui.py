@@ -133,12 +133,12 @@ def test_an_engineer_dry_runs_a_wave_from_the_ui_and_reads_its_report(served: tu
 
             # wave -> site -> step: the site's subflow run shows one task run per step of the dry run.
             [site] = flow_runs(api_url, "site-cutover")
-            page.goto(f"{url}/runs/flow-run/{site.id}")
+            page.goto(f"{url}/runs/flow-run/{site.id}?tab=Task%20Runs")
             expect(page.get_by_text("grenaa-raadhus", exact=True).first).to_be_visible()
-            page.get_by_role("tab", name="Task Runs").click()
+            shot(page, tmp_path / "5-site-run.png")
             for step in DRY_RUN_STEPS:
                 expect(page.get_by_text(f"grenaa-raadhus: {step}", exact=True).first).to_be_visible()
-            shot(page, tmp_path / "5-site-steps.png")
+            shot(page, tmp_path / "6-site-steps.png")
         finally:
             browser.close()
 

@@ -156,14 +156,14 @@ def test_a_whole_wave_cuts_over_and_rolls_back(lab: dict[str, Any], si: Any, cap
         released.set()
 
     watch = Watch()
-    caplog.set_level(logging.INFO, logger="overflyt.steps.vms")
-    logging.getLogger("overflyt.steps.vms").addHandler(watch)
+    caplog.set_level(logging.INFO, logger="overflyt.steps")
+    logging.getLogger("overflyt.steps").addHandler(watch)
     try:
         threading.Thread(target=hold_the_vcenter, daemon=True).start()
         assert taken.wait(10)
         outcome = wave1()
     finally:
-        logging.getLogger("overflyt.steps.vms").removeHandler(watch)
+        logging.getLogger("overflyt.steps").removeHandler(watch)
     assert outcome.exit_code == 0, [(s.site, s.status, s.error) for s in outcome.sites]
     assert [s.status for s in outcome.sites] == ["done"]
     assert released.is_set()

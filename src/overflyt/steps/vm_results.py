@@ -101,17 +101,24 @@ class VmRollbackFailed(RollbackFailed):
         self.rollback = rollback
 
 
-def read_move(name: str, batch: int, result: PlaybookResult) -> VmMove:
+def _read(name: str, result: PlaybookResult, known: tuple[str, ...]) -> tuple[dict[str, Any], str, str | None]:
+    """A VM's report from the role (``data``), its status and error: failed when the role reported
+    nothing, a status overflyt does not know, or a task of that VM failed after the report."""
     data = dict((result.result.get("vms") or {}).get(name) or {})
     failure = host_failure(result, name)
     if not data:
-        return VmMove(vm=name, status="failed", batch=batch, error=failure or no_result(result))
+        return data, "failed", failure or no_result(result)
     status = str(data.get("status"))
     error = data.get("error") or None
-    if status not in ("moved", "unchanged", "would_move", "failed"):
+    if status not in known:
         status, error = "failed", f"the role reported status {status!r}"
     if failure and status != "failed":  # reported, then failed afterwards
         status, error = "failed", failure
+    return data, status, str(error) if error else None
+
+
+def read_move(name: str, batch: int, result: PlaybookResult) -> VmMove:
+    data, status, error = _read(name, result, ("moved", "unchanged", "would_move", "failed"))
     return VmMove(
         vm=name,
         status=status,
@@ -119,21 +126,12 @@ def read_move(name: str, batch: int, result: PlaybookResult) -> VmMove:
         before=placement_of(data.get("before")),
         after=placement_of(data.get("after")),
         seconds=float(data.get("seconds") or 0.0),
-        error=str(error) if error else None,
+        error=error,
     )
 
 
 def read_restore(name: str, batch: int, result: PlaybookResult) -> VmRestore:
-    data = dict((result.result.get("vms") or {}).get(name) or {})
-    failure = host_failure(result, name)
-    if not data:
-        return VmRestore(vm=name, status="failed", batch=batch, error=failure or no_result(result))
-    status = str(data.get("status"))
-    error = data.get("error") or None
-    if status not in ("restored", "unchanged", "would_restore", "failed"):
-        status, error = "failed", f"the role reported status {status!r}"
-    if failure and status != "failed":
-        status, error = "failed", failure
+    data, status, error = _read(name, result, ("restored", "unchanged", "would_restore", "failed"))
     return VmRestore(
         vm=name,
         status=status,
@@ -142,7 +140,7 @@ def read_restore(name: str, batch: int, result: PlaybookResult) -> VmRestore:
         after=placement_of(data.get("after")),
         seconds=float(data.get("seconds") or 0.0),
         leftover_removed=bool(data.get("leftover_removed")),
-        error=str(error) if error else None,
+        error=error,
     )
 
 
