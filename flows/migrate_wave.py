@@ -9,6 +9,11 @@ deployment (``ask_approval``, which the deployments set and the CLI does not), p
 and then pauses before the first cutover step for an :class:`~flows.params.ApprovalInput` — the form
 the UI shows on the paused run. Unanswered for ``approval_timeout_s``, the run ends Failed with
 nothing changed.
+
+The wave's window: sites it holds back (not started: the window has closed, or what is left of it
+is shorter than the site's estimate plus the plan's margin) and sites that ran past it are logged
+as warnings and named in the run's Failed state message; ``outside_window_reason`` says why a run
+with ``outside_window`` overrides the window (recorded with who ran it).
 """
 
 from __future__ import annotations
@@ -66,7 +71,7 @@ class ApprovalGate:
 
 
 @flow(name="migrate-wave", description="Pre-check a wave, then cut its sites over (VMs and network together).")
-def migrate_wave(params: MigrateWaveParams) -> dict[str, Any]:
+def migrate_wave(params: MigrateWaveParams, outside_window_reason: str | None = None) -> dict[str, Any]:
     install_cancel_handlers()  # Prefect cancels a run with SIGTERM: stop the step, roll back
     approval = Approval(params.approved_by, params.ticket) if params.approved_by else None
     gate = ApprovalGate(params.wave, params.approval_timeout_s) if params.ask_approval else None
@@ -77,6 +82,7 @@ def migrate_wave(params: MigrateWaveParams) -> dict[str, Any]:
         dry_run=params.dry_run,
         approval=approval,
         outside_window=params.outside_window,
+        outside_window_reason=outside_window_reason,
         on_event=log_events(),
         on_step=log_steps(),
         decide_approval=gate,
@@ -89,9 +95,21 @@ def migrate_wave(params: MigrateWaveParams) -> dict[str, Any]:
         description=f"Wave {outcome.wave} {'dry run' if outcome.dry_run else 'cutover'} report",
     )
     data = report_data(outcome)
+    logger = get_run_logger()
+    for override in outcome.overrides:
+        logger.warning("override: %s", override)
+    for site in outcome.sites:
+        if site.status == "not_started":
+            logger.warning("%s: %s", site.site, site.error)
+        elif site.window:
+            logger.warning("%s: %s", site.site, site.window)
     if gate is not None and gate.timed_out:
         message = f"wave {outcome.wave}: approval not given within {gate.timeout_s} s: nothing was changed"
         return Failed(message=message, data=data)  # type: ignore[return-value]
     if outcome.exit_code != 0:
-        return Failed(message=f"wave {outcome.wave} ended with exit code {outcome.exit_code}", data=data)  # type: ignore[return-value]
+        message = f"wave {outcome.wave} ended with exit code {outcome.exit_code}"
+        held_back = [s for s in outcome.sites if s.status == "not_started"]
+        if held_back:
+            message += "; " + "; ".join(f"{s.site}: {s.error}" for s in held_back)
+        return Failed(message=message, data=data)  # type: ignore[return-value]
     return data

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from overflyt.cli.common import EPILOG, Commands, Parser
-from overflyt.errors import OverflytError
+from overflyt.errors import OverflytError, UsageError
 
 
 def add_parser(commands: Commands) -> None:
@@ -24,7 +24,10 @@ def add_parser(commands: Commands) -> None:
         "the network change, and check real traffic from the site. A site that fails is rolled back "
         "(devices restored byte-equal, VMs back where they stood) per the plan's policy. Rerunning "
         "a wave resumes it: done sites are skipped, a half-done site is finished. With --dry-run the "
-        "same playbooks run under --check --diff and nothing changes.",
+        "same playbooks run under --check --diff and nothing changes. No site starts after the wave's "
+        "window has closed, or when what is left of it is shorter than the site's estimate plus the plan's "
+        "margin (window_policy): such a site is reported not_started, untouched, and a rerun in the next "
+        "window (or with --outside-window) carries on with it.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -37,7 +40,11 @@ def add_parser(commands: Commands) -> None:
     wave_run.add_argument(
         "--outside-window",
         action="store_true",
-        help="run although the wave's window is not open (recorded as an override in the report)",
+        help="run although the wave's window is not open, or has ended: no site is held back by it (recorded "
+        "as an override in the report, with who ran it and --reason)",
+    )
+    wave_run.add_argument(
+        "--reason", metavar="TEXT", help="why the wave runs outside its window (with --outside-window; recorded)"
     )
     wave_run.add_argument("-q", "--quiet", action="store_true", help="no progress on standard error")
     wave_run.set_defaults(func=_wave_run)
@@ -71,9 +78,19 @@ def _flow_result(state: Any, what: str) -> dict[str, Any]:
 def _print_wave(data: dict[str, Any], quiet: bool) -> int:
     for site in data.get("sites", []):
         print(f"{site['site']}: {site['status']}" + (f" — {site['error']}" if site.get("error") else ""))
+        if site.get("window") and site["window"] != site.get("error"):
+            print(f"{site['site']}: window — {site['window']}")
     if data.get("blocked_by_prechecks"):
         print(f"wave {data['wave']}: blocked before any change (pre-checks or approval); see the run record")
+    held_back = [s["site"] for s in data.get("sites", []) if s.get("status") == "not_started"]
+    if held_back:
+        print(
+            f"wave {data['wave']}: not started because of the window: {', '.join(held_back)} (untouched); rerun in "
+            "the next window, or with --outside-window"
+        )
     if not quiet:
+        for override in data.get("overrides") or []:
+            print(f"overflyt: override: {override}", file=sys.stderr)
         print(f"overflyt: run record: {data.get('run_dir', '')}", file=sys.stderr)
     return int(data["exit_code"])
 
@@ -81,6 +98,8 @@ def _print_wave(data: dict[str, Any], quiet: bool) -> int:
 def _wave_run(args: argparse.Namespace) -> int:
     from overflyt.cutover.admission import admit, handed
 
+    if args.reason is not None and not args.outside_window:
+        raise UsageError("--reason says why a wave runs outside its window: give it with --outside-window")
     # Refuse bad input here, before Prefect starts: unknown wave or site, unresolvable secrets, no
     # approval, a busy municipality. The flow run below uses this admission (no second load).
     admission = admit(
@@ -107,7 +126,7 @@ def _wave_run(args: argparse.Namespace) -> int:
     prepare_local_database()
     install_cancel_handlers()  # Ctrl-C / SIGTERM: stop the running step, roll the site back, exit
     with handed(admission):
-        state = migrate_wave(params, return_state=True)
+        state = migrate_wave(params, outside_window_reason=args.reason, return_state=True)
     return _print_wave(_flow_result(state, "migrate-wave"), args.quiet)
 
 

@@ -14,14 +14,15 @@ from overflyt.errors import EXIT_FAILED, EXIT_OK, EXIT_ROLLBACK_FAILED
 @dataclass
 class SiteOutcome:
     site: str
-    status: str  # done | rolled_back | failed | rollback_failed | dry_run | skipped | refused
-    error: str | None = None
+    status: str  # done | rolled_back | failed | rollback_failed | dry_run | skipped | refused | not_started
+    error: str | None = None  # why it failed, was refused or not started
     steps: dict[str, float] = field(default_factory=dict)  # step -> seconds
     vms: dict[str, Any] = field(default_factory=dict)
     devices: dict[str, Any] = field(default_factory=dict)
     postcheck: dict[str, Any] = field(default_factory=dict)
     rollback: dict[str, Any] = field(default_factory=dict)
     canceled: bool = False
+    window: str | None = None  # what the wave's window meant for it: ran over it, closed under it
 
 
 def dump(value: Any) -> Any:
@@ -50,6 +51,7 @@ class WaveOutcome:
     overrides: list[str] = field(default_factory=list)
     approval: Approval | None = None
     kind: str = "wave"  # wave | rollback
+    window: dict[str, Any] | None = None  # the wave's window and what it meant for this run (note: one sentence)
 
     @property
     def exit_code(self) -> int:
@@ -57,6 +59,6 @@ class WaveOutcome:
             return EXIT_ROLLBACK_FAILED
         if self.kind == "rollback":  # an on-demand rollback succeeds by rolling back
             return EXIT_OK if all(s.status == "rolled_back" for s in self.sites) else EXIT_FAILED
-        if self.blocked or any(s.status in ("rolled_back", "failed", "refused") for s in self.sites):
+        if self.blocked or any(s.status in ("rolled_back", "failed", "refused", "not_started") for s in self.sites):
             return EXIT_FAILED
         return EXIT_OK

@@ -10,6 +10,10 @@ Rollback restores every device that has a backup (verified byte-equal) and moves
 has a recorded placement back to it — both idempotent, so rolling back a partly done cutover,
 or rolling back twice, is safe.
 
+Before each step of a real cutover, ``before_step(site, step)`` may stop the site: the wave's
+window check (:mod:`overflyt.cutover.wave`) raises :class:`WindowClosed` there when the window has
+closed and the plan says roll back; the site is then rolled back like a failed one.
+
 Each step, and the rollback, runs through ``step_runner(site, step, call)``: called directly by
 default; the Prefect flow passes one that makes each a task of the site's subflow, so the UI shows
 wave → site → step. This module never imports Prefect.
@@ -34,10 +38,16 @@ log = logging.getLogger(__name__)
 
 OnStep = Callable[[str, str, str], None]  # (site, step, status)
 StepRunner = Callable[[str, str, Callable[[], None]], None]  # (site, step, call): runs call()
+BeforeStep = Callable[[str, str], None]  # (site, step): raises WindowClosed to stop the site there
 
 
 class CutoverFailed(OverflytError):
     """A step of a site's cutover failed (the site is then rolled back per the plan's policy)."""
+
+
+class WindowClosed(CutoverFailed):
+    """The wave's window closed before a step of a site under way, and the plan says roll back
+    (``window_policy.on_window_end: rollback``): the site is rolled back whatever ``rollback`` says."""
 
 
 def _direct(_site: str, _step: str, call: Callable[[], None]) -> None:
@@ -51,6 +61,7 @@ class Cutover:
     ctx: StepContext
     on_step: OnStep | None = None
     step_runner: StepRunner = _direct
+    before_step: BeforeStep | None = None  # a real cutover's check at each step boundary (the window)
 
     def _note(self, site: str, step: str, status: str) -> None:
         log.info("site %s: %s %s", site, step, status)
@@ -89,16 +100,19 @@ class Cutover:
                     )
         except (OverflytError, OSError) as exc:
             where = state.current or "cutover"
+            window = isinstance(exc, WindowClosed)
             if cancel.cancel_requested():
                 state.error = f"{where}: canceled ({cancel.cancel_reason()})"
                 outcome.canceled = True
             else:
                 state.error = f"{where}: {exc}"
             outcome.error = state.error
-            self._note(site_id, where, "canceled" if outcome.canceled else "failed")
+            if window:
+                outcome.window = str(exc)
+            self._note(site_id, where, "canceled" if outcome.canceled else "window closed" if window else "failed")
             state.status = "failed"
             store.save()
-            if self.ctx.plan.rollback == "automatic":
+            if self.ctx.plan.rollback == "automatic" or window:
                 with cancel.shielded():  # a cancel stops the cutover, never its rollback
                     self.rollback_site(site_id, store, outcome)
             else:
@@ -116,6 +130,8 @@ class Cutover:
         if cancel.cancel_requested():
             state.current = step.name
             raise CutoverFailed(f"canceled before {step.name}")
+        if store is not None and self.before_step is not None:
+            self.before_step(work.site, step.name)
         state.current = step.name
         if store is not None:
             store.save()
@@ -205,4 +221,7 @@ class Cutover:
         return outcome
 
 
-__all__ = ["Cutover", "CutoverFailed", "PlaybookFailed", "RollbackFailed", "SiteOutcome", "StepRunner"]
+__all__ = [
+    "BeforeStep", "Cutover", "CutoverFailed", "PlaybookFailed", "RollbackFailed", "SiteOutcome", "StepRunner",
+    "WindowClosed",
+]  # fmt: skip

@@ -6,16 +6,27 @@ what `overflyt rollback` and the `rollback-site` flow call. Each phase is a meth
 :class:`WaveRun`, so the order reads top to bottom in :func:`run_wave`. Bad input is refused by
 admission (:mod:`overflyt.cutover.admission`) before anything is contacted. One run per
 municipality at a time (the municipality lock).
+
+The wave's maintenance window is held while its sites run (:class:`WindowGate`): no site starts
+after the window has closed or when what is left of it is shorter than the site's estimate (the
+planner's, :func:`overflyt.planning.cost.move_cost`) plus the plan's margin — such a site ends
+``not_started``, untouched, and a later run carries on with it; a site under way when the window
+closes finishes or is rolled back, as ``window_policy.on_window_end`` says. ``--outside-window``
+(``outside_window``) lifts all of it and is recorded as an override: who and why. A rollback is
+always allowed outside the window.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from overflyt.ansible import cancel
 from overflyt.ansible.runner import AnsibleEvent
@@ -23,9 +34,11 @@ from overflyt.ansible.step import StepContext
 from overflyt.cutover.admission import Admission, admit, admit_rollback
 from overflyt.cutover.outcome import Approval, SiteOutcome, WaveOutcome
 from overflyt.cutover.report import report_data, report_markdown
-from overflyt.cutover.site import Cutover, OnStep, StepRunner
+from overflyt.cutover.site import Cutover, OnStep, StepRunner, WindowClosed
 from overflyt.cutover.state import WaveStore
 from overflyt.errors import EXIT_FAILED, EXIT_OK, EXIT_ROLLBACK_FAILED
+from overflyt.plan.model import MaintenanceWindow, Plan
+from overflyt.planning.cost import move_cost
 from overflyt.precheck import fingerprint
 from overflyt.precheck.engine import run_checks
 from overflyt.precheck.facts import EstateFacts
@@ -33,7 +46,9 @@ from overflyt.precheck.findings import PrecheckReport
 from overflyt.precheck.gather import gather_estate
 from overflyt.precheck.registry import CheckContext, Mode
 from overflyt.precheck.report import render
+from overflyt.precheck.rules.plan import waive_window
 from overflyt.record import Run, municipality_lock
+from overflyt.steps.vm_batches import site_vms
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +62,134 @@ def _call(_site_id: str, cut: Callable[[], SiteOutcome]) -> SiteOutcome:
 
 def _direct(_site: str, _step: str, call: Callable[[], None]) -> None:
     call()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _at(moment: datetime, zone: str, now: datetime | None = None) -> str:
+    """A moment as local time in ``zone``: ``06:00 (Europe/Copenhagen)``, with its date when that is
+    not today's (or ``now``'s) and its seconds when they are not zero."""
+    local = moment.astimezone(ZoneInfo(zone))
+    today = (now or _now()).astimezone(ZoneInfo(zone)).date()
+    text = local.strftime("%H:%M:%S" if local.second else "%H:%M")
+    return f"{'' if local.date() == today else local.strftime('%Y-%m-%d ')}{text} ({zone})"
+
+
+def _minutes(minutes: float, *, down: bool = False) -> str:
+    """Minutes as a person reads them: ``25 min``, ``3 h 20 min``, ``less than a minute`` (rounded to
+    the nearest minute, or down with ``down``: what is left of a window is never overstated)."""
+    whole = max(0, math.floor(minutes) if down else math.floor(minutes + 0.5))
+    if whole == 0 and minutes > 0:
+        return "less than a minute"
+    hours, rest = divmod(whole, 60)
+    return f"{hours} h {rest} min" if hours and rest else f"{hours} h" if hours else f"{rest} min"
+
+
+def window_text(window: MaintenanceWindow) -> str:
+    """``2027-03-06 18:00 to 2027-03-07 06:00 (Europe/Copenhagen)``."""
+    zone = ZoneInfo(window.timezone)
+    start, end = window.start.astimezone(zone), window.end.astimezone(zone)
+    return f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} ({window.timezone})"
+
+
+ROLLBACK_ANY_TIME = "A rollback is always allowed outside the window: it restores the agreed state."
+
+
+@dataclass
+class WindowGate:
+    """The wave's maintenance window, held while a real cutover's sites run (not with --outside-window).
+
+    A site starts only while what is left of the window holds its estimate plus the plan's margin
+    (:meth:`refusal`); at each step boundary of a site under way, a closed window rolls it back when
+    ``on_window_end`` says so and its VM moves have not finished in time (:meth:`before_step`);
+    :meth:`ran_over` says how far a finished site ran past the window."""
+
+    plan: Plan
+    wave: int
+    clock: Callable[[], datetime] = _now
+    on_step: OnStep | None = None
+    started: dict[str, set[str]] = field(default_factory=dict)  # per site: the steps it began in this run
+
+    @property
+    def window(self) -> MaintenanceWindow:
+        return self.plan.wave(self.wave).window
+
+    def closed(self) -> bool:
+        return self.clock() >= self.window.end
+
+    def at(self, moment: datetime) -> str:
+        return _at(moment, self.window.timezone, self.clock())
+
+    def estimate(self, site_id: str) -> float:
+        """Minutes the site's cutover is expected to take: the planner's estimate of its VM moves
+        (disks across the policy's bandwidth, the cutover's batches) plus the policy's site minutes."""
+        policy, plan = self.plan.window_policy, self.plan
+        storage = {m.source: m.target for m in plan.storage_map}
+        vms = site_vms(plan, self.wave, site_id)
+        cost = move_cost(
+            vms, storage, plan.concurrency, bandwidth_mbps=policy.bandwidth_mbps, vm_minutes=policy.vm_minutes
+        )
+        return policy.site_minutes + cost.minutes
+
+    def refusal(self, site_id: str, status: str) -> str | None:
+        """Why the site may not start now (``status``: its wave state's), or None when it may."""
+        if status == "done":
+            return None  # nothing left to do: the cutover skips it
+        now, end = self.clock(), self.window.end
+        under_way = status not in ("pending", "rolled_back")
+        estimate, margin = self.estimate(site_id), self.plan.window_policy.margin_min
+        needs = (
+            f"{self.plan.site(site_id).name} needs about {_minutes(estimate + margin)} "
+            f"({_minutes(estimate)} estimated + {_minutes(margin)} margin)"
+        )
+        if now >= end:
+            when = f"the window closed at {self.at(end)}"
+        elif under_way:
+            return None  # a site an earlier run left part done goes on; on_window_end decides at the end
+        elif (end - now).total_seconds() / 60 < estimate + margin:
+            when = f"the window closes at {self.at(end)}, in {_minutes((end - now).total_seconds() / 60, down=True)}"
+        else:
+            return None
+        then = (
+            "an earlier run left it part done: finish it with --outside-window or roll it back (overflyt rollback)"
+            if under_way
+            else "its devices and VMs were not touched: rerun it in the next window, or with --outside-window"
+        )
+        return f"not started: {when}; {needs}; {then}"
+
+    def before_step(self, site_id: str, step: str) -> None:
+        """At a step boundary of a site under way: past the window's end, roll it back (raise
+        WindowClosed) when the plan says so and its VM moves had not finished before the window closed
+        (a step before them is next, or they finished in this run after it closed); else go on."""
+        started = self.started.setdefault(site_id, set())
+        now, end = self.clock(), self.window.end
+        if now >= end:
+            rollback = self.plan.window_policy.on_window_end == "rollback"
+            moves_late = step in ("backup", "placements", "migrate") or (step == "configure" and "migrate" in started)
+            if rollback and moves_late:
+                raise WindowClosed(
+                    f"the window closed at {self.at(end)} before the site's VM moves had finished (checked before "
+                    f"its {step} step); on_window_end: rollback"
+                )
+            if "window" not in started:
+                started.add("window")
+                message = f"the window closed at {self.at(end)}: finishing the site (on_window_end: finish)"
+                log.warning("site %s: %s", site_id, message)
+                if self.on_step is not None:
+                    self.on_step(site_id, step, message)
+        started.add(step)
+
+    def ran_over(self, result: SiteOutcome) -> str | None:
+        """For a site that finished after the window closed: by how much, and what the plan said."""
+        now, end = self.clock(), self.window.end
+        if result.status != "done" or now <= end:
+            return None
+        return (
+            f"ran over the window by {_minutes((now - end).total_seconds() / 60)}: it closed at {self.at(end)}, the "
+            f"site finished at {self.at(now)} (on_window_end: finish)"
+        )
 
 
 @dataclass
@@ -63,11 +206,48 @@ class WaveRun:
     report: PrecheckReport | None = None
     facts: EstateFacts | None = None
     refused: dict[str, list[str]] = field(default_factory=dict)
+    gate: WindowGate | None = None  # None in a dry run and with --outside-window: the window holds nothing back
+    override: str | None = None  # --outside-window: by whom and why
+    clock: Callable[[], datetime] = _now
 
     @property
     def ctx(self) -> StepContext:
         a = self.admission
         return StepContext(a.loaded, a.wave, self.run, a.credentials, on_event=self.on_event)
+
+    def hold_window(self, outside_window: bool, reason: str | None) -> None:
+        """A real cutover holds its wave's window (the gate), or overrides it on purpose: recorded
+        with who and why."""
+        plan, wave, run = self.admission.loaded.plan, self.admission.wave, self.run
+        window, policy = plan.wave(wave).window, plan.window_policy
+        held = f"Wave {wave}'s window: {window_text(window)}."
+        facts: dict[str, Any] = {
+            "start": window.start.isoformat(),
+            "end": window.end.isoformat(),
+            "timezone": window.timezone,
+            "held": not outside_window,
+            "on_window_end": policy.on_window_end,
+            "margin_min": policy.margin_min,
+        }
+        if outside_window:
+            why = (reason or "").strip() or "no reason given"
+            self.override = f"--outside-window by {run.record.operator}: {why}"
+            self.outcome.overrides.append(
+                f"run outside the wave's maintenance window ({window_text(window)}) with --outside-window, "
+                f"by {run.record.operator}: {why}"
+            )
+            run.record.notes["override"] = {"outside_window": True, "by": run.record.operator, "why": why, **facts}
+            facts["note"] = f"{held} Not held: this run was started with --outside-window (see the override). "
+        else:
+            self.gate = WindowGate(plan, wave, clock=self.clock, on_step=self.on_step)
+            end = "finished (reported as running over)" if policy.on_window_end == "finish" else "rolled back"
+            facts["note"] = (
+                f"{held} A site starts only while what is left of the window holds the site's estimate plus a "
+                f"{_minutes(policy.margin_min)} margin; a site under way when it closes is {end} "
+                f"(on_window_end: {policy.on_window_end}). "
+            )
+        facts["note"] += ROLLBACK_ANY_TIME
+        self.outcome.window = facts
 
     def precheck(self, outside_window: bool) -> bool:
         """Pre-check the sites this wave has not touched yet; False when something critical blocks the
@@ -86,9 +266,12 @@ class WaveRun:
             facts, _ = gather_estate(self.ctx, self.untouched, timeout_s=plan.timeouts.precheck_s)
             mode: Mode = "precheck" if dry_run or outside_window else "run"
             context = CheckContext(
-                plan=plan, wave=a.wave, facts=facts, now=datetime.now(UTC), sites=tuple(self.untouched), mode=mode
+                plan=plan, wave=a.wave, facts=facts, now=self.clock(), sites=tuple(self.untouched), mode=mode
             )
-            report = self.report = run_checks(context)
+            report = run_checks(context)
+            if self.override is not None and not dry_run:
+                report = waive_window(report, self.override)  # an ended window, run anyway on purpose
+            self.report = report
             self.run.write("precheck.md", render(report, "markdown"))
             self.run.write("precheck.json", render(report, "json"))
             self.facts = facts
@@ -128,8 +311,11 @@ class WaveRun:
 
     def cut_sites(self, site_runner: SiteRunner, step_runner: StepRunner) -> None:
         """Each site's cutover (or dry run), in the wave's order, as the plan's failure policy says."""
-        cutover = Cutover(self.ctx, on_step=self.on_step, step_runner=step_runner)
-        plan, store = self.admission.loaded.plan, self.store
+        plan, store, gate = self.admission.loaded.plan, self.store, self.gate
+        if store is None:
+            gate = None  # a dry run changes nothing: any time will do
+        before_step = gate.before_step if gate is not None else None
+        cutover = Cutover(self.ctx, on_step=self.on_step, step_runner=step_runner, before_step=before_step)
         for site_id in self.admission.sites:
             if site_id in self.refused:
                 reason = "stale plan: " + "; ".join(self.refused[site_id]) + "; re-run the pre-check and review"
@@ -137,13 +323,21 @@ class WaveRun:
                 if self.on_step is not None:
                     self.on_step(site_id, "cutover", "refused (stale plan)")
                 continue
+            why = None if gate is None or store is None else gate.refusal(site_id, store.site(site_id).status)
+            if why is not None:
+                self._not_started(site_id, why)
+                continue
             with self.run.step("dry-run" if store is None else "cutover", site_id) as step:
 
                 def cut(site_id: str = site_id) -> SiteOutcome:
                     return cutover.dry_run_site(site_id) if store is None else cutover.run_site(site_id, store)
 
                 result = site_runner(site_id, cut)
+                if gate is not None and result.window is None:
+                    result.window = gate.ran_over(result)
                 step.detail = {"status": result.status, "error": result.error}
+                if result.window:
+                    step.detail["window"] = result.window
                 if result.status in ("failed", "rolled_back", "rollback_failed"):
                     step.status = "rolled_back" if result.status == "rolled_back" else "failed"
             self.outcome.sites.append(result)
@@ -151,9 +345,27 @@ class WaveRun:
                 self.run.record.notes["canceled"] = {"site": site_id, "error": result.error}
                 break
             if result.status == "rollback_failed" or (
-                result.status in ("failed", "rolled_back") and plan.on_site_failure == "stop"
+                result.status in ("failed", "rolled_back")
+                and plan.on_site_failure == "stop"
+                and not (gate is not None and gate.closed())  # then the window holds the rest back, said by name
             ):
                 break
+
+    def _not_started(self, site_id: str, why: str) -> None:
+        """A site the window holds back: said in the outcome, the run record, the log and the wave
+        state (a site nothing of which is in place keeps its status; its error says why)."""
+        self.outcome.sites.append(SiteOutcome(site_id, "not_started", error=why))
+        with self.run.step("cutover", site_id) as step:
+            step.status = "skipped"
+            step.detail = {"status": "not_started", "error": why}
+        log.warning("site %s: %s", site_id, why)
+        if self.on_step is not None:
+            self.on_step(site_id, "cutover", why)
+        if self.store is not None:
+            state = self.store.site(site_id)
+            if state.status in ("pending", "rolled_back"):
+                state.error = why
+                self.store.save()
 
     def finish(self) -> WaveOutcome:
         _finish(self.run, self.outcome)
@@ -168,6 +380,7 @@ def run_wave(
     dry_run: bool = True,
     approval: Approval | None = None,
     outside_window: bool = False,
+    outside_window_reason: str | None = None,
     on_event: OnEvent | None = None,
     on_step: OnStep | None = None,
     decide_approval: Callable[[], Approval | None] | None = None,
@@ -176,6 +389,8 @@ def run_wave(
 ) -> WaveOutcome:
     """Pre-check the wave, then cut its sites over (or, with ``dry_run``, show what would change).
 
+    ``outside_window``: run although the wave's window is not open, or has ended — no site is then
+    held back by it; recorded as an override naming the operator and ``outside_window_reason``.
     ``site_runner(site_id, cut)`` runs one site's cutover ``cut()`` and ``step_runner(site, step,
     call)`` one step of it — the Prefect flow passes ones that make each site a subflow run and
     each step a task; by default they are simply called."""
@@ -187,10 +402,10 @@ def run_wave(
     with municipality_lock(code, f"wave {wave} {'dry run' if dry_run else 'cutover'}"):
         run = Run.create("wave", code, wave, list(admission.sites), dry_run=dry_run)
         outcome = WaveOutcome(code, wave, dry_run, run.record.run_id, run.dir)
-        if outside_window and not dry_run:
-            outcome.overrides.append("run outside the wave's maintenance window (--outside-window)")
         log.info("wave %d (%s): run %s", wave, "dry run" if dry_run else "cutover", run.dir)
         phases = WaveRun(admission, run, outcome, on_event=on_event, on_step=on_step)
+        if not dry_run:
+            phases.hold_window(outside_window, outside_window_reason)
         if phases.precheck(outside_window) and phases.approve(approval, decide_approval):
             phases.stale_check()
             phases.cut_sites(site_runner or _call, step_runner or _direct)
@@ -212,6 +427,8 @@ def rollback_site(
         store = WaveStore(code, wave)
         run = Run.create("rollback", code, wave, [site_id], dry_run=False)
         outcome = WaveOutcome(code, wave, False, run.record.run_id, run.dir, kind="rollback")
+        window = admission.loaded.plan.wave(wave).window
+        outcome.window = {"note": f"{ROLLBACK_ANY_TIME} Wave {wave}'s window: {window_text(window)}."}
         ctx = StepContext(admission.loaded, wave, run, admission.credentials, on_event=on_event)
         cutover = Cutover(ctx, on_step=on_step, step_runner=step_runner or _direct)
         with run.step("rollback", site_id), cancel.shielded():

@@ -320,6 +320,38 @@ class Timeouts(Model):
     restore_s: int = Field(default=600, ge=10, le=86400, description="Each half of a rollback")
 
 
+class WindowPolicy(Model):
+    """What a wave's maintenance window means while the wave runs (a real cutover run without
+    `--outside-window`). A site starts only while the window is open and what is left of it holds
+    the site's estimate plus `margin_min`; otherwise it is not started (its devices and VMs are not
+    touched) and a later run carries on with it. The estimate is the wave planner's: the site's VMs'
+    disks across `bandwidth_mbps`, their move batches (the cutover's own batching) at `vm_minutes`
+    each, and `site_minutes` for the rest of the site's cutover. A rollback is always allowed
+    outside the window: it restores the agreed state."""
+
+    margin_min: float = Field(
+        default=15, ge=0, le=1440, description="Minutes kept free at the window's end beyond a site's estimate."
+    )
+    bandwidth_mbps: float = Field(
+        default=1000, gt=0, le=10_000_000, description="Replication bandwidth the estimate assumes, in Mbit/s."
+    )
+    site_minutes: float = Field(
+        default=15,
+        ge=0,
+        le=1440,
+        description="Minutes a site's cutover takes besides its VM moves (backup, push, checks).",
+    )
+    vm_minutes: float = Field(
+        default=5, ge=0, le=1440, description="Minutes each batch of VM moves takes besides its disks."
+    )
+    on_window_end: Literal["finish", "rollback"] = Field(
+        default="finish",
+        description="A site under way when the window closes: finish (reported as running over, with the "
+        "minutes) or rollback (rolled back when the window closes before its VM moves have finished; checked "
+        "before each step of its cutover).",
+    )
+
+
 class Wave(Model):
     number: int = Field(ge=1, description="Waves run in this order.")
     name: str = Field(min_length=1)
@@ -354,6 +386,7 @@ class Plan(Model):
     )
     approval_required: bool = Field(default=True, description="A named person approves before cutover.")
     timeouts: Timeouts = Timeouts()
+    window_policy: WindowPolicy = WindowPolicy()
     waves: list[Wave] = Field(min_length=1)
 
     # Convenience lookups; the rules module guarantees the references they follow exist.

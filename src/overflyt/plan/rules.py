@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC
 from ipaddress import IPv4Network
 from typing import Any
 
@@ -268,6 +269,24 @@ def waves_in_time_order(plan: Plan) -> Iterator[Problem]:
                 wave.window.start.isoformat(),
             )
         previous = wave
+
+
+@rule
+def windows_hold_a_site(plan: Plan) -> Iterator[Problem]:
+    """A wave's window is longer than the least any site needs under ``window_policy`` (its
+    ``site_minutes`` plus ``margin_min``): otherwise no site of the wave could ever start in it."""
+    policy = plan.window_policy
+    least = policy.site_minutes + policy.margin_min
+    for i, wave in enumerate(plan.waves):
+        minutes = (wave.window.end.astimezone(UTC) - wave.window.start.astimezone(UTC)).total_seconds() / 60
+        if minutes <= least:
+            yield Problem(
+                ("waves", i, "window"),
+                f"the window lasts {minutes:g} min, not more than window_policy's site_minutes "
+                f"({policy.site_minutes:g}) + margin_min ({policy.margin_min:g}): no site could start in it; "
+                "lengthen the window or lower them",
+                f"{wave.window.start.isoformat()} - {wave.window.end.isoformat()}",
+            )
 
 
 @rule

@@ -4,7 +4,8 @@
 and units whose VMs depend on each other in a loop, merged), ranks them (what others depend on
 first; shared services, then estate order, break ties) and costs each one: its disks across the
 replication bandwidth and its VM moves in batches cut by :func:`overflyt.planning.batches.schedule`,
-the rule the cutover runs. Estates no plan can satisfy are refused here with
+the rule the cutover runs (:func:`overflyt.planning.cost.move_cost`, the estimate the cutover also
+checks a window with). Estates no plan can satisfy are refused here with
 :class:`~overflyt.planning.options.PlanningImpossible`: VMs whose host or site is unknown, VMs in
 several vCenters, a portgroup across sites, a site without exactly one gateway, a dependency cycle,
 a unit too big for one window.
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 
 from overflyt.discovery.estate import Estate
 from overflyt.plan.model import DeviceRole
-from overflyt.planning.batches import schedule
+from overflyt.planning.cost import move_cost
 from overflyt.planning.options import PlanningImpossible, PlanningOptions
 
 GATEWAY_ROLES = frozenset({DeviceRole.core, DeviceRole.distribution})
@@ -269,10 +270,12 @@ def _rank(units: list[Unit]) -> None:
 def _cost(model: PlanningModel, unit: Unit, options: PlanningOptions) -> None:
     """A unit's disks across the bandwidth and its VM moves, batched by the cutover's own rule."""
     members = [model.estate.vms[i] for i in unit.vms]
-    unit.disk_gb = sum(sum(vm.disks_gb) for vm in members)
-    unit.batches = schedule(members, model.storage, options.concurrency)
-    unit.transfer_minutes = unit.disk_gb * 8000 / options.bandwidth_mbps / 60
-    unit.minutes = unit.transfer_minutes + len(unit.batches) * options.vm_minutes
+    cost = move_cost(
+        members, model.storage, options.concurrency, bandwidth_mbps=options.bandwidth_mbps,
+        vm_minutes=options.vm_minutes,
+    )  # fmt: skip
+    unit.disk_gb, unit.batches = cost.disk_gb, cost.batches
+    unit.transfer_minutes, unit.minutes = cost.transfer_minutes, cost.minutes
 
 
 def name_list(items: Sequence[str], shown: int) -> str:

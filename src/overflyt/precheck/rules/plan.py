@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from overflyt.plan.rules import wave_of_vm
-from overflyt.precheck.findings import Severity
+from overflyt.precheck.findings import PrecheckReport, Severity
 from overflyt.precheck.registry import CheckContext, Evidence, Note, Outcome, Subject, fail, ok, rule, skip
 
 
@@ -80,6 +80,10 @@ def plan_window(ctx: CheckContext) -> Iterator[Outcome]:
     In `precheck` mode a window that has ended is critical (set a new window in the plan); one
     that is ahead or open passes with an info finding saying when it opens or closes. In `run`
     mode the window must be open now: wait for it, or change the plan.
+
+    `overflyt wave run --outside-window` pre-checks in `precheck` mode and, when the window has
+    ended, turns this finding into a warning that names who overrode it and why (the run records the
+    override); then the window does not hold the wave's sites back either.
     """
     window = ctx.wave_plan.window
     subject = Subject("wave", str(ctx.wave))
@@ -107,3 +111,26 @@ def plan_window(ctx: CheckContext) -> Iterator[Outcome]:
         yield ok(subject, f"Wave {ctx.wave}'s window opens at {start} (in {_span(window.start - ctx.now)})", evidence)
     else:
         yield ok(subject, f"Wave {ctx.wave}'s window is open until {end}", evidence)
+
+
+def waive_window(report: PrecheckReport, override: str) -> PrecheckReport:
+    """``report`` with `plan.window`'s critical finding (a window that has ended) made a warning that
+    says it was overridden (``override``: by whom and why); every other finding as it was."""
+    results = []
+    for result in report.results:
+        if result.rule_id == "plan.window":
+            findings = tuple(
+                f.model_copy(
+                    update={
+                        "severity": Severity.warning,
+                        "message": f"{f.message} — overridden: {override}",
+                        "evidence": {**f.evidence, "override": override},
+                    }
+                )
+                if f.severity is Severity.critical
+                else f
+                for f in result.findings
+            )
+            result = result.model_copy(update={"findings": findings})
+        results.append(result)
+    return report.model_copy(update={"results": tuple(results)})
