@@ -12,8 +12,8 @@ nothing changed.
 
 The wave's window: sites it holds back (not started: the window has closed, or what is left of it
 is shorter than the site's estimate plus the plan's margin) and sites that ran past it are logged
-as warnings and named in the run's Failed state message; ``outside_window_reason`` says why a run
-with ``outside_window`` overrides the window (recorded with who ran it).
+as warnings and named in the run's Failed state message; ``params.outside_window_reason`` says why a
+run with ``outside_window`` overrides the window (recorded with who ran it).
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class ApprovalGate:
 
 
 @flow(name="migrate-wave", description="Pre-check a wave, then cut its sites over (VMs and network together).")
-def migrate_wave(params: MigrateWaveParams, outside_window_reason: str | None = None) -> dict[str, Any]:
+def migrate_wave(params: MigrateWaveParams) -> dict[str, Any]:
     install_cancel_handlers()  # Prefect cancels a run with SIGTERM: stop the step, roll back
     approval = Approval(params.approved_by, params.ticket) if params.approved_by else None
     gate = ApprovalGate(params.wave, params.approval_timeout_s) if params.ask_approval else None
@@ -82,7 +82,7 @@ def migrate_wave(params: MigrateWaveParams, outside_window_reason: str | None = 
         dry_run=params.dry_run,
         approval=approval,
         outside_window=params.outside_window,
-        outside_window_reason=outside_window_reason,
+        outside_window_reason=params.outside_window_reason,
         on_event=log_events(),
         on_step=log_steps(),
         decide_approval=gate,

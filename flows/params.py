@@ -21,7 +21,13 @@ class MigrateWaveParams(_Params):
     dry_run: bool = Field(default=True, description="Show what would move and change; change nothing")
     approved_by: str | None = Field(default=None, description="Who approved the cutover (when the plan needs approval)")
     ticket: str | None = Field(default=None, description="Change ticket of the approval")
-    outside_window: bool = Field(default=False, description="Run although the wave's window is not open (recorded)")
+    outside_window: bool = Field(
+        default=False,
+        description="Run although the wave's window is not open yet or has passed (recorded as an override, with who)",
+    )
+    outside_window_reason: str | None = Field(
+        default=None, description="Why the run overrides the window (recorded with the override)"
+    )
     ask_approval: bool = Field(
         default=False,
         description="A real cutover that needs approval and has no approved_by pauses before its first cutover "

@@ -122,11 +122,12 @@ def _wave_run(args: argparse.Namespace) -> int:
         approved_by=args.approved_by,
         ticket=args.ticket,
         outside_window=args.outside_window,
+        outside_window_reason=args.reason,
     )
     prepare_local_database()
     install_cancel_handlers()  # Ctrl-C / SIGTERM: stop the running step, roll the site back, exit
     with handed(admission):
-        state = migrate_wave(params, outside_window_reason=args.reason, return_state=True)
+        state = migrate_wave(params, return_state=True)
     return _print_wave(_flow_result(state, "migrate-wave"), args.quiet)
 
 

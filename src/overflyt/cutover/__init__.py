@@ -5,6 +5,7 @@ Owns: :mod:`.itinerary` (the site itinerary as data: named steps, the dry run a 
 :mod:`.wave` (the wave's phases: admit → precheck → approve → stale check → sites → finish),
 :mod:`.admission` (what both the CLI and the flows call before anything is contacted),
 :mod:`.state` (the durable wave state across attempts) and :mod:`.fingerprint` (stale-plan check).
-May import: ``plan``, ``precheck``, ``steps``, ``ansible``, ``overflyt.record``/``errors``.
+May import: ``plan``, ``precheck``, ``steps``, ``ansible``, ``planning`` (the estimate a site's window
+is judged with), ``overflyt.record``/``errors``.
 Never imports Prefect: the flows in ``flows/`` wrap it.
 """

@@ -1,8 +1,7 @@
 """The wave's and the rollback's own report (report.json, report.md in the run record; the
 Prefect artifact): built from a :class:`~overflyt.cutover.outcome.WaveOutcome` only; report.md is
-the template ``templates/wave.md.j2`` (:mod:`overflyt.reports`) followed by the window's section
-(:func:`window_markdown`: what the wave's maintenance window meant for the run, and that a rollback
-is always allowed outside it)."""
+the template ``templates/wave.md.j2`` (:mod:`overflyt.reports`), its last section what the wave's
+maintenance window meant for the run (and that a rollback is always allowed outside it)."""
 
 from __future__ import annotations
 
@@ -31,22 +30,8 @@ def report_data(outcome: WaveOutcome) -> dict[str, Any]:
 
 
 def report_markdown(outcome: WaveOutcome) -> str:
-    """report.md: ``templates/wave.md.j2`` rendered from :func:`markdown_view`, then :func:`window_markdown`."""
-    return render("wave.md.j2", r=markdown_view(outcome)) + window_markdown(outcome)
-
-
-def window_markdown(outcome: WaveOutcome) -> str:
-    """report.md's window section: the window and whether this run held it, the sites it held back
-    or that ran past it, and that a rollback is always allowed outside it. Empty when the outcome
-    says nothing of the window (a dry run)."""
-    if outcome.window is None:
-        return ""
-    lines = ["", "## Window", "", str(outcome.window["note"])]
-    held_back = [s.site for s in outcome.sites if s.status == "not_started"]
-    if held_back:
-        lines += ["", f"Not started (their devices and VMs not touched): {', '.join(held_back)}."]
-    lines += [f"\n- **{s.site}**: {s.window}" for s in outcome.sites if s.window]
-    return "\n".join(lines) + "\n"
+    """report.md: ``templates/wave.md.j2`` rendered from :func:`markdown_view`."""
+    return render("wave.md.j2", r=markdown_view(outcome))
 
 
 def markdown_view(outcome: WaveOutcome) -> dict[str, Any]:
@@ -84,6 +69,9 @@ def markdown_view(outcome: WaveOutcome) -> dict[str, Any]:
         "blocked": outcome.blocked,
         "overrides": outcome.overrides,
         "approval": asdict(outcome.approval) if outcome.approval else None,
-        "window": outcome.window,
         "sites": sites,
+        # the window's section (none in a dry run): whether this run held it, the sites it held back
+        # or that ran past it, and that a rollback is always allowed outside it
+        "window": None if outcome.window is None else str(outcome.window["note"]),
+        "held_back": [s.site for s in outcome.sites if s.status == "not_started"],
     }
