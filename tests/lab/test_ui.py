@@ -131,9 +131,10 @@ def test_an_engineer_dry_runs_a_wave_from_the_ui_and_reads_its_report(served: tu
             expect(page.get_by_text("grenaa-raadhus: dry_run").first).to_be_visible()
             shot(page, tmp_path / "4-wave-report.png")
 
-            # wave -> site -> step: the site's subflow run shows one task run per step of the dry run.
+            # wave -> site -> step: the site's subflow run page shows one task run per step of the dry run
+            # (its timeline and its log name each "<site>: <step>").
             [site] = flow_runs(api_url, "site-cutover")
-            page.goto(f"{url}/runs/flow-run/{site.id}?tab=Task%20Runs")
+            page.goto(f"{url}/runs/flow-run/{site.id}")
             expect(page.get_by_text("grenaa-raadhus", exact=True).first).to_be_visible()
             shot(page, tmp_path / "5-site-run.png")
             for step in DRY_RUN_STEPS:
