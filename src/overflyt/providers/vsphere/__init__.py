@@ -1,3 +1,103 @@
-"""The vSphere provider (being split by job; this commit only moves the module)."""
+"""The vSphere provider: overflyt's only importer of pyVmomi, split by job.
 
-from overflyt.providers.vsphere.changes import *  # noqa: F403
+Owns:
+
+* :mod:`.models` — how to reach a vCenter (:class:`VCenterConnection`) and where a VM is or
+  should go (:class:`Placement`, :class:`RelocationTarget`, results); no pyVmomi;
+* :mod:`.session` — connecting, TLS trust (CA file, SHA-256 pin, system CA store or an explicit
+  insecure override; failing closed), login and logout, and the translation of pyVmomi, socket
+  and TLS errors into overflyt's (:class:`LoginFailed`, ``ProviderUnreachable``,
+  ``MigrationStepFailed``);
+* :mod:`.collector` — bulk reads through the PropertyCollector and the inventory they build;
+* :mod:`.reads` — read-only facts (:func:`gather_facts`, :func:`collect_facts`) and
+  :func:`vm_placement`;
+* :mod:`.changes` — the migration primitives: :func:`relocate_vm`, :func:`set_power`,
+  :func:`ensure_folder`, :func:`destroy_vm`;
+* :mod:`.placement` — what the VM roles decide about one VM (locate it; check it after the
+  moves and report it), pure functions of facts already read; no pyVmomi.
+
+May import: ``overflyt.errors``, ``overflyt.precheck.facts`` (the shape of what is read),
+pydantic, and (session, collector, reads, changes only) pyVmomi. Never imports the plan, the
+cutover, the steps or Ansible: the Ansible modules of ``collections/.../overflyt/vsphere`` call
+it. Within the package the modules import each other only downwards: models, session, collector,
+reads / changes; placement needs only models.
+
+The names below are the package's public surface (``from overflyt.providers.vsphere import X``).
+"""
+
+from overflyt.providers.vsphere.changes import (
+    TASK_TIMEOUT_S,
+    Progress,
+    destroy_vm,
+    ensure_folder,
+    relocate_vm,
+    set_power,
+)
+from overflyt.providers.vsphere.collector import PAGE_SIZE
+from overflyt.providers.vsphere.models import (
+    DEFAULT_TIMEOUT_S,
+    Placement,
+    PowerResult,
+    PowerState,
+    RelocationResult,
+    RelocationTarget,
+    ToolsState,
+    VCenterConnection,
+)
+from overflyt.providers.vsphere.placement import (
+    Checked,
+    Located,
+    MoveReport,
+    Relocated,
+    RestoreReport,
+    Wanted,
+    check_migrated,
+    check_restored,
+    locate_for_migration,
+    locate_for_rollback,
+    relocation_of,
+    report_migration,
+    report_rollback,
+    wanted_after_migration,
+)
+from overflyt.providers.vsphere.reads import collect_facts, gather_facts, vm_placement
+from overflyt.providers.vsphere.session import LoginFailed, VSphereSession, connect, disconnect
+
+__all__ = [
+    "DEFAULT_TIMEOUT_S",
+    "PAGE_SIZE",
+    "TASK_TIMEOUT_S",
+    "Checked",
+    "Located",
+    "LoginFailed",
+    "MoveReport",
+    "Placement",
+    "PowerResult",
+    "PowerState",
+    "Progress",
+    "Relocated",
+    "RelocationResult",
+    "RelocationTarget",
+    "RestoreReport",
+    "ToolsState",
+    "VCenterConnection",
+    "VSphereSession",
+    "Wanted",
+    "check_migrated",
+    "check_restored",
+    "collect_facts",
+    "connect",
+    "destroy_vm",
+    "disconnect",
+    "ensure_folder",
+    "gather_facts",
+    "locate_for_migration",
+    "locate_for_rollback",
+    "relocate_vm",
+    "relocation_of",
+    "report_migration",
+    "report_rollback",
+    "set_power",
+    "vm_placement",
+    "wanted_after_migration",
+]

@@ -1,4 +1,5 @@
-"""Shared by the overflyt.vsphere modules: the vcenter option and its conversion."""
+"""Shared by the overflyt.vsphere modules: the vcenter option and its conversion, and the
+message of an option that does not validate."""
 
 from __future__ import annotations
 
@@ -28,8 +29,9 @@ def connection_args(params: dict[str, Any]) -> dict[str, Any]:
     return args
 
 
-def validation_message(exc: Exception) -> str:
-    """A pydantic validation error without the input values (which may hold the password)."""
+def validation_message(exc: Exception, option: str = "vcenter") -> str:
+    """A pydantic validation error of ``option`` without the input values (which may hold the
+    password)."""
     errors = exc.errors(include_input=False) if hasattr(exc, "errors") else []
     parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"] for e in errors]
-    return "vcenter: " + ("; ".join(parts) if parts else type(exc).__name__)
+    return f"{option}: " + ("; ".join(parts) if parts else type(exc).__name__)

@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # ruff: noqa: E402  (Ansible modules put DOCUMENTATION, EXAMPLES and RETURN before the imports)
-"""vm_remove_leftover: delete a half-done move's copy of a VM from the target folder (vm_rollback)."""
+"""overflyt.vsphere.vm_remove_leftover: delete a half-done move's copy of a VM from the target folder."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ description:
   - Deletes VM O(vm) from datacenter O(datacenter) of O(vcenter), guarded as
     C(overflyt.providers.vsphere.destroy_vm) is, that is only a VM of exactly that name directly in
     folder O(folder) and never a powered-on one. Does nothing when there is no VM of that name.
-  - The caller proves that it is a leftover (the role vm_rollback does so: the VM itself is in the
-    source datacenter with its recorded managed object id).
-  - Part of the role vm_rollback; a candidate for the overflyt.vsphere collection.
-version_added: 0.1.0
+  - The caller proves that it is a leftover. The role vm_rollback does so with
+    C(overflyt.vsphere.vm_locate), which holds it for one when the VM itself is in the source
+    datacenter with its recorded managed object id.
+version_added: 0.2.0
 author: overflyt engineers
 extends_documentation_fragment: overflyt.vsphere.vcenter
 options:
@@ -45,7 +45,7 @@ attributes:
 
 EXAMPLES = r"""
 - name: Remove the half-created copy of ndj-print01 from the target folder
-  vm_remove_leftover:
+  overflyt.vsphere.vm_remove_leftover:
     vcenter: "{{ overflyt_vcenters.target }}"
     vm: ndj-print01
     datacenter: MJ-DC1
