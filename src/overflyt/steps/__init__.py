@@ -7,6 +7,7 @@ hosts, under which move slots), :mod:`.vm_results` (reading the VM roles' report
 :mod:`.slots` (move slots shared across concurrent runs) and :mod:`.config_text` (the one
 normaliser and hash of device configurations, which the roles use through the ``overflyt.network``
 filters). Each step takes the run's ``overflyt.ansible.step.StepContext``.
-May import: ``plan``, ``ansible``, ``planning.batches``, ``providers.vsphere.models``,
-``precheck.facts``, ``overflyt.record``/``errors``. Never imports the cutover or Prefect.
+May import: ``plan``, ``ansible``, ``planning.batches``, ``providers.vsphere`` (its models and pure
+placement functions), ``precheck.facts``, ``overflyt.record``/``errors``. Never imports the cutover or
+Prefect.
 """

@@ -37,6 +37,7 @@ from overflyt.ansible.step import StepContext, failure_text, run_step
 from overflyt.errors import MigrationStepFailed, PlaybookFailed, ProviderUnreachable, UsageError
 from overflyt.precheck.facts import VCenterFacts, VMFacts
 from overflyt.providers.vsphere import Placement
+from overflyt.providers.vsphere.placement import placement_of
 from overflyt.steps import slots
 from overflyt.steps.vm_batches import batches, choose_hosts, run_batch, schedule_vms, site_vms
 from overflyt.steps.vm_batches import loads as vm_loads
@@ -104,20 +105,6 @@ def _found(facts: VCenterFacts, name: str, datacenter: str) -> list[VMFacts]:
     return [v for v in facts.vms.values() if v.name == name and v.datacenter == datacenter]
 
 
-def _placement(vm: VMFacts) -> Placement:
-    return Placement(
-        vm=vm.name,
-        moid=vm.moid,
-        datacenter=vm.datacenter,
-        cluster=vm.cluster,
-        host=vm.host,
-        datastore=vm.datastores[0] if vm.datastores else "",
-        folder=vm.folder,
-        portgroups=list(vm.portgroups),
-        power=vm.power,
-    )
-
-
 # -- record ---------------------------------------------------------------------------------------
 
 
@@ -137,7 +124,7 @@ def record_placements(ctx: StepContext, site_id: str, *, timeout_s: int = 600) -
     for vm in vms:
         found = _found(source, vm.name, src_dc)
         if len(found) == 1 and found[0].cluster is not None:
-            placements[vm.name] = _placement(found[0])
+            placements[vm.name] = placement_of(found[0])
         elif len(found) == 1:
             problems.append(f"vm {vm.name}: its host {found[0].host} in {src_dc} is in no cluster")
         elif found:
@@ -342,7 +329,7 @@ def rollback_site_vms(
         here = _found(source, name, want.datacenter)
         if len(here) != 1 or _found(target, name, tgt_dc):
             return False
-        now = _placement(here[0])
+        now = placement_of(here[0])
         return now.same_place(want) and now.power == want.power
 
     if dry_run:
