@@ -243,18 +243,26 @@ def _checked(vm: str, now: list[VMFacts], problems: list[str], heading: str) -> 
     )
 
 
-def check_migrated(vm: str, facts: VCenterFacts, wanted: Wanted, tools: ToolsState) -> Checked:
-    """What is wrong with ``vm`` after its move, read from the target's ``facts``: not exactly one
-    of its name in the target datacenter, placement or power other than ``wanted`` (its power
-    before the move), or VMware Tools not running in a powered-on VM whose ``tools`` the plan
-    says are ok."""
+def _where_it_is(facts: VCenterFacts, vm: str, wanted: Wanted) -> tuple[list[VMFacts], list[str]]:
+    """The VMs named ``vm`` in ``wanted``'s datacenter, and what is wrong with where they are: not
+    exactly one, or its placement other than ``wanted``."""
     now = vms_named(facts, vm, wanted.datacenter)
     problems: list[str] = []
     if len(now) != 1:
         problems.append(f"{len(now)} VMs of that name in datacenter {wanted.datacenter}")
     if now:
+        problems += _differences(now[0], wanted)
+    return now, problems
+
+
+def check_migrated(vm: str, facts: VCenterFacts, wanted: Wanted, tools: ToolsState) -> Checked:
+    """What is wrong with ``vm`` after its move, read from the target's ``facts``: not exactly one
+    of its name in the target datacenter, placement or power other than ``wanted`` (its power
+    before the move), or VMware Tools not running in a powered-on VM whose ``tools`` the plan
+    says are ok."""
+    now, problems = _where_it_is(facts, vm, wanted)
+    if now:
         it = now[0]
-        problems += _differences(it, wanted)
         if it.power != wanted.power:
             problems.append(f"power is {it.power}, not {wanted.power} as before the move")
         if it.power == "powered_on" and tools == "ok" and it.tools != "ok":
@@ -268,15 +276,9 @@ def check_restored(
     """What is wrong with ``vm`` after its rollback, read from the source's ``facts``: not exactly
     one of its name in its recorded datacenter, placement or power other than recorded
     (``wanted``), or a VM of its name still in ``moved_from_datacenter`` of ``moved_from``."""
-    now = vms_named(facts, vm, wanted.datacenter)
-    problems: list[str] = []
-    if len(now) != 1:
-        problems.append(f"{len(now)} VMs of that name in datacenter {wanted.datacenter}")
-    if now:
-        it = now[0]
-        problems += _differences(it, wanted)
-        if it.power != wanted.power:
-            problems.append(f"power is {it.power}, not {wanted.power}")
+    now, problems = _where_it_is(facts, vm, wanted)
+    if now and now[0].power != wanted.power:
+        problems.append(f"power is {now[0].power}, not {wanted.power}")
     left = vms_named(moved_from, vm, moved_from_datacenter)
     if left:
         problems.append(f"a VM of that name is still in {moved_from_datacenter} ({_moids(left)})")
