@@ -5,6 +5,8 @@ Layout under the state directory (``$OVERFLYT_STATE_DIR``, default ``.overflyt/s
     <state>/<kommunekode>/lock                      held while a run of the municipality is active
     <state>/<kommunekode>/wave-<N>/<kind>/<run-id>/
         record.json                                 the RunRecord, rewritten atomically per change
+        processes.jsonl                             what the run started: pid, start time, its main
+                                                    process (overflyt.ansible.processes)
         ansible/<NN>-<step>/                        one ansible-runner private data dir per call
         home/.ssh/known_hosts                       the trust anchors of this run, copied from the plan
         backups/                                    device configs (file + sha256)
@@ -105,6 +107,9 @@ class RunLocked(OverflytError):
     exit_code = EXIT_BAD_INPUT
 
 
+PROCESSES = "processes.jsonl"  # in a run's directory; written and read by overflyt.ansible.processes
+
+
 def new_run_id() -> str:
     return now().strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
 
@@ -154,6 +159,16 @@ class Run:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+
+    @property
+    def processes(self) -> Path:
+        """The file the processes started for this run are recorded in (see :data:`PROCESSES`)."""
+        return self.dir / PROCESSES
+
+    def other_runs(self) -> list[Path]:
+        """The directories of every other run of this run's municipality (all waves and kinds)."""
+        municipality = self.dir.parents[2]
+        return sorted(p for p in municipality.glob("wave-*/*/*") if p.is_dir() and p != self.dir)
 
     def private_dir(self, step: str) -> Path:
         """A fresh ansible-runner private data dir for one playbook call of this run."""

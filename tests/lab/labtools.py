@@ -451,3 +451,52 @@ def step_ctx(plan: Any, plan_path: Path, wave: int, run: Any, credentials: Any) 
     if plan is not loaded.plan:
         loaded = dataclasses.replace(loaded, plan=plan)
     return StepContext(loaded, wave, run, credentials)
+
+
+# -- Processes a run's Ansible started, and where a run stands (tests/lab/test_orphans.py) ---------
+
+
+def relocations(lab: dict[str, Any]) -> list[str]:
+    """Every relocation the simulator performed, from its own log ("ofl-vcsim: relocate vm=... name=...")."""
+    log = Path(lab["state_dir"]) / "vcsim" / "vcsim.log"
+    return [line for line in log.read_text().splitlines() if "ofl-vcsim: relocate " in line]
+
+
+def relocated_names(lines: list[str]) -> list[str]:
+    return [line.split(" name=")[1].split()[0] for line in lines]
+
+
+def ansible_processes(state: Path) -> dict[int, str]:
+    """pid -> name of every running process that Ansible started for a run under the state dir
+    ``state``: ansible-playbook gets ANSIBLE_LOCAL_TEMP inside its run record, and everything it
+    starts (the guard before it, workers, modules, ansible-connection daemons, probes) inherits it."""
+    from overflyt.ansible import processes
+
+    marker = f"ANSIBLE_LOCAL_TEMP={state.resolve()}/".encode()
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and processes.identify(int(entry.name)) is not None:
+            try:
+                environ = (entry / "environ").read_bytes()
+            except OSError:
+                continue
+            if marker in environ:
+                found[int(entry.name)] = processes.name_of(int(entry.name))
+    return found
+
+
+def task_hosts_started(run_dir: Path, steps: str, action: str) -> set[str]:
+    """The hosts a task of module ``action`` (say ``vm_relocate``) has started on, in the playbook
+    calls ``ansible/*<steps>*`` of a run, from ansible-runner's job events."""
+    import json
+
+    hosts: set[str] = set()
+    for event in run_dir.glob(f"ansible/*{steps}*/artifacts/*/job_events/*.json"):
+        try:
+            data = json.loads(event.read_text())
+        except (OSError, ValueError):  # being written
+            continue
+        fields = data.get("event_data") or {}
+        if data.get("event") == "runner_on_start" and str(fields.get("resolved_action", "")).endswith(action):
+            hosts.add(str(fields.get("host")))
+    return hosts

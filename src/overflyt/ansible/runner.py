@@ -10,6 +10,9 @@ whole process environment (``artifacts/<id>/command``) to disk, so the environme
 ansible-playbook is reduced to an allow-list, and each secret is written to a 0600 file in a
 RAM-backed directory outside the run record that the inventory reads through
 ``lookup('ansible.builtin.file', ...)``. The directory is removed when the run ends.
+
+On Linux ansible-playbook runs under the guard (:mod:`overflyt.ansible.guard`): what it starts ends
+when the playbook ends, is cancelled or times out, and when this process dies, however it dies.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from overflyt.ansible import guard
 from overflyt.ansible.cancel import cancel_is_set, is_shielded
 from overflyt.errors import OverflytError
 from overflyt.project import find_project
@@ -110,6 +114,7 @@ def run_playbook(
     cancel: Callable[[], bool] | None = None,
     on_event: Callable[[AnsibleEvent], None] | None = None,
     project: Path | None = None,
+    process_record: Path | None = None,
 ) -> PlaybookResult:
     """Run ``playbooks/<playbook>`` and return what happened.
 
@@ -119,6 +124,7 @@ def run_playbook(
     success. ``home`` becomes ``$HOME`` of ansible-playbook (its ``.ssh/known_hosts`` is what
     device host keys are checked against). ``project`` is the directory holding ``playbooks/``,
     ``roles/`` and ``collections/`` (default: :func:`overflyt.project.find_project`).
+    ``process_record`` is the run record's ``processes.jsonl``: the guard appends what it starts.
     """
     import ansible_runner
 
@@ -152,6 +158,8 @@ def run_playbook(
         )
         config.prepare()
         config.env = _scrubbed(config.env)
+        if sys.platform == "linux":  # ansible-runner's cancel and timeout still SIGKILL ansible-playbook's group
+            config.command = guard.command(os.getpid(), process_record, config.command)
         events: list[dict[str, Any]] = []
 
         def handle(event: dict[str, Any]) -> bool:

@@ -94,6 +94,7 @@ def run_step(
         timeout_s=max(1, timeout_s),
         on_event=ctx.on_event,
         project=ctx.loaded.project,
+        process_record=ctx.run.processes,
     )
     log.info("%s: %s in %.1fs", step, result.status, result.duration_s)
     return result

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from overflyt.ansible import cancel
+from overflyt.ansible import cancel, leftovers
 from overflyt.ansible.runner import AnsibleEvent
 from overflyt.ansible.step import StepContext
 from overflyt.cutover.admission import Admission, admit, admit_rollback
@@ -401,6 +401,7 @@ def run_wave(
     code = admission.loaded.plan.municipality.code
     with municipality_lock(code, f"wave {wave} {'dry run' if dry_run else 'cutover'}"):
         run = Run.create("wave", code, wave, list(admission.sites), dry_run=dry_run)
+        leftovers.stop_leftovers(run)  # what dead runs of the municipality left: stopped before anything
         outcome = WaveOutcome(code, wave, dry_run, run.record.run_id, run.dir)
         log.info("wave %d (%s): run %s", wave, "dry run" if dry_run else "cutover", run.dir)
         phases = WaveRun(admission, run, outcome, on_event=on_event, on_step=on_step)
@@ -426,6 +427,7 @@ def rollback_site(
     with municipality_lock(code, f"rollback of {site_id}"):
         store = WaveStore(code, wave)
         run = Run.create("rollback", code, wave, [site_id], dry_run=False)
+        leftovers.stop_leftovers(run)  # what dead runs of the municipality left: stopped before anything
         outcome = WaveOutcome(code, wave, False, run.record.run_id, run.dir, kind="rollback")
         window = admission.loaded.plan.wave(wave).window
         outcome.window = {"note": f"{ROLLBACK_ANY_TIME} Wave {wave}'s window: {window_text(window)}."}
