@@ -26,7 +26,8 @@ from overflyt.cutover.outcome import SiteOutcome, WaveOutcome
 from overflyt.cutover.report import report_data, report_markdown
 from overflyt.cutover.site import Cutover, WindowClosed
 from overflyt.cutover.state import WaveStore
-from overflyt.cutover.wave import WaveRun, WindowGate
+from overflyt.cutover.wave import WaveRun
+from overflyt.cutover.window import WindowGate
 from overflyt.discovery.estate import Estate
 from overflyt.plan import LoadedPlan, load
 from overflyt.plan.model import WindowPolicy

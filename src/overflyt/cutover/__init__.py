@@ -4,7 +4,9 @@ Owns: :mod:`.itinerary` (the site itinerary as data: named steps, the dry run a 
 :mod:`.site` (one site's cutover and rollback, run step by step from the itinerary),
 :mod:`.wave` (the wave's phases: admit → precheck → approve → stale check → sites → finish),
 :mod:`.admission` (what both the CLI and the flows call before anything is contacted),
-:mod:`.state` (the durable wave state across attempts) and :mod:`.fingerprint` (stale-plan check).
+:mod:`.window` (the wave's maintenance window held while its sites run),
+:mod:`.state` (the durable wave state across attempts), :mod:`.outcome` and :mod:`.report` (what a
+run came to, and its report).
 May import: ``plan``, ``precheck``, ``steps``, ``ansible``, ``planning`` (the estimate a site's window
 is judged with), ``overflyt.record``/``errors``.
 Never imports Prefect: the flows in ``flows/`` wrap it.

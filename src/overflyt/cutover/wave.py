@@ -7,7 +7,7 @@ what `overflyt rollback` and the `rollback-site` flow call. Each phase is a meth
 admission (:mod:`overflyt.cutover.admission`) before anything is contacted. One run per
 municipality at a time (the municipality lock).
 
-The wave's maintenance window is held while its sites run (:class:`WindowGate`): no site starts
+The wave's maintenance window is held while its sites run (:class:`~overflyt.cutover.window.WindowGate`): no site starts
 after the window has closed or when what is left of it is shorter than the site's estimate (the
 planner's, :func:`overflyt.planning.cost.move_cost`) plus the plan's margin — such a site ends
 ``not_started``, untouched, and a later run carries on with it; a site under way when the window
@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from overflyt.ansible import cancel, leftovers
 from overflyt.ansible.runner import AnsibleEvent
@@ -34,11 +32,10 @@ from overflyt.ansible.step import StepContext
 from overflyt.cutover.admission import Admission, admit, admit_rollback
 from overflyt.cutover.outcome import Approval, SiteOutcome, WaveOutcome
 from overflyt.cutover.report import report_data, report_markdown
-from overflyt.cutover.site import Cutover, OnStep, StepRunner, WindowClosed
+from overflyt.cutover.site import Cutover, OnStep, StepRunner
 from overflyt.cutover.state import WaveStore
+from overflyt.cutover.window import ROLLBACK_ANY_TIME, WindowGate, minutes_text, now, window_text
 from overflyt.errors import EXIT_FAILED, EXIT_OK, EXIT_ROLLBACK_FAILED
-from overflyt.plan.model import MaintenanceWindow, Plan
-from overflyt.planning.cost import move_cost
 from overflyt.precheck import fingerprint
 from overflyt.precheck.engine import run_checks
 from overflyt.precheck.facts import EstateFacts
@@ -48,7 +45,6 @@ from overflyt.precheck.registry import CheckContext, Mode
 from overflyt.precheck.report import render
 from overflyt.precheck.rules.plan import waive_window
 from overflyt.record import Run, municipality_lock
-from overflyt.steps.vm_batches import site_vms
 
 log = logging.getLogger(__name__)
 
@@ -62,134 +58,6 @@ def _call(_site_id: str, cut: Callable[[], SiteOutcome]) -> SiteOutcome:
 
 def _direct(_site: str, _step: str, call: Callable[[], None]) -> None:
     call()
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _at(moment: datetime, zone: str, now: datetime | None = None) -> str:
-    """A moment as local time in ``zone``: ``06:00 (Europe/Copenhagen)``, with its date when that is
-    not today's (or ``now``'s) and its seconds when they are not zero."""
-    local = moment.astimezone(ZoneInfo(zone))
-    today = (now or _now()).astimezone(ZoneInfo(zone)).date()
-    text = local.strftime("%H:%M:%S" if local.second else "%H:%M")
-    return f"{'' if local.date() == today else local.strftime('%Y-%m-%d ')}{text} ({zone})"
-
-
-def _minutes(minutes: float, *, down: bool = False) -> str:
-    """Minutes as a person reads them: ``25 min``, ``3 h 20 min``, ``less than a minute`` (rounded to
-    the nearest minute, or down with ``down``: what is left of a window is never overstated)."""
-    whole = max(0, math.floor(minutes) if down else math.floor(minutes + 0.5))
-    if whole == 0 and minutes > 0:
-        return "less than a minute"
-    hours, rest = divmod(whole, 60)
-    return f"{hours} h {rest} min" if hours and rest else f"{hours} h" if hours else f"{rest} min"
-
-
-def window_text(window: MaintenanceWindow) -> str:
-    """``2027-03-06 18:00 to 2027-03-07 06:00 (Europe/Copenhagen)``."""
-    zone = ZoneInfo(window.timezone)
-    start, end = window.start.astimezone(zone), window.end.astimezone(zone)
-    return f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} ({window.timezone})"
-
-
-ROLLBACK_ANY_TIME = "A rollback is always allowed outside the window: it restores the agreed state."
-
-
-@dataclass
-class WindowGate:
-    """The wave's maintenance window, held while a real cutover's sites run (not with --outside-window).
-
-    A site starts only while what is left of the window holds its estimate plus the plan's margin
-    (:meth:`refusal`); at each step boundary of a site under way, a closed window rolls it back when
-    ``on_window_end`` says so and its VM moves have not finished in time (:meth:`before_step`);
-    :meth:`ran_over` says how far a finished site ran past the window."""
-
-    plan: Plan
-    wave: int
-    clock: Callable[[], datetime] = _now
-    on_step: OnStep | None = None
-    started: dict[str, set[str]] = field(default_factory=dict)  # per site: the steps it began in this run
-
-    @property
-    def window(self) -> MaintenanceWindow:
-        return self.plan.wave(self.wave).window
-
-    def closed(self) -> bool:
-        return self.clock() >= self.window.end
-
-    def at(self, moment: datetime) -> str:
-        return _at(moment, self.window.timezone, self.clock())
-
-    def estimate(self, site_id: str) -> float:
-        """Minutes the site's cutover is expected to take: the planner's estimate of its VM moves
-        (disks across the policy's bandwidth, the cutover's batches) plus the policy's site minutes."""
-        policy, plan = self.plan.window_policy, self.plan
-        storage = {m.source: m.target for m in plan.storage_map}
-        vms = site_vms(plan, self.wave, site_id)
-        cost = move_cost(
-            vms, storage, plan.concurrency, bandwidth_mbps=policy.bandwidth_mbps, vm_minutes=policy.vm_minutes
-        )
-        return policy.site_minutes + cost.minutes
-
-    def refusal(self, site_id: str, status: str) -> str | None:
-        """Why the site may not start now (``status``: its wave state's), or None when it may."""
-        if status == "done":
-            return None  # nothing left to do: the cutover skips it
-        now, end = self.clock(), self.window.end
-        under_way = status not in ("pending", "rolled_back")
-        estimate, margin = self.estimate(site_id), self.plan.window_policy.margin_min
-        needs = (
-            f"{self.plan.site(site_id).name} needs about {_minutes(estimate + margin)} "
-            f"({_minutes(estimate)} estimated + {_minutes(margin)} margin)"
-        )
-        if now >= end:
-            when = f"the window closed at {self.at(end)}"
-        elif under_way:
-            return None  # a site an earlier run left part done goes on; on_window_end decides at the end
-        elif (end - now).total_seconds() / 60 < estimate + margin:
-            when = f"the window closes at {self.at(end)}, in {_minutes((end - now).total_seconds() / 60, down=True)}"
-        else:
-            return None
-        then = (
-            "an earlier run left it part done: finish it with --outside-window or roll it back (overflyt rollback)"
-            if under_way
-            else "its devices and VMs were not touched: rerun it in the next window, or with --outside-window"
-        )
-        return f"not started: {when}; {needs}; {then}"
-
-    def before_step(self, site_id: str, step: str) -> None:
-        """At a step boundary of a site under way: past the window's end, roll it back (raise
-        WindowClosed) when the plan says so and its VM moves had not finished before the window closed
-        (a step before them is next, or they finished in this run after it closed); else go on."""
-        started = self.started.setdefault(site_id, set())
-        now, end = self.clock(), self.window.end
-        if now >= end:
-            rollback = self.plan.window_policy.on_window_end == "rollback"
-            moves_late = step in ("backup", "placements", "migrate") or (step == "configure" and "migrate" in started)
-            if rollback and moves_late:
-                raise WindowClosed(
-                    f"the window closed at {self.at(end)} before the site's VM moves had finished (checked before "
-                    f"its {step} step); on_window_end: rollback"
-                )
-            if "window" not in started:
-                started.add("window")
-                message = f"the window closed at {self.at(end)}: finishing the site (on_window_end: finish)"
-                log.warning("site %s: %s", site_id, message)
-                if self.on_step is not None:
-                    self.on_step(site_id, step, message)
-        started.add(step)
-
-    def ran_over(self, result: SiteOutcome) -> str | None:
-        """For a site that finished after the window closed: by how much, and what the plan said."""
-        now, end = self.clock(), self.window.end
-        if result.status != "done" or now <= end:
-            return None
-        return (
-            f"ran over the window by {_minutes((now - end).total_seconds() / 60)}: it closed at {self.at(end)}, the "
-            f"site finished at {self.at(now)} (on_window_end: finish)"
-        )
 
 
 @dataclass
@@ -208,7 +76,7 @@ class WaveRun:
     refused: dict[str, list[str]] = field(default_factory=dict)
     gate: WindowGate | None = None  # None in a dry run and with --outside-window: the window holds nothing back
     override: str | None = None  # --outside-window: by whom and why
-    clock: Callable[[], datetime] = _now
+    clock: Callable[[], datetime] = now
 
     @property
     def ctx(self) -> StepContext:
@@ -243,7 +111,7 @@ class WaveRun:
             end = "finished (reported as running over)" if policy.on_window_end == "finish" else "rolled back"
             facts["note"] = (
                 f"{held} A site starts only while what is left of the window holds the site's estimate plus a "
-                f"{_minutes(policy.margin_min)} margin; a site under way when it closes is {end} "
+                f"{minutes_text(policy.margin_min)} margin; a site under way when it closes is {end} "
                 f"(on_window_end: {policy.on_window_end}). "
             )
         facts["note"] += ROLLBACK_ANY_TIME

@@ -1,10 +1,15 @@
 """Prefect on one machine without a server of its own: the settings overflyt needs before Prefect
-is imported, and the start of Prefect's temporary local API that a CLI run uses."""
+is imported, and the start of Prefect's temporary local API that a CLI run uses — under overflyt's
+process guard (:mod:`overflyt.ansible.guard`), so it ends when the run's process dies, however it
+dies (a SIGKILL included), instead of staying up as an orphan."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 from overflyt.errors import OverflytError
 
@@ -33,7 +38,6 @@ def prepare_local_database() -> None:
     import fcntl
 
     prefect_defaults()
-    from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import PREFECT_API_URL, PREFECT_HOME
 
     if PREFECT_API_URL.value():
@@ -43,7 +47,7 @@ def prepare_local_database() -> None:
     with open(home / ".overflyt-api-start.lock", "a") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         try:
-            SubprocessASGIServer().start()
+            guarded_server().start()
         except RuntimeError as exc:  # Prefect's own words: timed out, or the server process exited
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise OverflytError(
@@ -51,3 +55,32 @@ def prepare_local_database() -> None:
                 "Nothing was run. Set PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS higher on a busy "
                 "machine, or point PREFECT_API_URL at a running server (overflyt serve)."
             ) from exc
+
+
+def guarded_server() -> Any:
+    """Prefect's temporary API server for this process (one per process: Prefect's own code that
+    asks for it later gets this one), its uvicorn started under the process guard."""
+    import prefect
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import get_current_settings
+
+    from overflyt.ansible import guard
+
+    class GuardedASGIServer(SubprocessASGIServer):
+        def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
+            # Prefect 3.8's own command (SubprocessASGIServer._run_uvicorn_command), behind the guard.
+            uvicorn = [
+                sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent), "--factory",
+                "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port),
+                "--log-level", "error", "--lifespan", "on",
+            ]  # fmt: skip
+            env = {
+                **os.environ,
+                "PREFECT_UI_ENABLED": "0",
+                "PREFECT__SERVER_EPHEMERAL": "1",
+                "PREFECT__SERVER_FINAL": "1",
+                **get_current_settings().to_environment_variables(exclude_unset=True),
+            }
+            return subprocess.Popen(args=guard.command(os.getpid(), None, uvicorn), env=env)
+
+    return GuardedASGIServer()
