@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -231,3 +232,59 @@ def test_a_site_without_vms_reads_and_moves_nothing(plan: Plan, tmp_path: Path) 
     rollback = rollback_site_vms(ctx, "kattegatskolen", {})
     assert (rollback.batches, rollback.vms) == ([], {})
     assert not (run.dir / "ansible").exists()
+
+
+# -- the wave's window stops further batches (on_window_end: rollback) ------------------------------
+
+
+def test_no_further_batch_starts_once_the_window_says_stop(
+    plan: Plan, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch loop itself, with the vCenter read and the playbooks stood in for (what they do is
+    proven against the simulator in tests/lab/): once ``stop_moves`` gives a reason, the batches not
+    yet started are skipped with it and the step fails, so the site is rolled back."""
+    from overflyt.ansible.runner import PlaybookResult
+    from overflyt.steps import vms as vm_steps
+
+    site_vms_ = [v for v in plan.vms_of_wave(1) if v.site == "grenaa-raadhus"]
+    source = target([], [
+        VMFacts(name=v.name, moid=f"vm-{v.name}", datacenter="NDJ-DC", cluster="NDJ-Cluster-01", host=v.host,
+                folder="", datastores=[v.datastore], cpu=2, memory_mb=1024, disks_gb=[20],
+                portgroups=list(v.portgroups), power="powered_on", tools="ok")
+        for v in site_vms_
+    ])  # fmt: skip
+    monkeypatch.setattr(
+        vm_steps, "_read_estate", lambda ctx, step, timeout_s=600: (source, target([host("esx-a")], []))
+    )
+    started: list[list[str]] = []
+
+    def run_batch(ctx: Any, playbook: str, step: str, vm_hosts: Any, **_: Any) -> tuple[PlaybookResult, float]:
+        started.append(sorted(vm_hosts))
+        report = {name: {"status": "moved", "seconds": 1.0} for name in vm_hosts}
+        result = PlaybookResult(playbook=playbook, status="successful", rc=0, duration_s=1.0, private_dir="",
+                                result={"vms": report})  # fmt: skip
+        return result, 0.0
+
+    monkeypatch.setattr(vm_steps, "run_batch", run_batch)
+    run = Run.create("wave", "707", 1, ["grenaa-raadhus"], dry_run=False, base=tmp_path)
+    reason = "the window closed at 06:00 (Europe/Copenhagen) (on_window_end: rollback)"
+    ctx = StepContext(LoadedPlan(plan, PLAN, Inventory(PLAN.parent)), 1, run, {},
+                      stop_moves=lambda site: reason if started else None)  # fmt: skip
+    with pytest.raises(vm_steps.VmMigrationFailed) as failed:
+        migrate_site_vms(ctx, "grenaa-raadhus", dry_run=False)
+    migration = failed.value.migration
+    assert len(started) == 1  # the first batch ran; none started after the window said stop
+    assert len(migration.batches) > 1
+    skipped = [n for n, v in migration.vms.items() if v.status == "skipped"]
+    assert sorted(skipped) == sorted(n for batch in migration.batches[1:] for n in batch)
+    assert {migration.vms[n].error for n in skipped} == {f"not started: {reason}"}
+    assert sorted(migration.moved) == started[0]
+    assert str(failed.value).startswith("migration of the VMs of site grenaa-raadhus failed: ")
+    assert f"not started: {reason}" in str(failed.value)
+
+    # without a reason to stop, every batch runs and the step succeeds
+    started.clear()
+    ctx = StepContext(LoadedPlan(plan, PLAN, Inventory(PLAN.parent)), 1, run, {}, stop_moves=lambda site: None)
+    done = migrate_site_vms(ctx, "grenaa-raadhus", dry_run=False)
+    assert len(started) == len(done.batches) > 1
+    assert {v.status for v in done.vms.values()} == {"moved"}

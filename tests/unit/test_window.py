@@ -232,6 +232,11 @@ def test_at_a_step_boundary_a_closed_window_finishes_or_rolls_back_as_the_plan_s
     # Moves finished by an earlier run (resumed here at the network change), or the change already made: finish.
     rollback.before_step("bibliotek", "configure")
     rollback.before_step("bibliotek", "postcheck")
+    # Inside the migrate step: no further VM batch starts once the window has closed (rollback), any may (finish).
+    assert rollback.stop_moves("raadhus") == "the window closed at 06:00 (Europe/Copenhagen) (on_window_end: rollback)"
+    assert finish.stop_moves("raadhus") is None
+    clock.now = WAVE1_END - timedelta(seconds=1)
+    assert rollback.stop_moves("raadhus") is None
 
 
 def test_a_site_the_window_closes_on_is_rolled_back_even_when_rollback_is_manual(

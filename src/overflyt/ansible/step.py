@@ -38,6 +38,9 @@ class StepContext:
     run: Run
     credentials: Mapping[str, ResolvedCredential]
     on_event: OnEvent | None = None
+    # Why no further VM move of a site may start now (None: they may) — the wave's window with
+    # on_window_end: rollback; asked before each batch of a real migration.
+    stop_moves: Callable[[str], str | None] | None = None
 
     @property
     def plan(self) -> Plan:

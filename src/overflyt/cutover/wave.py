@@ -18,6 +18,7 @@ always allowed outside the window.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -183,7 +184,8 @@ class WaveRun:
         if store is None:
             gate = None  # a dry run changes nothing: any time will do
         before_step = gate.before_step if gate is not None else None
-        cutover = Cutover(self.ctx, on_step=self.on_step, step_runner=step_runner, before_step=before_step)
+        ctx = dataclasses.replace(self.ctx, stop_moves=gate.stop_moves if gate is not None else None)
+        cutover = Cutover(ctx, on_step=self.on_step, step_runner=step_runner, before_step=before_step)
         for site_id in self.admission.sites:
             if site_id in self.refused:
                 reason = "stale plan: " + "; ".join(self.refused[site_id]) + "; re-run the pre-check and review"

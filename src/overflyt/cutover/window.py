@@ -141,6 +141,15 @@ class WindowGate:
                     self.on_step(site_id, step, message)
         started.add(step)
 
+    def stop_moves(self, site_id: str) -> str | None:
+        """Before each VM batch of a site under way: why no further batch may start (the window has
+        closed and the plan says roll back), or None. The batches not started fail the migrate step,
+        and the site is rolled back like any failed move."""
+        end = self.window.end
+        if self.plan.window_policy.on_window_end != "rollback" or self.clock() < end:
+            return None
+        return f"the window closed at {self.at(end)} (on_window_end: rollback)"
+
     def ran_over(self, result: SiteOutcome) -> str | None:
         """For a site that finished after the window closed: by how much, and what the plan said."""
         now, end = self.clock(), self.window.end

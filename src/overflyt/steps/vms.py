@@ -227,14 +227,18 @@ def migrate_site_vms(
     results: dict[str, VmMove] = {}
     slot_waits: dict[int, float] = {}
     failed_batch: int | None = None
+    stopped: str | None = None  # why no further batch may start (the wave's window), once it is so
     for number, batch in enumerate(plan_batches, start=1):
         left = int(deadline - time.monotonic())
-        if failed_batch is not None or left <= 0:
-            why = (
-                f"not started: batch {failed_batch} failed"
-                if failed_batch is not None
-                else f"not started: the migration's time limit ({timeout_s} s) ran out"
-            )
+        if failed_batch is None and left > 0 and not dry_run and ctx.stop_moves is not None:
+            stopped = ctx.stop_moves(site_id)
+        if failed_batch is not None or left <= 0 or stopped:
+            if stopped:
+                why = f"not started: {stopped}"
+            elif failed_batch is not None:
+                why = f"not started: batch {failed_batch} failed"
+            else:
+                why = f"not started: the migration's time limit ({timeout_s} s) ran out"
             for name in batch:
                 results[name] = VmMove(vm=name, status="skipped", batch=number, error=why)
             failed_batch = failed_batch or number
@@ -284,8 +288,11 @@ def migrate_site_vms(
         vms={name: results[name] for name in names},
     )
     run.write(f"vm-migration-{site_id}.json", migration.model_dump_json(indent=2) + "\n")
-    if migration.failed:
-        reasons = "; ".join(f"{n}: {migration.vms[n].error}" for n in migration.failed)
+    # what failed — or, when nothing failed, what was not started (the window, the time limit): either
+    # fails the step, so the site is rolled back rather than reported done with VMs left behind
+    not_moved = migration.failed or [n for n, v in migration.vms.items() if v.status == "skipped"]
+    if not_moved:
+        reasons = "; ".join(f"{n}: {migration.vms[n].error}" for n in not_moved)
         moved = ", ".join(migration.moved) or "none"
         raise VmMigrationFailed(
             f"migration of the VMs of site {site_id} failed: {reasons} (moved before the failure: {moved})",
