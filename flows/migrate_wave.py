@@ -27,7 +27,7 @@ from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.states import Failed
 
-from flows.logs import key, log_events, log_steps
+from flows.logs import key, log_events, log_steps, publish_evidence
 from flows.params import ApprovalInput, MigrateWaveParams
 from flows.site_cutover import run_site_as_subflow, run_step_as_task
 from overflyt import run_wave
@@ -94,6 +94,8 @@ def migrate_wave(params: MigrateWaveParams) -> dict[str, Any]:
         key=key("wave-report", outcome.municipality, "wave", outcome.wave),
         description=f"Wave {outcome.wave} {'dry run' if outcome.dry_run else 'cutover'} report",
     )
+    if not outcome.dry_run:
+        publish_evidence(Path(params.plan))
     data = report_data(outcome)
     logger = get_run_logger()
     for override in outcome.overrides:

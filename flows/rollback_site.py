@@ -11,7 +11,7 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from prefect.states import Failed
 
-from flows.logs import key, log_events, log_steps
+from flows.logs import key, log_events, log_steps, publish_evidence
 from flows.params import RollbackSiteParams
 from flows.site_cutover import run_step_as_task
 from overflyt import rollback_site as run_rollback
@@ -28,6 +28,7 @@ def rollback_site(params: RollbackSiteParams) -> dict[str, Any]:
         key=key("rollback", outcome.municipality, params.site),
         description=f"Rollback of {params.site}",
     )
+    publish_evidence(Path(params.plan))
     data = report_data(outcome)
     if outcome.exit_code != 0:
         return Failed(message=f"rollback of {params.site} ended with exit code {outcome.exit_code}", data=data)  # type: ignore[return-value]

@@ -46,6 +46,15 @@ def add_parser(commands: Commands) -> None:
     wave_run.add_argument(
         "--reason", metavar="TEXT", help="why the wave runs outside its window (with --outside-window; recorded)"
     )
+    wave_run.add_argument(
+        "--format",
+        choices=("table", "json", "junit", "ctrf", "markdown"),
+        default="table",
+        help="the run's report: table (default: per site its outcome, and with --dry-run each VM's planned move "
+        "and each device's diff), or for CI junit/ctrf (one test case per site step, failed where a step "
+        "failed), json or markdown",
+    )
+    wave_run.add_argument("--output", metavar="FILE", help="write the --format report here (the table still prints)")
     wave_run.add_argument("-q", "--quiet", action="store_true", help="no progress on standard error")
     wave_run.set_defaults(func=_wave_run)
 
@@ -75,7 +84,18 @@ def _flow_result(state: Any, what: str) -> dict[str, Any]:
     return data
 
 
-def _print_wave(data: dict[str, Any], quiet: bool) -> int:
+def _print_wave(data: dict[str, Any], quiet: bool, fmt: str = "table", output: str | None = None) -> int:
+    from overflyt.cutover.runreport import plan_lines, render
+
+    if fmt != "table":
+        text = render(data, fmt)
+        if output is None:
+            print(text, end="")
+            return int(data["exit_code"])
+        Path(output).write_text(text, encoding="utf-8")
+    if data.get("dry_run"):
+        for line in plan_lines(data):
+            print(line)
     for site in data.get("sites", []):
         print(f"{site['site']}: {site['status']}" + (f" — {site['error']}" if site.get("error") else ""))
         if site.get("window") and site["window"] != site.get("error"):
@@ -98,6 +118,10 @@ def _print_wave(data: dict[str, Any], quiet: bool) -> int:
 def _wave_run(args: argparse.Namespace) -> int:
     from overflyt.cutover.admission import admit, handed
 
+    if args.output is not None and args.format == "table":
+        raise UsageError("--output writes the report of --format junit, ctrf, json or markdown: give --format too")
+    if args.output is not None and not Path(args.output).resolve().parent.is_dir():
+        raise UsageError(f"--output {args.output}: no directory {Path(args.output).resolve().parent}")
     if args.reason is not None and not args.outside_window:
         raise UsageError("--reason says why a wave runs outside its window: give it with --outside-window")
     # Refuse bad input here, before Prefect starts: unknown wave or site, unresolvable secrets, no
@@ -128,7 +152,7 @@ def _wave_run(args: argparse.Namespace) -> int:
     install_cancel_handlers()  # Ctrl-C / SIGTERM: stop the running step, roll the site back, exit
     with handed(admission):
         state = migrate_wave(params, return_state=True)
-    return _print_wave(_flow_result(state, "migrate-wave"), args.quiet)
+    return _print_wave(_flow_result(state, "migrate-wave"), args.quiet, args.format, args.output)
 
 
 def _rollback(args: argparse.Namespace) -> int:

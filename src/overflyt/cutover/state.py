@@ -8,6 +8,8 @@ that wrote it was killed. Dry runs never write it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from overflyt.plan import Plan
 from overflyt.record import state_dir
 
 SiteStatus = Literal["pending", "in_progress", "done", "failed", "rolled_back", "rollback_failed"]
@@ -44,9 +47,25 @@ class SiteState(_Model):
     rollback: dict[str, Any] = {}
 
 
+def plan_version(plan: Plan, wave: int) -> str:
+    """The fingerprint of what a wave's state refers to in its plan: the municipality, the wave, its
+    sites, the VMs it moves and the sites' devices (sha256 of their canonical JSON). A later wave
+    added to the plan leaves it as it was; a site, VM or device of the wave changed changes it."""
+    w = plan.wave(wave)
+    part = {
+        "municipality": plan.municipality.model_dump(mode="json"),
+        "wave": w.model_dump(mode="json"),
+        "sites": [plan.site(s).model_dump(mode="json") for s in w.sites],
+        "vms": [vm.model_dump(mode="json") for vm in plan.vms_of_wave(wave)],
+        "devices": [d.model_dump(mode="json") for s in w.sites for d in plan.devices_of_site(s)],
+    }
+    return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()
+
+
 class WaveState(_Model):
     municipality: str
     wave: int
+    plan_version: str | None = None  # plan_version() of the plan the wave last ran from (None: older state)
     sites: dict[str, SiteState] = {}
     updated_at: datetime | None = None
 

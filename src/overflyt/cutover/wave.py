@@ -34,7 +34,7 @@ from overflyt.cutover.admission import Admission, admit, admit_rollback
 from overflyt.cutover.outcome import Approval, SiteOutcome, WaveOutcome
 from overflyt.cutover.report import report_data, report_markdown
 from overflyt.cutover.site import Cutover, OnStep, StepRunner
-from overflyt.cutover.state import WaveStore
+from overflyt.cutover.state import WaveStore, plan_version
 from overflyt.cutover.window import ROLLBACK_ANY_TIME, WindowGate, minutes_text, now, window_text
 from overflyt.errors import EXIT_FAILED, EXIT_OK, EXIT_ROLLBACK_FAILED
 from overflyt.precheck import fingerprint
@@ -125,6 +125,8 @@ class WaveRun:
         a, dry_run = self.admission, self.admission.dry_run
         plan = a.loaded.plan
         self.store = None if dry_run else WaveStore(plan.municipality.code, a.wave)
+        if self.store is not None:  # the evidence pack refuses a plan whose wave is not this one
+            self.store.state.plan_version = plan_version(plan, a.wave)
         store = self.store
         self.untouched = [
             s for s in a.sites if store is None or store.site(s).status in ("pending", "rolled_back", "failed")

@@ -24,6 +24,9 @@ from overflyt.errors import UsageError
 from overflyt.precheck.findings import SEVERITIES, CheckResult, Finding, PrecheckReport, Severity
 
 FORMATS = ("table", "json", "junit", "ctrf", "markdown")
+# The CTRF specification version the documents follow: that of ctrf-io/ctrf's schema and examples
+# (tests/unit/data/ctrf.schema.json validates them).
+CTRF_SPEC_VERSION = "1.0.0"
 WAVE_WIDE = "wave-wide"
 
 # Characters XML 1.0 cannot carry at all (control characters a device's banner may contain).
@@ -264,7 +267,7 @@ def _ctrf(report: PrecheckReport) -> str:
     summary = {status: sum(1 for t in tests if t["status"] == status) for status in ("passed", "failed", "skipped")}
     document = {
         "reportFormat": "CTRF",
-        "specVersion": "0.0.0",
+        "specVersion": CTRF_SPEC_VERSION,
         "generatedBy": "overflyt",
         "timestamp": report.finished.isoformat(),
         "results": {

@@ -54,6 +54,7 @@ class DeviceConfigured(_Model):
     verified: bool
     missing: list[str] = []
     extra: list[str] = []
+    config_sha256: str | None = None  # of the running configuration after the change, as verified
 
 
 class ConfigureResult(_Model):
@@ -199,6 +200,7 @@ def configure_site(
             verified=bool(check["verified"]),
             missing=list(check["missing"]),
             extra=list(check["extra"]),
+            config_sha256=str(check["config_sha256"]) if check.get("config_sha256") else None,
         )
     return ConfigureResult(site=site_id, wave=ctx.wave, dry_run=dry_run, duration_s=result.duration_s, devices=out)
 
