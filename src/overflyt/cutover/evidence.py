@@ -161,7 +161,6 @@ def _rollback(rollback: dict[str, Any]) -> dict[str, Any] | None:
 
 def _entry(record: RunRecord, run_dir: Path, report: dict[str, Any], site: dict[str, Any]) -> dict[str, Any]:
     """One run's part for one site: a cutover attempt or a rollback."""
-    override = record.notes.get("override") if isinstance(record.notes.get("override"), dict) else None
     return {
         "kind": record.kind,
         "run_id": record.run_id,
@@ -171,8 +170,7 @@ def _entry(record: RunRecord, run_dir: Path, report: dict[str, Any], site: dict[
         "status": site.get("status", ""),
         "error": site.get("error"),
         "approval": report.get("approval"),
-        "overrides": list(report.get("overrides") or []),
-        "override_by": override.get("by") if override else None,
+        "overrides": list(report.get("overrides") or []),  # each says who overrode what, and why
         "steps": [{"name": k, "seconds": v} for k, v in (site.get("steps") or {}).items()],
         "vms": _moves(site.get("vms") or {}),
         "devices": _devices(site.get("devices") or {}, run_dir),
