@@ -10,7 +10,7 @@ import pytest
 
 from overflyt import reports
 from overflyt.cutover.outcome import Approval, SiteOutcome, WaveOutcome
-from overflyt.cutover.report import markdown_view, report_markdown
+from overflyt.cutover.report import markdown_view, report_markdown, rollback_view
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
@@ -38,7 +38,7 @@ def test_the_wave_report_shows_every_part_of_the_outcome() -> None:
         "# Wave 2 of municipality 563 — cutover\n\nRun `run-7`. Pre-checks: 0 critical, 1 warning.\n"
     )
     assert "\n**Override:** run outside the wave's maintenance window (--outside-window)\n" in text
-    assert "\nApproved by **Mette Holm** at 2026-12-05T23:10:00+00:00, ticket CHG-4711.\n" in text
+    assert "\nApproved by **Mette Holm** at 2026-12-06 00:10:00 +01:00, ticket CHG-4711.\n" in text
     assert "\n| fan-web01 | moved | esx-9 / ds-2 |\n" in text
     assert "\n**fan-rtr-01**: 1 line(s)\n\n```\nip route 10.5.6.0/24 10.255.5.1\n```\n" in text
     assert "\n## fanoe-havn: rolled_back\n\nError: configure: fan-rtr-02 refused a line\n" in text
@@ -64,3 +64,35 @@ def test_html_templates_are_escaped_and_markdown_cells_are_one_line(tmp_path: Pa
     (tmp_path / "x.md.j2").write_text("| {{ name | md_cell }} |\n")
     assert reports.render("x.html.j2", tmp_path, name="<b>Grenå</b>") == "<p>&lt;b&gt;Grenå&lt;/b&gt;</p>\n"
     assert reports.render("x.md.j2", tmp_path, name="a|b\n<c>\x1b") == "| a\\|b &lt;c&gt;\ufffd |\n"
+
+
+def test_an_on_demand_rollback_has_its_own_report() -> None:
+    o = WaveOutcome("563", 2, False, "run-9", Path("/x"), kind="rollback")
+    o.window = {"note": "A rollback is always allowed outside the window: it restores the agreed state."}
+    restored = {"restored": True, "backup_sha256": "ab" * 32, "after_sha256": "ab" * 32}
+    o.sites = [
+        SiteOutcome(
+            "fanoe-havn",
+            "rolled_back",
+            steps={"rollback": 75.0},
+            rollback={
+                "devices": {"devices": {"fan-rtr-02": restored}},
+                "classified": {"fan-rtr-02": "applied"},
+                "vms": {"vms": {"fan-web01": {"status": "restored", "after": {"host": "esx-1", "datastore": "ds-1",
+                                                                              "portgroups": ["VLAN 10"]}}}},
+            },
+        )
+    ]  # fmt: skip
+    text = report_markdown(o)
+    assert text.startswith("# Rollback in wave 2 of municipality 563\n\nRun `run-9`.\n\n## fanoe-havn: rolled_back\n")
+    assert f"\n| fan-rtr-02 | yes | `{'ab' * 32}` | `{'ab' * 32}` | applied |\n" in text
+    assert "\n| fan-web01 | restored | esx-1 / ds-1 / VLAN 10 |\n" in text
+    assert "\nTook 1 min 15 s.\n" in text
+    assert text.endswith(
+        "\n## Window\n\nA rollback is always allowed outside the window: it restores the agreed state.\n"
+    )
+    assert "\n\n\n" not in text
+    view = rollback_view(o)
+    del view["sites"][0]["devices"][0]["found"]
+    with pytest.raises(jinja2.UndefinedError, match="found"):
+        reports.render("rollback.md.j2", TEMPLATES, r=view)

@@ -1,7 +1,8 @@
 """The wave's and the rollback's own report (report.json, report.md in the run record; the
 Prefect artifact): built from a :class:`~overflyt.cutover.outcome.WaveOutcome` only; report.md is
-the template ``templates/wave.md.j2`` (:mod:`overflyt.reports`), its last section what the wave's
-maintenance window meant for the run (and that a rollback is always allowed outside it)."""
+the template ``templates/wave.md.j2`` (an on-demand rollback's ``templates/rollback.md.j2``;
+:mod:`overflyt.reports`), its last section what the wave's maintenance window meant for the run
+(and that a rollback is always allowed outside it)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,10 @@ def report_data(outcome: WaveOutcome) -> dict[str, Any]:
 
 
 def report_markdown(outcome: WaveOutcome) -> str:
-    """report.md: ``templates/wave.md.j2`` rendered from :func:`markdown_view`."""
+    """report.md: ``templates/wave.md.j2`` rendered from :func:`markdown_view`; an on-demand
+    rollback's is ``templates/rollback.md.j2`` from :func:`rollback_view`."""
+    if outcome.kind == "rollback":
+        return render("rollback.md.j2", r=rollback_view(outcome))
     return render("wave.md.j2", r=markdown_view(outcome))
 
 
@@ -75,3 +79,49 @@ def markdown_view(outcome: WaveOutcome) -> dict[str, Any]:
         "window": None if outcome.window is None else str(outcome.window["note"]),
         "held_back": [s.site for s in outcome.sites if s.status == "not_started"],
     }
+
+
+def rollback_view(outcome: WaveOutcome) -> dict[str, Any]:
+    """What an on-demand rollback's report (``templates/rollback.md.j2``) shows: per site, each device
+    restored (backup and resulting sha256, how the change was found) and each VM put back."""
+    sites = []
+    for site in outcome.sites:
+        done = site.rollback or {}
+        devices = ((done.get("devices") or {}).get("devices") or {}) if isinstance(done, dict) else {}
+        vms = ((done.get("vms") or {}).get("vms") or {}) if isinstance(done, dict) else {}
+        found = dict(done.get("classified") or {}) if isinstance(done, dict) else {}
+        sites.append(
+            {
+                "site": site.site,
+                "status": site.status,
+                "error": site.error,
+                "seconds": site.steps.get("rollback"),
+                "devices": [
+                    {
+                        "host": h,
+                        "restored": bool(d.get("restored")),
+                        "backup": str(d.get("backup_sha256", "")),
+                        "after": str(d.get("after_sha256", "")),
+                        "found": found.get(h, ""),
+                    }
+                    for h, d in sorted(devices.items())
+                ],
+                "vms": [
+                    {"name": n, "status": v.get("status", ""), "where": _placed(v.get("after"))}
+                    for n, v in sorted(vms.items())
+                ],
+            }
+        )
+    return {
+        "wave": outcome.wave,
+        "municipality": outcome.municipality,
+        "run_id": outcome.run_id,
+        "sites": sites,
+        "window": None if outcome.window is None else str(outcome.window["note"]),
+    }
+
+
+def _placed(where: dict[str, Any] | None) -> str:
+    where = where or {}
+    parts = [str(where.get(k)) for k in ("host", "datastore") if where.get(k)]
+    return " / ".join([*parts, ", ".join(where.get("portgroups") or [])]) if parts else ""
