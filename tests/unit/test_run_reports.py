@@ -13,6 +13,7 @@ import jsonschema
 import pytest
 from test_precheck_report import BLOCKED, READY
 
+from overflyt.cli import main
 from overflyt.cutover.runreport import cases, diff_line, plan_lines, render
 from overflyt.errors import UsageError
 from overflyt.precheck import render as render_precheck
@@ -131,3 +132,25 @@ def test_json_is_the_report_data_and_markdown_the_run_records_report(tmp_path: P
     assert render({**dry_run(), "run_dir": str(tmp_path)}, "markdown") == "# the run's report\n"
     with pytest.raises(UsageError, match="unknown format 'xml'"):
         render(dry_run(), "xml")
+
+
+SAMPLE = Path(__file__).resolve().parents[2] / "inventories" / "norddjurs" / "plan.yml"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            ["--output", "x.xml"],
+            "--output writes the report of --format junit, ctrf, json or markdown: give --format too",
+        ),
+        (["--format", "junit", "--output", "/nowhere/x.xml"], "--output /nowhere/x.xml: no directory /nowhere"),
+    ],
+)
+def test_a_report_file_the_run_cannot_write_is_refused_before_anything_runs(
+    extra: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OVERFLYT_STATE_DIR", str(tmp_path / "state"))
+    assert main(["wave", "run", str(SAMPLE), "--wave", "1", "--dry-run", *extra]) == 2
+    assert capsys.readouterr().err == f"overflyt: {message}\n"
+    assert not (tmp_path / "state").exists()
