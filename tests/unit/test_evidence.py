@@ -284,3 +284,14 @@ async def _artifacts(key: str) -> list[str]:
         response = await client._client.post("/artifacts/filter", json=query)
     response.raise_for_status()
     return [str(a["data"]) for a in response.json()]
+
+
+def test_an_output_that_is_not_a_directory_is_refused_with_one_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OVERFLYT_STATE_DIR", str(tmp_path / "state"))
+    (tmp_path / "a-file").write_text("")
+    assert main(["report", str(SAMPLE), "--output", str(tmp_path / "a-file")]) == 2
+    assert capsys.readouterr().err == (
+        f"overflyt: --output {tmp_path / 'a-file'}: cannot write evidence-707.html there (File exists)\n"
+    )

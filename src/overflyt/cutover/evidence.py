@@ -284,15 +284,17 @@ def write_evidence(
     if fmt not in FORMATS:
         raise EvidenceRefused(f"unknown format {fmt!r} (one of: {', '.join(FORMATS)})")
     view = evidence_view(plan, lang, base)
-    output.mkdir(parents=True, exist_ok=True)
     stem = output / f"evidence-{plan.municipality.code}"
-    if fmt == "md":
-        path = stem.with_suffix(".md")
-        path.write_text(reports.render("evidence.md.j2", r=view, l=view["l"]), encoding="utf-8")
-        return path
-    html = stem.with_suffix(".html")
-    html.write_text(reports.render("evidence.html.j2", r=view, l=view["l"]), encoding="utf-8")
-    return html if fmt == "html" else reports.html_to_pdf(html, stem.with_suffix(".pdf"))
+    template, path = (
+        ("evidence.md.j2", stem.with_suffix(".md")) if fmt == "md" else ("evidence.html.j2", stem.with_suffix(".html"))
+    )
+    text = reports.render(template, r=view, l=view["l"])
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise EvidenceRefused(f"--output {output}: cannot write {path.name} there ({exc.strerror or exc})") from exc
+    return reports.html_to_pdf(path, stem.with_suffix(".pdf")) if fmt == "pdf" else path
 
 
 def evidence_markdown(plan: Plan, lang: str = reports.DEFAULT_LANG, base: Path | None = None) -> str:
