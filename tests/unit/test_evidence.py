@@ -25,7 +25,7 @@ from overflyt import reports
 from overflyt.cli import main
 from overflyt.cutover.evidence import EvidenceRefused, evidence_view, write_evidence
 from overflyt.cutover.outcome import SiteOutcome, WaveOutcome
-from overflyt.cutover.report import markdown_view
+from overflyt.cutover.report import markdown_view, report_markdown, rollback_view
 from overflyt.cutover.state import WaveState, plan_version
 from overflyt.plan import load_plan
 from overflyt.precheck import PrecheckReport
@@ -71,12 +71,19 @@ def test_the_wave_report_renders_from_each_recorded_run(recorded: tuple[Path, Pa
     assert len(runs) >= 3
     for run in runs:
         data = json.loads((run / "report.json").read_text())
+        kind = run.parent.name
         outcome = WaveOutcome(
             data["municipality"], data["wave"], data["dry_run"], data["run_id"], Path(data["run_dir"]),
             blocked=data["blocked_by_prechecks"], precheck=data["precheck"], overrides=data["overrides"],
-            window=data["window"], sites=[SiteOutcome(**s) for s in data["sites"]],
+            window=data["window"], sites=[SiteOutcome(**s) for s in data["sites"]], kind=kind,
         )  # fmt: skip
-        text = reports.render("wave.md.j2", TEMPLATES, r=markdown_view(outcome))
+        if kind == "rollback":
+            text = reports.render("rollback.md.j2", TEMPLATES, r=rollback_view(outcome))
+            assert text == report_markdown(outcome)
+            assert "\n| ndj-core-01 | yes | `" in text
+            assert "\n| ndj-dc01 | restored | ndj-esx01 / ndj-ds-grenaa-01 / VM-Faelles-10 |\n" in text
+        else:
+            text = reports.render("wave.md.j2", TEMPLATES, r=markdown_view(outcome))
         assert f"Run `{data['run_id']}`" in text
         assert "\n\n\n" not in text
 
