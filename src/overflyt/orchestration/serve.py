@@ -2,11 +2,11 @@
 municipality, and workers (its command line and what it prints: :mod:`overflyt.cli.serve`).
 
 One machine (the default): ``prefect server start`` on 127.0.0.1 (its database the embedded SQLite
-file under ``PREFECT_HOME``; another address with ``--host``, and any that is not loopback only with
+file under ``PREFECT_HOME``; another address with ``--host``, and one that is not loopback only with
 an auth string: :mod:`overflyt.orchestration.auth`), the deployments registered in the process work
-pool ``overflyt``, and one ``prefect worker start`` polling that pool. Scale-out (``--api-url``): no server of our own;
-register the same deployments with a server elsewhere (one on PostgreSQL, say) and run ``--workers
-N`` workers here (0: only register). Any number of machines can run workers in the same pool:
+pool ``overflyt``, and one ``prefect worker start`` polling that pool. Scale-out (``--api-url``): no
+server of our own; register the same deployments with a server elsewhere (one on PostgreSQL, say)
+and run ``--workers N`` workers here (0: only register). Any number of machines can run workers in the same pool:
 Prefect hands each flow run to one of them.
 
 For every ``inventories/<kommune>/plan.yml`` (the directory's name is the deployment's name):
