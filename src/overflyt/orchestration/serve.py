@@ -6,8 +6,8 @@ file under ``PREFECT_HOME``; another address with ``--host``, and one that is no
 an auth string: :mod:`overflyt.orchestration.auth`), the deployments registered in the process work
 pool ``overflyt``, and one ``prefect worker start`` polling that pool. Scale-out (``--api-url``): no
 server of our own; register the same deployments with a server elsewhere (one on PostgreSQL, say)
-and run ``--workers N`` workers here (0: only register). Any number of machines can run workers in the same pool:
-Prefect hands each flow run to one of them.
+and run ``--workers N`` workers here (0: only register). Any number of machines can run workers in
+the same pool: Prefect hands each flow run to one of them.
 
 For every ``inventories/<kommune>/plan.yml`` (the directory's name is the deployment's name):
 
