@@ -18,7 +18,7 @@ def add_parser(commands: Commands) -> None:
     parser = commands.add_parser(
         "serve",
         help="the Prefect UI with the flows as deployments per municipality, and a worker",
-        description="Start the Prefect server and its UI on 127.0.0.1 (embedded SQLite under PREFECT_HOME), "
+        description="Start the Prefect server and its UI on 127.0.0.1 or --host (embedded SQLite under PREFECT_HOME), "
         "register migrate-wave, precheck-wave (nightly at 01:30 Europe/Copenhagen) and rollback-site as "
         "deployments for every inventories/<kommune>/plan.yml in the process work pool, start a worker "
         "and print the UI's address. With --api-url, use that server instead (scale-out: one on "
