@@ -1,10 +1,12 @@
 """No secret is ever written anywhere a run leaves traces.
 
-The lab's vCenter and device passwords, and an ansible-vault password, are the canaries. A plan
-whose device password comes from an ansible-vault file runs a pre-check, a real cutover and a
-rollback through the Prefect flows; every byte under the state directory (run records,
-ansible-runner private dirs — read while the cutover runs and after), Prefect's database (logs,
-artifacts, results), /dev/shm and the console is searched for every canary.
+The lab's vCenter and device passwords, an ansible-vault password and the Prefect API's auth string
+are the canaries. A plan whose device password comes from an ansible-vault file runs a pre-check, a
+real cutover and a rollback through the Prefect flows, with Prefect's API asking for the auth string
+(OVERFLYT_API_AUTH_FILE: the CLI's way; Prefect's temporary API server started as `overflyt wave run`
+starts it); every byte under the state directory (run records, ansible-runner private dirs — read
+while the cutover runs and after), Prefect's database (logs, artifacts, results), /dev/shm, the
+console and every process's command line (while the run lasts) is searched for every canary.
 """
 
 from __future__ import annotations
@@ -38,6 +40,21 @@ def _leaks(canaries: dict[str, str], *roots: Path) -> list[str]:
         except OSError:
             continue
         found += [f"{name} in {path}" for name, value in canaries.items() if value.encode() in data]
+    return found
+
+
+def _on_command_lines(canaries: dict[str, str]) -> list[str]:
+    """Canaries on a process's command line: what every local user can read in the process list."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            found += [
+                f"{name} on the command line of {entry.name}" for name, v in canaries.items() if v.encode() in cmdline
+            ]
     return found
 
 
@@ -83,8 +100,13 @@ def vault_plan(lab: dict[str, Any], tmp_path: Path) -> tuple[Path, str]:
 
 SCRIPT = """
 import sys
+import urllib.error
+import urllib.request
 from flows import (MigrateWaveParams, PrecheckWaveParams, RollbackSiteParams, migrate_wave, precheck_wave,
                    rollback_site)
+from overflyt.orchestration.local import prepare_local_database
+from prefect.server.api.server import SubprocessASGIServer
+prepare_local_database()  # Prefect's temporary API, as `overflyt wave run` starts it
 plan = sys.argv[1]
 states = [
     precheck_wave(PrecheckWaveParams(plan=plan, wave=1), return_state=True),
@@ -93,6 +115,11 @@ states = [
     rollback_site(RollbackSiteParams(plan=plan, site="grenaa-raadhus"), return_state=True),
 ]
 print("STATES", [s.type.value for s in states])
+try:  # the temporary API asked for the auth string
+    urllib.request.urlopen(SubprocessASGIServer().api_url + "/flow_runs/filter", data=b"{}", timeout=10)
+    print("API WITHOUT AUTH STRING: 200")
+except urllib.error.HTTPError as exc:
+    print("API WITHOUT AUTH STRING:", exc.code)
 sys.exit(0 if all(s.is_completed() for s in states) else 1)
 """
 
@@ -102,7 +129,10 @@ def test_no_secret_lands_in_records_runner_dirs_prefect_or_console(
 ) -> None:
     plan, vault_password_file = vault_plan
     state, prefect_home = tmp_path / "state", tmp_path / "prefect"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OVERFLYT_")}
+    auth_file = tmp_path / "api-auth"
+    auth_file.write_text("overflyt:canary-api-auth-Pw3k-6194\n")
+    auth_file.chmod(0o600)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OVERFLYT_") and not k.endswith("AUTH_STRING")}
     env.update(
         OVERFLYT_STATE_DIR=str(state),
         OVERFLYT_PROJECT_DIR=str(REPO),  # the plan is a copy outside the project, run from elsewhere
@@ -111,12 +141,14 @@ def test_no_secret_lands_in_records_runner_dirs_prefect_or_console(
         OVERFLYT_VAULT_PASSWORD_FILE=vault_password_file,
         OVERFLYT_NDJ_VCENTER_PASSWORD=lab["env"]["OVERFLYT_NDJ_VCENTER_PASSWORD"],
         OVERFLYT_MJ_VCENTER_PASSWORD=lab["env"]["OVERFLYT_MJ_VCENTER_PASSWORD"],
+        OVERFLYT_API_AUTH_FILE=str(auth_file),
     )  # the device password only in the vault
     canaries = {
         "ndj vCenter password": lab["env"]["OVERFLYT_NDJ_VCENTER_PASSWORD"],
         "mj vCenter password": lab["env"]["OVERFLYT_MJ_VCENTER_PASSWORD"],
         "device password": lab["env"]["OVERFLYT_NDJ_NETWORK_PASSWORD"],
         "vault password": Path(vault_password_file).read_text().strip(),
+        "API auth string": auth_file.read_text().strip(),
     }
     assert all(len(v) >= 12 for v in canaries.values())
 
@@ -126,13 +158,15 @@ def test_no_secret_lands_in_records_runner_dirs_prefect_or_console(
     )  # fmt: skip
     during: set[str] = set()
     scans = 0
-    while process.poll() is None:  # runner dirs while the playbooks run
+    while process.poll() is None:  # runner dirs and the process list while the playbooks run
         during.update(_leaks(canaries, state))
+        during.update(_on_command_lines(canaries))
         scans += 1
         time.sleep(0.3)
     console = process.stdout.read() if process.stdout else ""
     assert process.returncode == 0, console[-3000:]
     assert "STATES ['COMPLETED', 'COMPLETED', 'COMPLETED']" in console
+    assert "API WITHOUT AUTH STRING: 401" in console
     assert scans > 20
     assert sorted(during) == []
     assert _leaks(canaries, state, prefect_home) == []

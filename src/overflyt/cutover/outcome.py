@@ -31,11 +31,21 @@ def dump(value: Any) -> Any:
     return model_dump(mode="json") if callable(model_dump) else value
 
 
+# Who could have typed an approval (Approval.principal). Prefect 3.8's basic authentication has one
+# credential for everyone and passes no request header to the flow: an approval given through the API
+# (the UI's Resume, or a deployment run's approved_by) names no person the API authenticated.
+SHARED_CREDENTIAL = "shared credential"
+NO_CREDENTIAL = "no credential (the Prefect API asks for none)"
+
+
 @dataclass(frozen=True)
 class Approval:
-    approved_by: str
+    approved_by: str  # the name typed: nobody checked it
     ticket: str | None = None
     at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    # who could have typed it: an authenticated principal ("local user NAME": the CLI's operator), else
+    # SHARED_CREDENTIAL (anyone holding the API's auth string), else NO_CREDENTIAL
+    principal: str = SHARED_CREDENTIAL
 
 
 @dataclass
