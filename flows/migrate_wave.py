@@ -103,13 +103,12 @@ def migrate_wave(params: MigrateWaveParams) -> dict[str, Any]:
             logger.warning("%s: %s", site.site, site.error)
         elif site.window:
             logger.warning("%s: %s", site.site, site.window)
+    for line in outcome.decided_by() if outcome.exit_code != 0 else []:
+        logger.error("%s", line)
     if gate is not None and gate.timed_out:
         message = f"wave {outcome.wave}: approval not given within {gate.timeout_s} s: nothing was changed"
         return Failed(message=message, data=data)  # type: ignore[return-value]
     if outcome.exit_code != 0:
-        message = f"wave {outcome.wave} ended with exit code {outcome.exit_code}"
-        held_back = [s for s in outcome.sites if s.status == "not_started"]
-        if held_back:
-            message += "; " + "; ".join(f"{s.site}: {s.error}" for s in held_back)
+        message = f"wave {outcome.wave} ended with exit code {outcome.exit_code}: " + "; ".join(outcome.decided_by())
         return Failed(message=message, data=data)  # type: ignore[return-value]
     return data
