@@ -151,21 +151,25 @@ def test_target_datastore_removed_after_the_precheck_rolls_back_and_names_it(
     target_dc = find(si, vim.Datacenter, "MJ-DC1")
     elsewhere = find(si, vim.Datacenter, "NDJ-DC").datastoreFolder
     stores = [find(si, vim.Datastore, name) for name in ("mj-ds-gold-01", "mj-ds-silver-01")]
-    home = stores[0].parent
+    homes = [ds.parent for ds in stores]
     before = estate(si, lab)
+
+    def put_back() -> None:
+        for ds, home in zip(stores, homes, strict=True):
+            if ds.parent != home:
+                wait(home.MoveIntoFolder_Task([ds]))
 
     def on_step(site: str, step: str, status: str) -> None:
         if step == "migrate" and status == "started":
             wait(elsewhere.MoveIntoFolder_Task(stores))
         elif step == "migrate":
-            wait(home.MoveIntoFolder_Task(stores))
+            put_back()
 
     try:
         outcome = run_wave(light, 1, dry_run=False, approval=APPROVAL, outside_window=True, on_step=on_step)
     finally:
-        if stores[0].parent != home:
-            wait(home.MoveIntoFolder_Task(stores))
-    assert [ds.name for ds in target_dc.datastore if ds.name.startswith("mj-ds-")], "datastores not back"
+        put_back()
+    assert {"mj-ds-gold-01", "mj-ds-silver-01"} <= {ds.name for ds in target_dc.datastore}, "datastores not back"
     error = said(outcome, lab)
     assert re.search(
         r"datastore mj-ds-gold-01 is missing from datacenter MJ-DC1 of vCenter mj-vcenter \(https://", error
