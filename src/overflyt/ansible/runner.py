@@ -11,6 +11,12 @@ ansible-playbook is reduced to an allow-list, and each secret is written to a 06
 RAM-backed directory outside the run record that the inventory reads through
 ``lookup('ansible.builtin.file', ...)``. The directory is removed when the run ends.
 
+Failure reasons are said the way a person reads them: every secret value of the run is scrubbed
+from each message and from the roles' results (:func:`scrub`), and each reason goes through the one
+translation table (:mod:`overflyt.ansible.reasons`). A ``no_log`` task's result reaches the runner
+withheld (``censored``): such a failure is marked ``hidden``, shown to nobody as progress, and its
+role says the reason — with every secret removed — in a task of its own.
+
 On Linux ansible-playbook runs under the guard (:mod:`overflyt.ansible.guard`): what it starts ends
 when the playbook ends, is cancelled or times out, and when this process dies, however it dies.
 """
