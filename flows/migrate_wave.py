@@ -13,8 +13,9 @@ nothing changed.
 The wave's window: sites it holds back (not started: the window has closed, or what is left of it
 is shorter than the site's estimate plus the plan's margin) and sites that ran past it are logged
 as warnings and named in the run's Failed state message, as is whatever else decided a run that did
-not succeed (the critical findings that blocked it, each failed site's reason; also logged as errors); ``params.outside_window_reason`` says why a
-run with ``outside_window`` overrides the window (recorded with who ran it).
+not succeed (the critical findings that blocked it, each failed site's reason; also logged as
+errors); ``params.outside_window_reason`` says why a run with ``outside_window`` overrides the window
+(recorded with who ran it).
 """
 
 from __future__ import annotations
