@@ -12,8 +12,10 @@ nothing changed.
 
 The wave's window: sites it holds back (not started: the window has closed, or what is left of it
 is shorter than the site's estimate plus the plan's margin) and sites that ran past it are logged
-as warnings and named in the run's Failed state message; ``params.outside_window_reason`` says why a
-run with ``outside_window`` overrides the window (recorded with who ran it).
+as warnings and named in the run's Failed state message, as is whatever else decided a run that did
+not succeed (the critical findings that blocked it, each failed site's reason; also logged as
+errors); ``params.outside_window_reason`` says why a run with ``outside_window`` overrides the window
+(recorded with who ran it).
 """
 
 from __future__ import annotations
@@ -124,13 +126,12 @@ def migrate_wave(params: MigrateWaveParams) -> dict[str, Any]:
             logger.warning("%s: %s", site.site, site.error)
         elif site.window:
             logger.warning("%s: %s", site.site, site.window)
+    for line in outcome.decided_by() if outcome.exit_code != 0 else []:
+        logger.error("%s", line)
     if gate is not None and gate.timed_out:
         message = f"wave {outcome.wave}: approval not given within {gate.timeout_s} s: nothing was changed"
         return Failed(message=message, data=data)  # type: ignore[return-value]
     if outcome.exit_code != 0:
-        message = f"wave {outcome.wave} ended with exit code {outcome.exit_code}"
-        held_back = [s for s in outcome.sites if s.status == "not_started"]
-        if held_back:
-            message += "; " + "; ".join(f"{s.site}: {s.error}" for s in held_back)
+        message = f"wave {outcome.wave} ended with exit code {outcome.exit_code}: " + "; ".join(outcome.decided_by())
         return Failed(message=message, data=data)  # type: ignore[return-value]
     return data

@@ -2,7 +2,8 @@
 
 The lab's vCenter and device passwords, an ansible-vault password and the Prefect API's auth string
 are the canaries. A plan whose device password comes from an ansible-vault file runs a pre-check, a
-real cutover and a rollback through the Prefect flows, with Prefect's API asking for the auth string
+real cutover and a rollback through the Prefect flows, then a cutover that fails (the devices' password
+changes between its pre-check and its backup: the reason is shown, the site rolled back), with Prefect's API asking for the auth string
 (OVERFLYT_API_AUTH_FILE: the CLI's way; Prefect's temporary API server started as `overflyt wave run`
 starts it); every byte under the state directory (run records, ansible-runner private dirs — read
 while the cutover runs and after), Prefect's database (logs, artifacts, results), /dev/shm, the
@@ -99,6 +100,7 @@ def vault_plan(lab: dict[str, Any], tmp_path: Path) -> tuple[Path, str]:
 
 
 SCRIPT = """
+import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -107,20 +109,35 @@ from flows import (MigrateWaveParams, PrecheckWaveParams, RollbackSiteParams, mi
 from overflyt.orchestration.local import prepare_local_database
 from prefect.server.api.server import SubprocessASGIServer
 prepare_local_database()  # Prefect's temporary API, as `overflyt wave run` starts it
-plan = sys.argv[1]
+migrate = sys.modules["flows.migrate_wave"]
+plan, logins = sys.argv[1], sys.argv[2]  # logins: the devices' user with a changed and with its own password
+real_log_steps = migrate.log_steps
+
+def log_steps():  # the failing cutover: the devices' password changes between the pre-check and the backup
+    log = real_log_steps()
+    def on_step(site, step, status):
+        if step == "backup":
+            line = open(logins).read().splitlines()[0 if status == "started" else 1]
+            subprocess.run(["chpasswd"], input=line + "\\n", text=True, check=True)
+        log(site, step, status)
+    return on_step
+
+wave = MigrateWaveParams(plan=plan, wave=1, dry_run=False, approved_by="test", outside_window=True)
 states = [
     precheck_wave(PrecheckWaveParams(plan=plan, wave=1), return_state=True),
-    migrate_wave(MigrateWaveParams(plan=plan, wave=1, dry_run=False, approved_by="test", outside_window=True),
-                 return_state=True),
+    migrate_wave(wave, return_state=True),
     rollback_site(RollbackSiteParams(plan=plan, site="grenaa-raadhus"), return_state=True),
 ]
-print("STATES", [s.type.value for s in states])
+migrate.log_steps = log_steps
+failing = migrate_wave(wave, return_state=True)
+print("STATES", [s.type.value for s in states], failing.type.value)
+print("FAILED BECAUSE", failing.message)
 try:  # the temporary API asked for the auth string
     urllib.request.urlopen(SubprocessASGIServer().api_url + "/flow_runs/filter", data=b"{}", timeout=10)
     print("API WITHOUT AUTH STRING: 200")
 except urllib.error.HTTPError as exc:
     print("API WITHOUT AUTH STRING:", exc.code)
-sys.exit(0 if all(s.is_completed() for s in states) else 1)
+sys.exit(0 if all(s.is_completed() for s in states) and failing.is_failed() else 1)
 """
 
 
@@ -152,8 +169,12 @@ def test_no_secret_lands_in_records_runner_dirs_prefect_or_console(
     }
     assert all(len(v) >= 12 for v in canaries.values())
 
+    user = lab["devices"][0]["user"]
+    logins = tmp_path / "logins"
+    logins.write_text(f"{user}:Changed-by-someone-else-22\n{user}:{lab['devices'][0]['password']}\n")
+    logins.chmod(0o600)
     process = subprocess.Popen(
-        [sys.executable, "-c", SCRIPT, str(plan)], env=env, cwd=tmp_path,
+        [sys.executable, "-c", SCRIPT, str(plan), str(logins)], env=env, cwd=tmp_path,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     during: set[str] = set()
@@ -164,8 +185,18 @@ def test_no_secret_lands_in_records_runner_dirs_prefect_or_console(
         scans += 1
         time.sleep(0.3)
     console = process.stdout.read() if process.stdout else ""
+    subprocess.run(["chpasswd"], input=logins.read_text().splitlines()[1] + "\n", text=True, check=True)
+    logins.unlink()
     assert process.returncode == 0, console[-3000:]
-    assert "STATES ['COMPLETED', 'COMPLETED', 'COMPLETED']" in console
+    assert "STATES ['COMPLETED', 'COMPLETED', 'COMPLETED'] FAILED" in console
+    # the failing cutover says why — the device, its address and the user — and no secret
+    assert re.search(
+        rf"FAILED BECAUSE wave 1 ended with exit code 1: grenaa-raadhus: rolled_back — backup: .*"
+        rf"device ndj-\S+ \(\S+:\d+\) refused the login of user {user}",
+        console,
+    ), console[-3000:]
+    assert "output hidden" not in console
+    assert "Changed-by-someone-else-22" not in console
     assert "API WITHOUT AUTH STRING: 401" in console
     assert scans > 20
     assert sorted(during) == []

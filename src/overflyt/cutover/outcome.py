@@ -56,12 +56,20 @@ class WaveOutcome:
     run_id: str
     run_dir: Path
     blocked: bool = False
+    blocked_by: list[str] = field(default_factory=list)  # the critical findings (or the approval) that blocked it
     precheck: dict[str, int] = field(default_factory=dict)
     sites: list[SiteOutcome] = field(default_factory=list)
     overrides: list[str] = field(default_factory=list)
     approval: Approval | None = None
     kind: str = "wave"  # wave | rollback
     window: dict[str, Any] | None = None  # the wave's window and what it meant for this run (note: one sentence)
+
+    def decided_by(self) -> list[str]:
+        """What decided a run that did not succeed, one line each, as a person reads it: what
+        blocked the wave, else each site that did not end done (with why)."""
+        if self.blocked:
+            return list(self.blocked_by) or [f"wave {self.wave}: blocked before any change"]
+        return [f"{s.site}: {s.status}" + (f" — {s.error}" if s.error else "") for s in self.sites if s.error]
 
     @property
     def exit_code(self) -> int:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from overflyt.ansible.reasons import explain
 from overflyt.ansible.runner import PlaybookResult
 from overflyt.ansible.step import failure_text, first_line
 from overflyt.errors import PlaybookFailed, RollbackFailed
@@ -109,7 +110,7 @@ def _read(name: str, result: PlaybookResult, known: tuple[str, ...]) -> tuple[di
     if not data:
         return data, "failed", failure or no_result(result)
     status = str(data.get("status"))
-    error = data.get("error") or None
+    error = explain(str(data["error"])) if data.get("error") else None
     if status not in known:
         status, error = "failed", f"the role reported status {status!r}"
     if failure and status != "failed":  # reported, then failed afterwards
@@ -155,12 +156,11 @@ def placement_of(data: Any) -> Placement | None:
 
 
 def host_failure(result: PlaybookResult, host: str) -> str | None:
-    """The last visible failure of ``host`` (a no_log task's message is hidden; the role repeats
+    """The last visible failure of ``host`` (a no_log task's result is withheld; the role repeats
     the reason in a task of its own)."""
-    messages = [f.message for f in result.failures if f.host == host]
-    visible = [m for m in messages if not m.startswith("(output hidden")]
-    chosen = visible or messages
-    return first_line(chosen[-1]) if chosen else None
+    failures = [f for f in result.failures if f.host == host]
+    chosen = [f for f in failures if not f.hidden] or failures
+    return first_line(chosen[-1].message) if chosen else None
 
 
 def no_result(result: PlaybookResult) -> str:
