@@ -374,6 +374,7 @@ def molecule_env(lab: dict[str, Any], directory: Path) -> dict[str, str]:
         },
         vm_hosts={
             MOLECULE_VM: {
+                "overflyt_vm_name": MOLECULE_VM,
                 "overflyt_vm_source_datacenter": plan.source.datacenter,
                 "overflyt_vm_target": {
                     "datacenter": plan.target.datacenter,

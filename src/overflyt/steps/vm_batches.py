@@ -17,6 +17,7 @@ from overflyt.ansible.step import StepContext, run_step
 from overflyt.errors import MigrationStepFailed, UsageError
 from overflyt.plan import Plan
 from overflyt.plan.model import VirtualMachine
+from overflyt.plan.names import vm_alias
 from overflyt.planning.batches import schedule
 from overflyt.precheck.facts import VCenterFacts
 from overflyt.steps import slots
@@ -146,14 +147,17 @@ def run_batch(
     dry_run: bool,
     timeout_s: int,
 ) -> tuple[PlaybookResult, float]:
-    """One batch: its VMs (``vm_hosts``) through ``playbook``, each VM a host, all at once (a dry run
-    ``concurrency.global`` at a time), once the batch holds the move slots of each VM's ``loads``
-    (see :func:`loads`). Returns the result and the seconds spent waiting for slots; raises
-    SlotsUnavailable when they did not come within ``timeout_s``."""
+    """One batch: its VMs (``vm_hosts``, VM name → variables) through ``playbook``, each VM a host,
+    all at once (a dry run ``concurrency.global`` at a time), once the batch holds the move slots
+    of each VM's ``loads`` (see :func:`loads`). Each VM's host is its alias
+    (:func:`~overflyt.plan.names.vm_alias`), its name the variable ``overflyt_vm_name``: the roles
+    report it under the alias (:mod:`.vm_results` reads it so). Returns the result and the seconds
+    spent waiting for slots; raises SlotsUnavailable when they did not come within ``timeout_s``."""
+    hosts = {vm_alias(name): {"overflyt_vm_name": name, **values} for name, values in vm_hosts.items()}
     with _slots(ctx, site_id, loads, dry_run=dry_run, timeout_s=timeout_s) as waited:
-        forks = min(len(vm_hosts), ctx.plan.concurrency.global_) if dry_run else len(vm_hosts)
+        forks = min(len(hosts), ctx.plan.concurrency.global_) if dry_run else len(hosts)
         result = run_step(
-            ctx, playbook, step, vm_hosts=vm_hosts, dry_run=dry_run, forks=forks,
+            ctx, playbook, step, vm_hosts=hosts, dry_run=dry_run, forks=forks,
             timeout_s=int(timeout_s - waited), devices_home=False,
         )  # fmt: skip
         return result, waited
