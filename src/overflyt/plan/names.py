@@ -23,7 +23,9 @@ import unicodedata
 from collections.abc import Iterable
 
 VM_NAME_MAX = 80  # characters, as vSphere allows
-_FOLD = str.maketrans({"æ": "ae", "Æ": "ae", "ø": "oe", "Ø": "oe", "å": "aa", "Å": "aa", "ß": "ss", "ð": "d", "þ": "th"})
+_FOLD = str.maketrans(
+    {"æ": "ae", "Æ": "ae", "ø": "oe", "Ø": "oe", "å": "aa", "Å": "aa", "ß": "ss", "ð": "d", "þ": "th"}
+)
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _TEMPLATE = re.compile(r"\{\{|\{%|\{#")

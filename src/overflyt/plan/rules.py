@@ -98,7 +98,9 @@ def vm_aliases_distinct(plan: Plan) -> Iterator[Problem]:
         alias = vm_alias(vm.name)
         other = seen.setdefault(alias, vm.name)
         if other != vm.name:
-            yield Problem(("vms", i, "name"), f"has the same alias {alias} as VM {other!r}; rename one of them", vm.name)
+            yield Problem(
+                ("vms", i, "name"), f"has the same alias {alias} as VM {other!r}; rename one of them", vm.name
+            )
 
 
 @rule

@@ -1,8 +1,8 @@
 """Entity names as vSphere stores them and as people see them.
 
 vSphere keeps an entity's name escaped: ``%`` as ``%25``, ``/`` as ``%2f`` and ``\\`` as ``%5c``
-(a client may escape any other character too), so ``Test/Udvikling – gammel`` is stored, and read
-back through the ``name`` property or ``FindByInventoryPath``, as ``Test%2fUdvikling – gammel``.
+(a client may escape any other character too), so ``Test/Udvikling`` is stored, and read back
+through the ``name`` property or ``FindByInventoryPath``, as ``Test%2fUdvikling``.
 overflyt knows VMs by the name people see: :func:`unescape` on every VM name read, :func:`escape`
 where one is given to vSphere. No pyVmomi.
 """
