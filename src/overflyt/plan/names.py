@@ -4,15 +4,15 @@ A VM is known by its vSphere display name exactly as people see it in the vSpher
 characters vSphere accepts (Danish letters as UTF-8, spaces, parentheses, dashes, ``/``, ``%``),
 at most 80 of them. vSphere stores ``%``, ``/`` and ``\\`` escaped (``%25``, ``%2f``, ``%5c``);
 that is the vSphere provider's business (:mod:`overflyt.providers.vsphere.names`), never the
-plan's. Names are compared exactly, as vCenter compares them (case matters: ``web01`` and
-``WEB01`` are two VMs).
+plan's. Names are compared exactly (case matters: ``web01`` and ``WEB01`` are two VMs), as the
+vSphere API's name lookups and the lab's simulator compare them.
 
-Where a name cannot go as it is — an Ansible host alias, a file name, a Prefect task name, an
-artifact key — :func:`vm_alias` gives a slug: ASCII, lowercase, stable, and different for any two
-different names (a hash of the exact name is part of it), so two VMs whose names differ only in
-case or punctuation still get different aliases. The real name travels beside it (the inventory
-variable ``overflyt_vm_name``, the records), so an alias is read back through the record
-(:func:`by_alias`), never by guessing.
+Where a name cannot go as it is — an Ansible host alias (and any file name, Prefect task name
+or artifact key that would name a VM) — :func:`vm_alias` gives a slug: ASCII, lowercase, stable,
+and different for any two different names (a hash of the exact name is part of it), so two VMs
+whose names differ only in case or punctuation still get different aliases. The real name
+travels beside it (the inventory variable ``overflyt_vm_name``, the records), so an alias is read
+back through the record (:func:`by_alias`), never by guessing.
 """
 
 from __future__ import annotations
@@ -55,9 +55,9 @@ def fold(name: str) -> str:
 
 def vm_alias(name: str) -> str:
     """The slug a VM goes by where its name cannot: ``vm-<folded name>-<hash>``, e.g.
-    ``vm-srv-oekonomi-01-3f2a9c01be``. Stable (the same name always gives the same alias) and
-    collision-free for a plan's names (the hash is of the exact name; :mod:`.rules` refuses the
-    astronomically unlikely plan where two names still share one)."""
+    ``vm-srv-oekonomi-01-922add1842`` for ``SRV-ØKONOMI-01``. Stable (the same name always gives
+    the same alias) and collision-free for a plan's names (the hash is of the exact name;
+    :mod:`.rules` refuses the astronomically unlikely plan where two names still share one)."""
     digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:_ALIAS_HASH]
     text = fold(name)[:_ALIAS_TEXT].strip("-")
     return f"vm-{text}-{digest}" if text else f"vm-{digest}"
