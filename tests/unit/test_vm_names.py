@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from overflyt.ansible.runner import PlaybookResult
+from overflyt.ansible.runner import AnsibleEvent, HostStats, PlaybookResult, TaskFailure
+from overflyt.ansible.step import StepContext
 from overflyt.cli import main
 from overflyt.plan.names import by_alias, fold, vm_alias
 from overflyt.providers.vsphere.names import escape, unescape
@@ -147,32 +148,39 @@ def test_an_alias_is_read_back_through_the_record() -> None:
 
 
 def test_roles_hosts_are_aliases_carrying_the_real_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The batch's inventory hosts (what Ansible, its artifacts and its logs see) are aliases; the
-    real name is the host's ``overflyt_vm_name``; the roles' reports are read back by alias."""
+    """The batch's inventory hosts (what Ansible, its artifacts and its job events see) are aliases;
+    the real name is the host's ``overflyt_vm_name``; what comes back — the roles' reports, failures,
+    host stats, progress events — names the VM again."""
     seen: dict[str, Any] = {}
+    events: list[AnsibleEvent] = []
+    dc01, dc02 = NAMES["ndj-dc01"], NAMES["ndj-dc02"]
 
     def run_step(ctx: Any, playbook: str, step: str, *, vm_hosts: Any, **_: Any) -> PlaybookResult:
         seen.update(vm_hosts)
-        report = {alias: {"status": "moved", "seconds": 2.0} for alias in vm_hosts}
-        return PlaybookResult(playbook=playbook, status="successful", rc=0, duration_s=1.0, private_dir="",
+        ctx.on_event(AnsibleEvent(host=vm_alias(dc02), task="Move the VM", status="start"))
+        report = {vm_alias(dc01): {"status": "moved", "seconds": 2.0}}
+        failure = TaskFailure(host=vm_alias(dc02), task="Move the VM", message="no datastore mj-ds-gold-01")
+        return PlaybookResult(playbook=playbook, status="failed", rc=2, duration_s=1.0, private_dir="",
+                              hosts={vm_alias(dc02): HostStats(failed=1)}, failures=[failure],
                               result={"vms": report})  # fmt: skip
 
-    class Ctx:
-        class plan:  # stands in for the plan: only its concurrency is read on a dry run
+    class Loaded:  # stands in for the loaded plan: a dry run reads only its concurrency
+        class plan:
             class concurrency:
                 global_ = 4
 
+    ctx = StepContext(Loaded(), 1, None, {}, on_event=events.append)  # type: ignore[arg-type]
     monkeypatch.setattr(vm_batches, "run_step", run_step)
-    names = [NAMES["ndj-dc01"], NAMES["ndj-dc02"]]
-    hosts = {n: {"overflyt_vm_tools": "ok"} for n in names}
-    result, _ = vm_batches.run_batch(Ctx(), "migrate_vms.yml", "vm-migrate-x-1", hosts, site_id="x", loads={},  # type: ignore[arg-type]
+    hosts = {n: {"overflyt_vm_tools": "ok"} for n in (dc01, dc02)}
+    result, _ = vm_batches.run_batch(ctx, "migrate_vms.yml", "vm-migrate-x-1", hosts, site_id="x", loads={},
                                      dry_run=True, timeout_s=60)  # fmt: skip
-    assert seen == {vm_alias(n): {"overflyt_vm_name": n, "overflyt_vm_tools": "ok"} for n in names}
-    moves = [read_move(n, 1, result) for n in names]
-    assert [(m.vm, m.alias, m.status, m.seconds) for m in moves] == [(n, vm_alias(n), "moved", 2.0) for n in names]
-    restore = read_restore(NAMES["ndj-dc01"], 1, result)  # the rollback role's report: the same keying
-    assert restore.status == "failed"  # "moved" is no rollback status
-    assert restore.alias == vm_alias(NAMES["ndj-dc01"])
+    assert seen == {vm_alias(n): {"overflyt_vm_name": n, "overflyt_vm_tools": "ok"} for n in (dc01, dc02)}
+    assert [e.host for e in events] == [dc02]
+    assert (result.failed_hosts, list(result.hosts)) == ([dc02], [dc02])
+    moved, failed = read_move(dc01, 1, result), read_move(dc02, 1, result)
+    assert (moved.vm, moved.alias, moved.status, moved.seconds) == (dc01, vm_alias(dc01), "moved", 2.0)
+    assert (failed.vm, failed.status, failed.error) == (dc02, "failed", "no datastore mj-ds-gold-01")
+    assert read_restore(dc01, 1, result).alias == vm_alias(dc01)
 
 
 # -- vSphere's escaping -----------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """What the VM steps report: per-VM results of a migration and a rollback, read from the roles'
-``set_stats`` reports (``overflyt_result.vms``) and their failure events. The roles know a VM by
-its inventory host, the VM's alias (:func:`overflyt.plan.names.vm_alias`); the results here are
-keyed by the VM's real name, each carrying its alias too."""
+``set_stats`` reports (``overflyt_result.vms``) and their failure events, by VM name (the roles
+know a VM by its alias, :func:`overflyt.plan.names.vm_alias`, which
+:func:`overflyt.steps.vm_batches.run_batch` reads back as the name); each result carries its alias
+too, the VM's host in the runner's artifacts."""
 
 from __future__ import annotations
 
@@ -118,11 +119,9 @@ class VmRollbackFailed(RollbackFailed):
 
 def _read(name: str, result: PlaybookResult, known: tuple[str, ...]) -> tuple[dict[str, Any], str, str | None]:
     """A VM's report from the role (``data``), its status and error: failed when the role reported
-    nothing, a status overflyt does not know, or a task of that VM failed after the report. The
-    role reports under the VM's alias, its inventory host."""
-    alias = vm_alias(name)
-    data = dict((result.result.get("vms") or {}).get(alias) or {})
-    failure = host_failure(result, alias)
+    nothing, a status overflyt does not know, or a task of that VM failed after the report."""
+    data = dict((result.result.get("vms") or {}).get(name) or {})
+    failure = host_failure(result, name)
     if not data:
         return data, "failed", failure or no_result(result)
     status = str(data.get("status"))
