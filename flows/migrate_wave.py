@@ -12,17 +12,21 @@ nothing changed.
 
 The wave's window: sites it holds back (not started: the window has closed, or what is left of it
 is shorter than the site's estimate plus the plan's margin) and sites that ran past it are logged
-as warnings and named in the run's Failed state message; ``params.outside_window_reason`` says why a
-run with ``outside_window`` overrides the window (recorded with who ran it).
+as warnings and named in the run's Failed state message, as is whatever else decided a run that did
+not succeed (the critical findings that blocked it, each failed site's reason; also logged as
+errors); ``params.outside_window_reason`` says why a run with ``outside_window`` overrides the window
+(recorded with who ran it).
 """
 
 from __future__ import annotations
 
+import getpass
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from prefect.context import FlowRunContext
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.states import Failed
@@ -32,6 +36,7 @@ from flows.params import ApprovalInput, MigrateWaveParams
 from flows.site_cutover import run_site_as_subflow, run_step_as_task
 from overflyt import run_wave
 from overflyt.ansible.cancel import install_cancel_handlers
+from overflyt.cutover.outcome import NO_CREDENTIAL, SHARED_CREDENTIAL
 from overflyt.cutover.report import report_data, report_markdown
 from overflyt.cutover.wave import Approval
 
@@ -66,14 +71,32 @@ class ApprovalGate:
             self.timed_out = True
             logger.error("approval not given within %d s: nothing was changed", self.timeout_s)
             return None
-        logger.info("approved by %s, ticket %s", given.approved_by, given.ticket)
-        return Approval(given.approved_by, given.ticket)
+        principal = approval_principal(via_api=True)
+        logger.info("approved by %s, ticket %s (typed with: %s)", given.approved_by, given.ticket, principal)
+        return Approval(given.approved_by, given.ticket, principal=principal)
+
+
+def approval_principal(*, via_api: bool) -> str:
+    """Who could have typed an approval. Through the API (the UI's Resume, a deployment run's
+    parameters): Prefect 3.8 authenticates one shared auth string and passes the flow no request
+    header (a proxy's user included), so "shared credential" — or "no credential" when this run's
+    client has no auth string (a server that asks for none). Otherwise the CLI's operator typed it
+    (``overflyt wave run --approved-by``): the local user running this process."""
+    if via_api:
+        from prefect.settings import PREFECT_API_AUTH_STRING
+
+        return SHARED_CREDENTIAL if PREFECT_API_AUTH_STRING.value() else NO_CREDENTIAL
+    return f"local user {getpass.getuser()}"
 
 
 @flow(name="migrate-wave", description="Pre-check a wave, then cut its sites over (VMs and network together).")
 def migrate_wave(params: MigrateWaveParams) -> dict[str, Any]:
     install_cancel_handlers()  # Prefect cancels a run with SIGTERM: stop the step, roll back
-    approval = Approval(params.approved_by, params.ticket) if params.approved_by else None
+    approval = None
+    if params.approved_by:
+        context = FlowRunContext.get()  # a deployment's run was started through the API, not the CLI
+        from_deployment = bool(context and context.flow_run and context.flow_run.deployment_id)
+        approval = Approval(params.approved_by, params.ticket, principal=approval_principal(via_api=from_deployment))
     gate = ApprovalGate(params.wave, params.approval_timeout_s) if params.ask_approval else None
     outcome = run_wave(
         Path(params.plan),
@@ -105,13 +128,12 @@ def migrate_wave(params: MigrateWaveParams) -> dict[str, Any]:
             logger.warning("%s: %s", site.site, site.error)
         elif site.window:
             logger.warning("%s: %s", site.site, site.window)
+    for line in outcome.decided_by() if outcome.exit_code != 0 else []:
+        logger.error("%s", line)
     if gate is not None and gate.timed_out:
         message = f"wave {outcome.wave}: approval not given within {gate.timeout_s} s: nothing was changed"
         return Failed(message=message, data=data)  # type: ignore[return-value]
     if outcome.exit_code != 0:
-        message = f"wave {outcome.wave} ended with exit code {outcome.exit_code}"
-        held_back = [s for s in outcome.sites if s.status == "not_started"]
-        if held_back:
-            message += "; " + "; ".join(f"{s.site}: {s.error}" for s in held_back)
+        message = f"wave {outcome.wave} ended with exit code {outcome.exit_code}: " + "; ".join(outcome.decided_by())
         return Failed(message=message, data=data)  # type: ignore[return-value]
     return data

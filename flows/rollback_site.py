@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.states import Failed
 
@@ -31,5 +31,9 @@ def rollback_site(params: RollbackSiteParams) -> dict[str, Any]:
     publish_evidence(Path(params.plan))
     data = report_data(outcome)
     if outcome.exit_code != 0:
-        return Failed(message=f"rollback of {params.site} ended with exit code {outcome.exit_code}", data=data)  # type: ignore[return-value]
+        decided = "; ".join(outcome.decided_by())
+        for line in outcome.decided_by():
+            get_run_logger().error("%s", line)
+        message = f"rollback of {params.site} ended with exit code {outcome.exit_code}: {decided}"
+        return Failed(message=message, data=data)  # type: ignore[return-value]
     return data

@@ -167,8 +167,11 @@ func build(ctx context.Context, c *vim25.Client, m *Model, d Datacenter) {
 	}
 
 	for _, v := range d.VMs {
+		// vCenter stores a name escaped ("/" as %2f, "%" as %25, "\\" as %5c) and so do its VM's
+		// files; vcsim keeps what it is given, so the launcher escapes as vCenter would.
+		stored := vsphereName(v.Name)
 		config := types.VirtualMachineConfigSpec{
-			Name: v.Name, NumCPUs: v.CPU, MemoryMB: v.MemoryMB,
+			Name: stored, NumCPUs: v.CPU, MemoryMB: v.MemoryMB,
 			GuestId: string(types.VirtualMachineGuestOsIdentifierWindows9Server64Guest),
 			Files:   &types.VirtualMachineFileInfo{VmPathName: "[" + v.Datastore + "]"},
 		}
@@ -177,9 +180,9 @@ func build(ctx context.Context, c *vim25.Client, m *Model, d Datacenter) {
 		must(err, "scsi")
 		devices = append(devices, scsi)
 		for i, gb := range v.DisksGB {
-			file := fmt.Sprintf("[%s] %s/%s.vmdk", v.Datastore, v.Name, v.Name)
+			file := fmt.Sprintf("[%s] %s/%s.vmdk", v.Datastore, stored, stored)
 			if i > 0 {
-				file = fmt.Sprintf("[%s] %s/%s_%d.vmdk", v.Datastore, v.Name, v.Name, i)
+				file = fmt.Sprintf("[%s] %s/%s_%d.vmdk", v.Datastore, stored, stored, i)
 			}
 			disk := devices.CreateDisk(scsi.(types.BaseVirtualController), dsRefs[v.Datastore], file)
 			disk.CapacityInKB = gb << 20
@@ -228,6 +231,11 @@ func setTools(vm *simulator.VirtualMachine, tools string, on bool) {
 	vm.Guest.ToolsStatus, vm.Summary.Guest.ToolsStatus = status, status
 	vm.Guest.ToolsRunningStatus, vm.Summary.Guest.ToolsRunningStatus = running, running
 	vm.Guest.ToolsVersionStatus2, vm.Summary.Guest.ToolsVersionStatus2 = version, version
+}
+
+// vsphereName is an entity name as vCenter stores it: "%", "/" and "\\" escaped as %25, %2f, %5c.
+func vsphereName(name string) string {
+	return strings.NewReplacer("%", "%25", "/", "%2f", "\\", "%5c").Replace(name)
 }
 
 // methodName returns the name of the first element inside the SOAP Body.

@@ -374,6 +374,7 @@ def molecule_env(lab: dict[str, Any], directory: Path) -> dict[str, str]:
         },
         vm_hosts={
             MOLECULE_VM: {
+                "overflyt_vm_name": MOLECULE_VM,
                 "overflyt_vm_source_datacenter": plan.source.datacenter,
                 "overflyt_vm_target": {
                     "datacenter": plan.target.datacenter,
@@ -487,7 +488,8 @@ def ansible_processes(state: Path) -> dict[int, str]:
 
 def task_hosts_started(run_dir: Path, steps: str, action: str) -> set[str]:
     """The hosts a task of module ``action`` (say ``vm_relocate``) has started on, in the playbook
-    calls ``ansible/*<steps>*`` of a run, from ansible-runner's job events."""
+    calls ``ansible/*<steps>*`` of a run, from ansible-runner's job events (a VM's host is its
+    alias, overflyt.plan.names.vm_alias)."""
     import json
 
     hosts: set[str] = set()

@@ -161,6 +161,7 @@ def test_an_approved_cutover_records_who_approved_it_when_and_with_which_ticket(
         assert report["approval"]["approved_by"] == "Jens Jensen"
         assert report["approval"]["ticket"] == "CHG-42"
         assert report["approval"]["at"]
+        assert report["approval"]["principal"] == "no credential (the Prefect API asks for none)"  # serve's default
         record = json.loads((run_dir / "record.json").read_text())
         assert record["notes"]["approval"] == report["approval"]
         assert "Approved by **Jens Jensen**" in (run_dir / "report.md").read_text()

@@ -28,6 +28,7 @@ import pytest
 from overflyt.ansible import processes
 from overflyt.cutover.wave import Approval, WaveOutcome, rollback_site, run_wave
 from overflyt.errors import OverflytError
+from overflyt.plan.names import vm_alias
 
 from .labtools import (
     LIGHT_VMS,
@@ -115,7 +116,7 @@ def test_killed_runs_leave_no_ansible_behind_and_the_rerun_moves_each_vm_once(
     ]  # fmt: skip
 
     def moving(run_dir: Path) -> bool:  # a VM's relocation has started in this run and is not done
-        moved = set(relocated_names(relocations(lab)[moves_before:]))
+        moved = {vm_alias(n) for n in relocated_names(relocations(lab)[moves_before:])}  # Ansible's hosts: aliases
         return bool(task_hosts_started(run_dir, "vm-migrate", "vm_relocate") - moved)
 
     def pushing(run_dir: Path) -> bool:  # the push task has started on a device in this run

@@ -32,6 +32,7 @@ from overflyt.steps.slots import Need, hold
 
 from .labtools import (
     LIGHT_VMS,
+    ansible_processes,
     cut_ssh,
     estate,
     find,
@@ -466,16 +467,10 @@ def test_stale_plan_refuses_what_changed_since_the_precheck(lab: dict[str, Any],
 
 
 def _ansible_processes() -> list[str]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if "ansible-playbook" in cmdline or "ansible-connection" in cmdline:
-                found.append(f"{entry.name}: {cmdline[:120]}")
-    return found
+    """Every process Ansible started for a run of this test session (ansible-playbook, its workers
+    and modules, the ansible-connection daemons), found by the run record's ANSIBLE_LOCAL_TEMP."""
+    found = ansible_processes(Path(os.environ["OVERFLYT_STATE_DIR"]))
+    return [f"{pid}: {name}" for pid, name in sorted(found.items())]
 
 
 def test_cancel_mid_playbook_stops_ansible_and_restores_the_site(lab: dict[str, Any], si: Any, light: Path) -> None:

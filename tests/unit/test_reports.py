@@ -39,6 +39,7 @@ def test_the_wave_report_shows_every_part_of_the_outcome() -> None:
     )
     assert "\n**Override:** run outside the wave's maintenance window (--outside-window)\n" in text
     assert "\nApproved by **Mette Holm** at 2026-12-06 00:10:00 +01:00, ticket CHG-4711.\n" in text
+    assert "\nWho could have typed it: shared credential.\n" in text
     assert "\n| fan-web01 | moved | esx-9 / ds-2 |\n" in text
     assert "\n**fan-rtr-01**: 1 line(s)\n\n```\nip route 10.5.6.0/24 10.255.5.1\n```\n" in text
     assert "\n## fanoe-havn: rolled_back\n\nError: configure: fan-rtr-02 refused a line\n" in text

@@ -10,16 +10,18 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
 from overflyt.cli import main
 from overflyt.errors import OverflytError
+from overflyt.orchestration.auth import auth_string, is_loopback
 from overflyt.orchestration.serve import municipalities, wait_healthy
 from overflyt.plan import load_plan
 from overflyt.plan.select import next_wave
@@ -30,9 +32,9 @@ REPO = Path(__file__).resolve().parents[2]
 PLAN = REPO / "inventories" / "norddjurs" / "plan.yml"
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         port: int = s.getsockname()[1]
         return port
 
@@ -51,14 +53,37 @@ def processes_mentioning(text: str) -> list[str]:
 
 
 def test_serve_starts_the_ui_registers_the_deployments_and_a_worker_and_stops_cleanly(tmp_path: Path) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    """On another loopback address (127.0.0.2) with an auth string from --auth-file: the API asks
+    every request for it, this command and its worker send it, and no process shows it."""
+    port = free_port("127.0.0.2")
+    url = f"http://127.0.0.2:{port}"
+    auth = "overflyt:canary-serve-Jm4q-7730"
+    auth_file = tmp_path / "auth"
+    auth_file.write_text(auth + "\n")
+    auth_file.chmod(0o600)
     env = dict(os.environ, PREFECT_HOME=str(tmp_path / "home"), PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    env.pop("PREFECT_API_URL", None)
+    for name in (
+        "PREFECT_API_URL",
+        "PREFECT_API_AUTH_STRING",
+        "PREFECT_SERVER_API_AUTH_STRING",
+        "OVERFLYT_API_AUTH_FILE",
+    ):
+        env.pop(name, None)
     out = tmp_path / "serve.out"
     with open(out, "w") as sink:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "overflyt.cli", "serve", "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "overflyt.cli",
+                "serve",
+                "--host",
+                "127.0.0.2",
+                "--port",
+                str(port),
+                "--auth-file",
+                str(auth_file),
+            ],
             cwd=REPO,
             env=env,
             stdout=sink,
@@ -75,8 +100,13 @@ def test_serve_starts_the_ui_registers_the_deployments_and_a_worker_and_stops_cl
         with urllib.request.urlopen(f"{url}/", timeout=10) as page:  # the UI, same port
             assert page.status == 200
             assert "<html" in page.read().decode().lower()
+        with pytest.raises(urllib.error.HTTPError) as refused:  # the API without the auth string
+            urllib.request.urlopen(f"{url}/api/deployments/filter", data=b"{}", timeout=10)
+        assert refused.value.code == 401
+        assert processes_mentioning(auth) == []  # not on any command line (server, worker)
 
-        with temporary_settings(updates={PREFECT_API_URL: f"{url}/api"}), get_client(sync_client=True) as client:
+        settings = {PREFECT_API_URL: f"{url}/api", PREFECT_API_AUTH_STRING: auth}
+        with temporary_settings(updates=settings), get_client(sync_client=True) as client:
             migrate = client.read_deployment_by_name("migrate-wave/norddjurs")
             precheck = client.read_deployment_by_name("precheck-wave/norddjurs")
             rollback = client.read_deployment_by_name("rollback-site/norddjurs")
@@ -120,10 +150,10 @@ def test_serve_starts_the_ui_registers_the_deployments_and_a_worker_and_stops_cl
             by_slug = {s.slug: s.id for s in [*migrate.schedules, *precheck.schedules]}
             client.update_deployment_schedule(migrate.id, by_slug["wave-2"], active=True)
             client.update_deployment_schedule(precheck.id, by_slug["nightly"], active=False)
-            again = subprocess.run(
+            again = subprocess.run(  # the client's auth string from OVERFLYT_API_AUTH_FILE
                 [sys.executable, "-m", "overflyt.cli", "serve", "--api-url", f"{url}/api", "--workers", "0"],
                 cwd=REPO,
-                env=env,
+                env=dict(env, OVERFLYT_API_AUTH_FILE=str(auth_file)),
                 capture_output=True,
                 text=True,
                 timeout=120,
@@ -150,8 +180,10 @@ def test_serve_starts_the_ui_registers_the_deployments_and_a_worker_and_stops_cl
     assert proc.returncode == 0, text
     assert "overflyt: registered in work pool overflyt: migrate-wave/norddjurs, precheck-wave/norddjurs, " in text
     assert text.endswith("overflyt: stopped\n"), text
+    assert auth not in text
+    assert auth not in (tmp_path / "home" / "overflyt-server.log").read_text()
     with socket.socket() as s:
-        assert s.connect_ex(("127.0.0.1", port)) != 0, "the Prefect server outlived overflyt serve"
+        assert s.connect_ex(("127.0.0.2", port)) != 0, "the Prefect server outlived overflyt serve"
     assert processes_mentioning(f"--port {port}") == []
     assert processes_mentioning(f"-{proc.pid}-1") == [], "the worker outlived overflyt serve"
 
@@ -193,3 +225,96 @@ def test_wait_healthy_names_a_server_that_exited() -> None:
     proc.wait()
     with pytest.raises(OverflytError, match=r"^the Prefect server exited with code 3 before it was healthy$"):
         wait_healthy(f"http://127.0.0.1:{free_port()}/api", proc)
+
+
+@pytest.fixture
+def no_auth_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("PREFECT_API_AUTH_STRING", "PREFECT_SERVER_API_AUTH_STRING", "OVERFLYT_API_AUTH_FILE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", "prefect.example.dk"])
+def test_a_server_on_a_non_loopback_address_without_an_auth_string_is_refused(
+    host: str, no_auth_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--host", host, "--port", str(free_port())]) == 2
+    assert capsys.readouterr().err == (
+        f"overflyt: --host {host}: not a loopback address, and no auth string is set: anyone who reaches it could "
+        "start or approve a cutover. Give --auth-file FILE (mode 0600), or set OVERFLYT_API_AUTH_FILE or "
+        "PREFECT_SERVER_API_AUTH_STRING\n"
+    )
+
+
+def test_bad_auth_files_are_refused(tmp_path: Path, no_auth_env: None, capsys: pytest.CaptureFixture[str]) -> None:
+    readable = tmp_path / "readable"
+    readable.write_text("admin:secret\n")
+    readable.chmod(0o644)
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    empty.chmod(0o600)
+    two = tmp_path / "two"
+    two.write_text("admin:secret\nmore\n")
+    two.chmod(0o600)
+    cases = [
+        (readable, f"mode 0644 lets others read the auth string: it must be 0600 (chmod 600 {readable})"),
+        (empty, "empty: it must hold the auth string (user:password) on one line"),
+        (two, "more than one line: it must hold the auth string alone on one line"),
+        (tmp_path / "missing", "No such file or directory"),
+        (tmp_path, "not a regular file"),
+    ]
+    for path, reason in cases:
+        assert main(["serve", "--host", "0.0.0.0", "--port", str(free_port()), "--auth-file", str(path)]) == 2
+        assert capsys.readouterr().err == f"overflyt: --auth-file {path}: {reason}\n"
+    # the same file through OVERFLYT_API_AUTH_FILE, which every command reads
+    os.environ["OVERFLYT_API_AUTH_FILE"] = str(readable)
+    try:
+        assert main(["serve", "--api-url", "http://127.0.0.1:9/api", "--workers", "0"]) == 2
+    finally:
+        del os.environ["OVERFLYT_API_AUTH_FILE"]
+    assert capsys.readouterr().err == (
+        f"overflyt: OVERFLYT_API_AUTH_FILE {readable}: mode 0644 lets others read the auth string: it must be "
+        f"0600 (chmod 600 {readable})\n"
+    )
+
+
+def test_host_with_api_url_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--api-url", "http://127.0.0.1:9/api", "--host", "127.0.0.2"]) == 2
+    assert capsys.readouterr().err == "overflyt: --host 127.0.0.2: starts a server; with --api-url none is started\n"
+
+
+def test_the_auth_string_comes_from_the_file_else_the_environment(
+    tmp_path: Path, no_auth_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert auth_string() is None
+    assert auth_string(server=True) is None
+    monkeypatch.setenv("PREFECT_API_AUTH_STRING", "client:one")
+    assert auth_string() == "client:one"
+    monkeypatch.setenv("PREFECT_SERVER_API_AUTH_STRING", "server:two")
+    assert auth_string() == "client:one"
+    assert auth_string(server=True) == "server:two"
+    file = tmp_path / "auth"
+    file.write_text("file:three \n")  # one trailing newline dropped, the rest kept as it is
+    file.chmod(0o600)
+    monkeypatch.setenv("OVERFLYT_API_AUTH_FILE", str(file))
+    assert auth_string(server=True) == "file:three "
+    given = tmp_path / "given"
+    given.write_text("given:four")
+    given.chmod(0o400)
+    assert auth_string(given) == "given:four"
+
+
+def test_loopback_addresses() -> None:
+    assert all(is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "::1", "localhost"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "10.0.0.1", "prefect.example.dk", ""))
+
+
+def test_an_approval_through_the_api_names_the_shared_credential_or_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    import getpass
+
+    from flows.migrate_wave import approval_principal
+
+    with temporary_settings(updates={PREFECT_API_AUTH_STRING: "admin:secret"}):
+        assert approval_principal(via_api=True) == "shared credential"
+    with temporary_settings(updates={PREFECT_API_AUTH_STRING: None}):
+        assert approval_principal(via_api=True) == "no credential (the Prefect API asks for none)"
+    assert approval_principal(via_api=False) == f"local user {getpass.getuser()}"

@@ -11,6 +11,12 @@ ansible-playbook is reduced to an allow-list, and each secret is written to a 06
 RAM-backed directory outside the run record that the inventory reads through
 ``lookup('ansible.builtin.file', ...)``. The directory is removed when the run ends.
 
+Failure reasons are said the way a person reads them: every secret value of the run is scrubbed
+from each message and from the roles' results (:func:`scrub`), and each reason goes through the one
+translation table (:mod:`overflyt.ansible.reasons`). A ``no_log`` task's result reaches the runner
+withheld (``censored``): such a failure is marked ``hidden``, shown to nobody as progress, and its
+role says the reason — with every secret removed — in a task of its own.
+
 On Linux ansible-playbook runs under the guard (:mod:`overflyt.ansible.guard`): what it starts ends
 when the playbook ends, is cancelled or times out, and when this process dies, however it dies.
 """
@@ -33,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 from overflyt.ansible import guard
 from overflyt.ansible.cancel import cancel_is_set, is_shielded
+from overflyt.ansible.reasons import Device, devices_of, explain
 from overflyt.errors import OverflytError
 from overflyt.project import find_project
 
@@ -61,10 +68,15 @@ class HostStats(Model):
 
 
 class TaskFailure(Model):
+    """A failed task of a host. ``message`` is the reason as a person reads it (translated by
+    :mod:`overflyt.ansible.reasons`, every secret value scrubbed); ``hidden`` marks a ``no_log``
+    task, whose result Ansible withholds — its role says the reason in a task of its own."""
+
     host: str
     task: str
     message: str
     unreachable: bool = False
+    hidden: bool = False
 
 
 class AnsibleEvent(Model):
@@ -161,10 +173,11 @@ def run_playbook(
         if sys.platform == "linux":  # ansible-runner's cancel and timeout still SIGKILL ansible-playbook's group
             config.command = guard.command(os.getpid(), process_record, config.command)
         events: list[dict[str, Any]] = []
+        said = _Said(secret_values(secrets or {}), devices_of(inventory))
 
         def handle(event: dict[str, Any]) -> bool:
             events.append(event)
-            progress = _progress(event)
+            progress = _progress(event, said)
             if progress is not None and on_event is not None:
                 on_event(progress)
             return True
@@ -182,9 +195,45 @@ def run_playbook(
             raise RunnerSetupError(f"playbook {playbook}: ansible-runner could not run it: {exc}") from exc
         duration = time.monotonic() - started
     status = _status(runner)
-    result = _result(playbook, status, runner.rc, duration, private_dir, events)
+    result = _result(playbook, status, runner.rc, duration, private_dir, events, said)
     log.info("playbook %s: %s in %.1fs (rc=%s)", playbook, status, duration, runner.rc)
     return result
+
+
+def secret_values(secrets: Mapping[str, SecretStr]) -> list[str]:
+    """The values :func:`scrub` removes: every secret of the run, longest first."""
+    return sorted({v.get_secret_value() for v in secrets.values() if v.get_secret_value()}, key=len, reverse=True)
+
+
+def scrub(value: Any, secrets: list[str]) -> Any:
+    """``value`` (text, or lists and dicts of it) with every secret value replaced by ``********``."""
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, "********")
+        return value
+    if isinstance(value, dict):
+        return {k: scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v, secrets) for v in value]
+    return value
+
+
+class _Said:
+    """How a run's failure reasons are said: scrubbed of its secrets, translated for its devices."""
+
+    def __init__(self, secrets: list[str], devices: Mapping[str, Device]) -> None:
+        self.secrets = secrets
+        self.devices = devices
+
+    def failure(self, host: str | None, res: Mapping[str, Any]) -> tuple[str, bool]:
+        """(the reason of a failed task's result as a person reads it, whether Ansible hid it)."""
+        if res.get("censored"):
+            return "failed (its result is withheld: the task handles a secret)", True
+        msg = res.get("msg") or res.get("stderr") or res.get("module_stderr") or "failed"
+        text = str(scrub(str(msg), self.secrets)).strip()[:2000]
+        return explain(text, self.devices.get(host or "")), False
 
 
 def secret_lookup(name: str) -> str:
@@ -289,7 +338,7 @@ _PROGRESS = {
 }
 
 
-def _progress(event: dict[str, Any]) -> AnsibleEvent | None:
+def _progress(event: dict[str, Any], said: _Said) -> AnsibleEvent | None:
     kind = _PROGRESS.get(str(event.get("event")))
     if kind is None:
         return None
@@ -301,15 +350,10 @@ def _progress(event: dict[str, Any]) -> AnsibleEvent | None:
     if kind in ("failed", "unreachable"):
         if data.get("ignore_errors"):
             return None
-        message = _message(res)
+        message, hidden = said.failure(data.get("host"), res)
+        if hidden:  # a no_log task: its role says the reason in a task of its own
+            return None
     return AnsibleEvent(host=data.get("host"), task=data.get("task"), status=kind, message=message)
-
-
-def _message(res: Mapping[str, Any]) -> str:
-    if res.get("censored"):
-        return "(output hidden: the task handles a secret)"
-    msg = res.get("msg") or res.get("stderr") or res.get("module_stderr") or "failed"
-    return str(msg).strip()[:2000]
 
 
 def _result(
@@ -319,6 +363,7 @@ def _result(
     duration: float,
     private_dir: Path,
     events: list[dict[str, Any]],
+    said: _Said,
 ) -> PlaybookResult:
     hosts: dict[str, HostStats] = {}
     failures: list[TaskFailure] = []
@@ -327,12 +372,14 @@ def _result(
         kind = event.get("event")
         data = event.get("event_data") or {}
         if kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
+            message, hidden = said.failure(data.get("host"), data.get("res") or {})
             failures.append(
                 TaskFailure(
                     host=str(data.get("host")),
                     task=str(data.get("task")),
-                    message=_message(data.get("res") or {}),
+                    message=message,
                     unreachable=kind == "runner_on_unreachable",
+                    hidden=hidden,
                 )
             )
         elif kind == "playbook_on_stats":
@@ -342,7 +389,7 @@ def _result(
                     key = {"failures": "failed", "dark": "unreachable"}.get(field, field)
                     current[key] = count
                     hosts[host] = HostStats(**current)
-            result = dict((data.get("artifact_data") or {}).get("overflyt_result") or {})
+            result = scrub(dict((data.get("artifact_data") or {}).get("overflyt_result") or {}), said.secrets)
     return PlaybookResult(
         playbook=playbook,
         status=status,

@@ -130,9 +130,12 @@ def raise_on_failure(result: PlaybookResult, what: str) -> None:
 
 
 def failure_text(result: PlaybookResult, hosts: Sequence[str] = ()) -> str:
-    """Each failed task as ``host: task: first line of its message``, then ``host: no result`` for
-    each of ``hosts`` that has no failure of its own."""
-    parts = [f"{f.host}: {f.task}: {first_line(f.message)}" for f in result.failures]
+    """Each failed task as ``host: task: first line of its reason``, then ``host: no result`` for
+    each of ``hosts`` that has no failure of its own. A ``no_log`` task's failure, whose result
+    Ansible withholds, is left out when its host says why in a task of its own."""
+    said = {f.host for f in result.failures if not f.hidden}
+    shown = [f for f in result.failures if not f.hidden or f.host not in said]
+    parts = [f"{f.host}: {f.task}: {first_line(f.message)}" for f in shown]
     parts += [f"{h}: no result" for h in hosts if h not in {f.host for f in result.failures}]
     return "; ".join(parts) or f"the playbook ended {result.status} without a task failure (rc={result.rc})"
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from overflyt.cli.common import Commands
 from overflyt.errors import EXIT_OK, UsageError
-from overflyt.orchestration.serve import POOL, serve
+from overflyt.orchestration.auth import auth_string, is_loopback
+from overflyt.orchestration.serve import HOST, POOL, serve
 
 
 def add_parser(commands: Commands) -> None:
@@ -17,11 +18,28 @@ def add_parser(commands: Commands) -> None:
     parser = commands.add_parser(
         "serve",
         help="the Prefect UI with the flows as deployments per municipality, and a worker",
-        description="Start the Prefect server and its UI on 127.0.0.1 (embedded SQLite under PREFECT_HOME), "
+        description="Start the Prefect server and its UI on 127.0.0.1 or --host (embedded SQLite under PREFECT_HOME), "
         "register migrate-wave, precheck-wave (nightly at 01:30 Europe/Copenhagen) and rollback-site as "
         "deployments for every inventories/<kommune>/plan.yml in the process work pool, start a worker "
         "and print the UI's address. With --api-url, use that server instead (scale-out: one on "
-        "PostgreSQL, workers on several machines). Ctrl-C stops the workers and the server.",
+        "PostgreSQL, workers on several machines). Ctrl-C stops the workers and the server. "
+        "The API's auth string (Prefect's basic authentication; never on the command line): --auth-file, "
+        "else the file OVERFLYT_API_AUTH_FILE names, else PREFECT_SERVER_API_AUTH_STRING or "
+        "PREFECT_API_AUTH_STRING; the server started here asks every request for it, and this command and "
+        "its workers send it (in their environment). A --host that is not loopback is refused without one. "
+        "TLS: a reverse proxy in front (docs/prefect.md); workers trust the CA file PREFECT_API_SSL_CERT_FILE.",
+    )
+    parser.add_argument(
+        "--host",
+        default=HOST,
+        metavar="ADDR",
+        help=f"address the UI and API listen on (default {HOST}); not loopback: only with an auth string",
+    )
+    parser.add_argument(
+        "--auth-file",
+        type=Path,
+        metavar="FILE",
+        help="file holding the API's auth string user:password on one line, mode 0600",
     )
     parser.add_argument("--port", type=int, default=4200, help="port of the UI and API (default 4200)")
     parser.add_argument(
@@ -40,9 +58,20 @@ def _serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--port {args.port}: must be between 1 and 65535")
     if args.workers < 0:
         raise UsageError(f"--workers {args.workers}: must be 0 or more")
+    if args.api_url is not None and args.host != HOST:
+        raise UsageError(f"--host {args.host}: starts a server; with --api-url none is started")
+    auth = auth_string(args.auth_file, server=args.api_url is None)
+    if args.api_url is None and auth is None and not is_loopback(args.host):
+        raise UsageError(
+            f"--host {args.host}: not a loopback address, and no auth string is set: anyone who reaches it could "
+            "start or approve a cutover. Give --auth-file FILE (mode 0600), or set OVERFLYT_API_AUTH_FILE or "
+            "PREFECT_SERVER_API_AUTH_STRING"
+        )
     stopped = serve(
         Path(args.inventories),
         args.port,
+        host=args.host,
+        auth=auth,
         api_url=args.api_url,
         workers=args.workers,
         pool=args.pool,

@@ -101,7 +101,9 @@ def _print_wave(data: dict[str, Any], quiet: bool, fmt: str = "table", output: s
         if site.get("window") and site["window"] != site.get("error"):
             print(f"{site['site']}: window — {site['window']}")
     if data.get("blocked_by_prechecks"):
-        print(f"wave {data['wave']}: blocked before any change (pre-checks or approval); see the run record")
+        print(f"wave {data['wave']}: blocked before any change, by:")
+        for line in data.get("blocked_by") or ["(see the run record)"]:
+            print(f"  {line}")
     held_back = [s["site"] for s in data.get("sites", []) if s.get("status") == "not_started"]
     if held_back:
         print(

@@ -31,11 +31,21 @@ def dump(value: Any) -> Any:
     return model_dump(mode="json") if callable(model_dump) else value
 
 
+# Who could have typed an approval (Approval.principal). Prefect 3.8's basic authentication has one
+# credential for everyone and passes no request header to the flow: an approval given through the API
+# (the UI's Resume, or a deployment run's approved_by) names no person the API authenticated.
+SHARED_CREDENTIAL = "shared credential"
+NO_CREDENTIAL = "no credential (the Prefect API asks for none)"
+
+
 @dataclass(frozen=True)
 class Approval:
-    approved_by: str
+    approved_by: str  # the name typed: nobody checked it
     ticket: str | None = None
     at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    # who could have typed it: an authenticated principal ("local user NAME": the CLI's operator), else
+    # SHARED_CREDENTIAL (anyone holding the API's auth string), else NO_CREDENTIAL
+    principal: str = SHARED_CREDENTIAL
 
 
 @dataclass
@@ -46,12 +56,20 @@ class WaveOutcome:
     run_id: str
     run_dir: Path
     blocked: bool = False
+    blocked_by: list[str] = field(default_factory=list)  # the critical findings (or the approval) that blocked it
     precheck: dict[str, int] = field(default_factory=dict)
     sites: list[SiteOutcome] = field(default_factory=list)
     overrides: list[str] = field(default_factory=list)
     approval: Approval | None = None
     kind: str = "wave"  # wave | rollback
     window: dict[str, Any] | None = None  # the wave's window and what it meant for this run (note: one sentence)
+
+    def decided_by(self) -> list[str]:
+        """What decided a run that did not succeed, one line each, as a person reads it: what
+        blocked the wave, else each site that did not end done (with why)."""
+        if self.blocked:
+            return list(self.blocked_by) or [f"wave {self.wave}: blocked before any change"]
+        return [f"{s.site}: {s.status}" + (f" — {s.error}" if s.error else "") for s in self.sites if s.error]
 
     @property
     def exit_code(self) -> int:

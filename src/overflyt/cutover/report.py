@@ -21,6 +21,7 @@ def report_data(outcome: WaveOutcome) -> dict[str, Any]:
         "run_id": outcome.run_id,
         "run_dir": str(outcome.run_dir),
         "blocked_by_prechecks": outcome.blocked,
+        "blocked_by": outcome.blocked_by,
         "precheck": outcome.precheck,
         "overrides": outcome.overrides,
         "approval": asdict(outcome.approval) if outcome.approval else None,
@@ -38,24 +39,33 @@ def report_markdown(outcome: WaveOutcome) -> str:
     return render("wave.md.j2", r=markdown_view(outcome))
 
 
+def _vm_rows(vms: Any) -> list[dict[str, str]]:
+    """One row per VM of a migration's or a rollback's per-VM results: its name as vSphere has it,
+    its status and where it went."""
+    rows = []
+    for name, vm in (vms or {}).items() if isinstance(vms, dict) else ():
+        after = vm.get("after") or vm.get("target") or {}
+        where = " / ".join(str(after.get(k, "")) for k in ("host", "datastore", "folder") if after.get(k))
+        rows.append({"name": str(name), "status": str(vm.get("status", "")), "where": where})
+    return rows
+
+
 def markdown_view(outcome: WaveOutcome) -> dict[str, Any]:
     """What the wave report shows, as plain data: each site's steps, VM moves and device changes."""
     sites = []
     for site in outcome.sites:
         vms = (site.vms or {}).get("vms") if isinstance(site.vms, dict) else None
         devices = (site.devices or {}).get("devices") if isinstance(site.devices, dict) else None
-        moves = []
-        for name, vm in (vms or {}).items():
-            after = vm.get("after") or vm.get("target") or {}
-            where = " / ".join(str(after.get(k, "")) for k in ("host", "datastore", "folder") if after.get(k))
-            moves.append({"name": name, "status": vm.get("status", ""), "where": where})
+        back = (site.rollback or {}).get("vms") if isinstance(site.rollback, dict) else None
+        back_vms = (back or {}).get("vms") if isinstance(back, dict) else None
         sites.append(
             {
                 "site": site.site,
                 "status": site.status,
                 "error": site.error,
                 "steps": site.steps,
-                "vms": moves,
+                "vms": _vm_rows(vms),
+                "restored_vms": _vm_rows(back_vms),
                 "devices": [
                     {"host": host, "pending": list(dev.get("pending_lines") or [])}
                     for host, dev in (devices or {}).items()
@@ -71,6 +81,7 @@ def markdown_view(outcome: WaveOutcome) -> dict[str, Any]:
         "run_id": outcome.run_id,
         "precheck": outcome.precheck,
         "blocked": outcome.blocked,
+        "blocked_by": outcome.blocked_by,
         "overrides": outcome.overrides,
         "approval": asdict(outcome.approval) if outcome.approval else None,
         "sites": sites,

@@ -46,6 +46,7 @@ from overflyt.precheck.registry import CheckContext, Mode
 from overflyt.precheck.report import render
 from overflyt.precheck.rules.plan import waive_window
 from overflyt.record import Run, municipality_lock
+from overflyt.reports import one_line
 
 log = logging.getLogger(__name__)
 
@@ -149,9 +150,8 @@ class WaveRun:
         self.outcome.precheck = {str(k): v for k, v in report.counts.items()}
         if report.blocked:
             self.outcome.blocked = True
-            self.run.record.notes["blocked_by"] = [
-                f"{f.id} {f.subject}" for f in report.findings if f.severity == "critical"
-            ]
+            self.outcome.blocked_by = blocking_lines(report)
+            self.run.record.notes["blocked_by"] = self.outcome.blocked_by
             return False
         return True
 
@@ -163,6 +163,7 @@ class WaveRun:
         if approval is None:
             self.run.record.notes["approval"] = "not given: nothing was changed"
             self.outcome.blocked = True
+            self.outcome.blocked_by = [f"wave {self.admission.wave}: approval not given: nothing was changed"]
             return False
         self.outcome.approval = approval
         self.run.record.notes["approval"] = asdict(approval)
@@ -309,6 +310,15 @@ def rollback_site(
             outcome.sites.append(cutover.rollback_site(site_id, store))
         _finish(run, outcome)
         return outcome
+
+
+def blocking_lines(report: PrecheckReport) -> list[str]:
+    """The critical findings that block a wave, one line each, as the pre-check's report says them."""
+    return [
+        f"critical {f.id} {f.subject_kind} {f.subject}: {one_line(f.message)}"
+        for f in report.findings
+        if f.severity == "critical"
+    ]
 
 
 def _finish(run: Run, outcome: WaveOutcome) -> None:

@@ -38,6 +38,7 @@ from overflyt.plan.model import (
     SiteKind,
     Slug,
     ToolsStatus,
+    VMName,
 )
 from overflyt.plan.rules import Problem
 
@@ -133,7 +134,7 @@ class Portgroup(Model):
 
 
 class VirtualMachine(Model):
-    name: Name
+    name: VMName
     uuid: UUID | None = None
     host: Name = Field(description="The ESXi host it runs on (one of `hosts`); its site is the VM's site.")
     datastore: str = Field(min_length=1, description="Its home datastore.")
@@ -154,7 +155,7 @@ class VirtualMachine(Model):
     tags: list[str] = Field(default=[], description="vSphere tags or labels.")
     app_group: Name | None = Field(default=None, description="Application group; a group moves in one wave.")
     criticality: Criticality = Criticality.medium
-    depends_on: list[Name] = Field(default=[], description="VMs it needs; they never move after it.")
+    depends_on: list[VMName] = Field(default=[], description="VMs it needs; they never move after it.")
 
 
 class DeviceInterface(Model):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from overflyt.errors import OverflytError
+from overflyt.orchestration.auth import AUTH_FILE_ENV, CLIENT_ENV, SERVER_ENV, read_auth_file
 
 
 def prefect_defaults() -> None:
@@ -25,6 +26,10 @@ def prefect_defaults() -> None:
     # database: make sure a configured PREFECT_HOME (the Makefile points it under .overflyt/) exists.
     if os.environ.get("PREFECT_HOME"):
         Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(mode=0o700, parents=True, exist_ok=True)
+    # The API's auth string from the file OVERFLYT_API_AUTH_FILE names (mode 0600), for Prefect's client
+    # in this process and the processes it starts: in the environment, never on a command line.
+    if os.environ.get(AUTH_FILE_ENV):
+        os.environ[CLIENT_ENV] = read_auth_file(Path(os.environ[AUTH_FILE_ENV]), AUTH_FILE_ENV)
 
 
 def prepare_local_database() -> None:
@@ -59,7 +64,9 @@ def prepare_local_database() -> None:
 
 def guarded_server() -> Any:
     """Prefect's temporary API server for this process (one per process: Prefect's own code that
-    asks for it later gets this one), its uvicorn started under the process guard."""
+    asks for it later gets this one), its uvicorn started under the process guard. With an auth
+    string set for the client, the server asks for it too: it listens on 127.0.0.1, where every
+    local user could otherwise reach it while the run lasts."""
     import prefect
     from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import get_current_settings
@@ -81,6 +88,8 @@ def guarded_server() -> Any:
                 "PREFECT__SERVER_FINAL": "1",
                 **get_current_settings().to_environment_variables(exclude_unset=True),
             }
+            if env.get(CLIENT_ENV) and not env.get(SERVER_ENV):
+                env[SERVER_ENV] = env[CLIENT_ENV]
             return subprocess.Popen(args=guard.command(os.getpid(), None, uvicorn), env=env)
 
     return GuardedASGIServer()

@@ -2,11 +2,12 @@
 municipality, and workers (its command line and what it prints: :mod:`overflyt.cli.serve`).
 
 One machine (the default): ``prefect server start`` on 127.0.0.1 (its database the embedded SQLite
-file under ``PREFECT_HOME``), the deployments registered in the process work pool ``overflyt``, and
-one ``prefect worker start`` polling that pool. Scale-out (``--api-url``): no server of our own;
-register the same deployments with a server elsewhere (one on PostgreSQL, say) and run ``--workers
-N`` workers here (0: only register). Any number of machines can run workers in the same pool:
-Prefect hands each flow run to one of them.
+file under ``PREFECT_HOME``; another address with ``--host``, and one that is not loopback only with
+an auth string: :mod:`overflyt.orchestration.auth`), the deployments registered in the process work
+pool ``overflyt``, and one ``prefect worker start`` polling that pool. Scale-out (``--api-url``): no
+server of our own; register the same deployments with a server elsewhere (one on PostgreSQL, say)
+and run ``--workers N`` workers here (0: only register). Any number of machines can run workers in
+the same pool: Prefect hands each flow run to one of them.
 
 For every ``inventories/<kommune>/plan.yml`` (the directory's name is the deployment's name):
 
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from overflyt.errors import OverflytError, UsageError
+from overflyt.orchestration.auth import AUTH_FILE_ENV, CLIENT_ENV, SERVER_ENV
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -165,25 +167,58 @@ def register(found: list[Municipality], pool: str, workdir: Path) -> list[str]:
     return names
 
 
+def _registered(found: list[Municipality], pool: str, workdir: Path, api_url: str) -> list[str]:
+    """register(), a server that refuses our credentials named in one sentence."""
+    import httpx
+
+    try:
+        return register(found, pool, workdir)
+    except httpx.HTTPStatusError as exc:
+        if exc.response.status_code not in (401, 403):
+            raise
+        raise OverflytError(
+            f"the Prefect API at {api_url} refused the request (HTTP {exc.response.status_code}): give it the "
+            f"server's auth string ({CLIENT_ENV}, {AUTH_FILE_ENV} or --auth-file FILE)"
+        ) from exc
+
+
 def start_server(
-    port: int, log_file: Path, *, home: Path | None = None, env: dict[str, str] | None = None
+    port: int,
+    log_file: Path,
+    *,
+    host: str = HOST,
+    auth: str | None = None,
+    home: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """``prefect server start`` (UI included) on 127.0.0.1:PORT in its own session, its output in LOG_FILE.
+    """``prefect server start`` (UI included) on HOST:PORT in its own session, its output in LOG_FILE.
     Its database: the SQLite file under HOME (default PREFECT_HOME), or what ENV's
-    PREFECT_API_DATABASE_CONNECTION_URL names."""
+    PREFECT_API_DATABASE_CONNECTION_URL names. With AUTH, every API request but the health probe
+    needs it (Prefect's basic authentication); it reaches the server in its environment only."""
     environment = dict(
         os.environ,
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_SERVER_API_HOST=HOST,
+        PREFECT_SERVER_API_HOST=host,
         PREFECT_SERVER_API_PORT=str(port),
-        PREFECT_UI_API_URL=f"http://{HOST}:{port}/api",  # else the UI's pages call port 4200
+        # else the UI's pages call port 4200; behind a proxy, PREFECT_UI_API_URL names the proxy's address
+        PREFECT_UI_API_URL=os.environ.get("PREFECT_UI_API_URL") or f"{local_url(host, port)}/api",
         **(env or {}),
     )
     if home is not None:
         environment["PREFECT_HOME"] = str(home)
     environment.pop("PREFECT_API_URL", None)  # the server is the API; it must not look for another one
-    command = [sys.executable, "-m", "prefect", "server", "start", "--host", HOST, "--port", str(port)]
+    environment.pop(SERVER_ENV, None)
+    if auth is not None:
+        environment[SERVER_ENV] = auth
+    command = [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)]
     return _spawn(command, log_file, environment)
+
+
+def local_url(host: str, port: int) -> str:
+    """The server's address as this machine reaches it (a wildcard address: through 127.0.0.1)."""
+    if host in ("0.0.0.0", "::", ""):
+        host = HOST
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def start_worker(
@@ -206,22 +241,51 @@ def _spawn(command: list[str], log_file: Path, env: dict[str, str]) -> subproces
 
 
 def wait_healthy(api_url: str, server: subprocess.Popen[Any] | None = None, timeout_s: float = 120) -> float:
-    """Seconds until ``API/health`` answers; an OverflytError when SERVER exits or none answers in time."""
-    import urllib.error  # here, not at the top: the command line imports POOL, and HTTP costs 20 ms
+    """Seconds until ``API/health`` answers; an OverflytError when SERVER exits or none answers in time,
+    or at once when the API's TLS certificate is not trusted (the CA file: PREFECT_API_SSL_CERT_FILE,
+    as Prefect's client)."""
+    import ssl  # here, not at the top: the command line imports POOL, and HTTP costs 20 ms
+    import urllib.error
     import urllib.request
 
+    context = _tls_context() if api_url.startswith("https:") else None
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
         if server is not None and server.poll() is not None:
             raise OverflytError(f"the Prefect server exited with code {server.returncode} before it was healthy")
         try:
-            with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
+            with urllib.request.urlopen(f"{api_url}/health", timeout=2, context=context) as response:
                 if response.status == 200:
                     return time.monotonic() - started
-        except (urllib.error.URLError, OSError):
+        except urllib.error.URLError as exc:
+            if isinstance(exc.reason, ssl.SSLCertVerificationError):
+                raise OverflytError(
+                    f"the Prefect API at {api_url}: its TLS certificate is not trusted ({exc.reason.verify_message}); "
+                    "PREFECT_API_SSL_CERT_FILE names the CA file that signed it"
+                ) from exc
+        except OSError:
             pass
         time.sleep(0.25)
     raise OverflytError(f"the Prefect server at {api_url} was not healthy after {timeout_s:.0f} s")
+
+
+def _tls_context() -> Any:
+    """The TLS context Prefect's own client uses (prefect.client.base): the CA file of
+    PREFECT_API_SSL_CERT_FILE (else SSL_CERT_FILE, else certifi's), verification off only when
+    PREFECT_API_TLS_INSECURE_SKIP_VERIFY says so."""
+    import ssl
+
+    from prefect.settings import get_current_settings
+
+    settings = get_current_settings().api
+    if settings.tls_insecure_skip_verify:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    import certifi
+
+    return ssl.create_default_context(cafile=settings.ssl_cert_file or certifi.where())
 
 
 def stop(process: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
@@ -241,6 +305,8 @@ def serve(
     inventories: Path,
     port: int,
     *,
+    host: str = HOST,
+    auth: str | None = None,
     api_url: str | None,
     workers: int,
     pool: str,
@@ -249,8 +315,10 @@ def serve(
 ) -> bool:
     """See the module's docstring. Blocks until Ctrl-C or SIGTERM (returns at once with no workers and
     a server elsewhere). ON_PROGRESS hears each thing started or registered, ON_READY the UI's address
-    once everything runs. Returns whether it stopped something (what it started, or on a signal)."""
-    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+    once everything runs. Returns whether it stopped something (what it started, or on a signal).
+    AUTH: the API's auth string: the server started here asks for it, and this process and the
+    workers send it (in their environment, PREFECT_API_AUTH_STRING)."""
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
     found = municipalities(inventories)
     workdir = Path.cwd()
@@ -268,16 +336,20 @@ def serve(
     started: list[tuple[str, subprocess.Popen[bytes]]] = []  # stopped last-started first
     try:
         if api_url is None:
-            api_url = f"http://{HOST}:{port}/api"
+            api_url = f"{local_url(host, port)}/api"
             log_file = home / "overflyt-server.log"
-            started.append(("the Prefect server", start_server(port, log_file)))
+            started.append(("the Prefect server", start_server(port, log_file, host=host, auth=auth)))
             seconds = wait_healthy(api_url, started[0][1])
             on_progress(f"Prefect server healthy after {seconds:.1f} s (log: {log_file})")
         else:
             wait_healthy(api_url, timeout_s=30)
         os.environ["PREFECT_API_URL"] = api_url
-        with temporary_settings(updates={PREFECT_API_URL: api_url}):
-            names = register(found, pool, workdir)
+        updates: dict[Any, Any] = {PREFECT_API_URL: api_url}
+        if auth is not None:
+            os.environ[CLIENT_ENV] = auth  # the workers' (their environment; never their command line)
+            updates[PREFECT_API_AUTH_STRING] = auth
+        with temporary_settings(updates=updates):
+            names = _registered(found, pool, workdir, api_url)
         on_progress(f"registered in work pool {pool}: {', '.join(names)}")
         host = socket.gethostname()
         for n in range(1, workers + 1):

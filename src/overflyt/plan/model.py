@@ -15,7 +15,9 @@ from typing import Annotated, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from overflyt.plan.names import check_vm_name
 
 SLUG = r"^[a-z0-9][a-z0-9-]*[a-z0-9]$"
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -29,6 +31,12 @@ class Model(BaseModel):
 
 Slug = Annotated[str, Field(pattern=SLUG, min_length=2, max_length=63)]
 Name = Annotated[str, Field(pattern=NAME, min_length=1, max_length=80)]
+# A VM's vSphere display name as people see it: any characters vSphere accepts (see overflyt.plan.names)
+VMName = Annotated[
+    str,
+    Field(min_length=1, description="A VM's vSphere display name, exactly as written there (up to 80 characters)."),
+    AfterValidator(check_vm_name),
+]
 
 
 class Municipality(Model):
@@ -252,7 +260,7 @@ class Criticality(StrEnum):
 
 
 class VirtualMachine(Model):
-    name: Name
+    name: VMName
     uuid: UUID | None = None
     site: Slug = Field(description="The site whose cutover moves this VM.")
     host: Name = Field(description="Source ESXi host.")
@@ -266,7 +274,7 @@ class VirtualMachine(Model):
     tools: ToolsStatus
     app_group: Name | None = None
     criticality: Criticality = Criticality.medium
-    depends_on: list[Name] = []
+    depends_on: list[VMName] = []
 
 
 class MaintenanceWindow(Model):
@@ -356,7 +364,7 @@ class Wave(Model):
     number: int = Field(ge=1, description="Waves run in this order.")
     name: str = Field(min_length=1)
     sites: list[Slug] = Field(min_length=1, description="Sites cut over in this wave: their VMs and devices.")
-    vms: list[Name] = Field(
+    vms: list[VMName] = Field(
         default=[],
         description="VMs moved in this wave ahead of their own site's wave (a subnet always moves whole).",
     )

@@ -15,6 +15,7 @@ from ipaddress import IPv4Network
 from typing import Any
 
 from overflyt.plan.model import DeviceRole, Plan
+from overflyt.plan.names import vm_alias
 
 PathKey = tuple[str | int, ...]
 
@@ -86,6 +87,20 @@ def unique_names(plan: Plan) -> Iterator[Problem]:
             if source in seen_sources:
                 yield Problem((collection, i, "source"), "source mapped twice", source)
             seen_sources.add(source)
+
+
+@rule
+def vm_aliases_distinct(plan: Plan) -> Iterator[Problem]:
+    """VM names are compared exactly (as vCenter compares them: ``web01`` and ``WEB01`` are two VMs);
+    each gets an alias (overflyt.plan.names.vm_alias) that must be its own."""
+    seen: dict[str, str] = {}
+    for i, vm in enumerate(plan.vms):
+        alias = vm_alias(vm.name)
+        other = seen.setdefault(alias, vm.name)
+        if other != vm.name:
+            yield Problem(
+                ("vms", i, "name"), f"has the same alias {alias} as VM {other!r}; rename one of them", vm.name
+            )
 
 
 @rule

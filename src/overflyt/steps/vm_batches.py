@@ -8,6 +8,7 @@ estimates and a real run agree.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -17,6 +18,7 @@ from overflyt.ansible.step import StepContext, run_step
 from overflyt.errors import MigrationStepFailed, UsageError
 from overflyt.plan import Plan
 from overflyt.plan.model import VirtualMachine
+from overflyt.plan.names import vm_alias
 from overflyt.planning.batches import schedule
 from overflyt.precheck.facts import VCenterFacts
 from overflyt.steps import slots
@@ -146,14 +148,42 @@ def run_batch(
     dry_run: bool,
     timeout_s: int,
 ) -> tuple[PlaybookResult, float]:
-    """One batch: its VMs (``vm_hosts``) through ``playbook``, each VM a host, all at once (a dry run
-    ``concurrency.global`` at a time), once the batch holds the move slots of each VM's ``loads``
-    (see :func:`loads`). Returns the result and the seconds spent waiting for slots; raises
-    SlotsUnavailable when they did not come within ``timeout_s``."""
+    """One batch: its VMs (``vm_hosts``, VM name → variables) through ``playbook``, each VM a host,
+    all at once (a dry run ``concurrency.global`` at a time), once the batch holds the move slots
+    of each VM's ``loads`` (see :func:`loads`). Each VM's host is its alias
+    (:func:`~overflyt.plan.names.vm_alias`), its name the variable ``overflyt_vm_name``; the result
+    and the progress events come back with the names (:func:`by_name`). Returns the result and the
+    seconds spent waiting for slots; raises SlotsUnavailable when they did not come within
+    ``timeout_s``."""
+    hosts = {vm_alias(name): {"overflyt_vm_name": name, **values} for name, values in vm_hosts.items()}
+    names = {alias: str(values["overflyt_vm_name"]) for alias, values in hosts.items()}
+    shown = ctx
+    if ctx.on_event is not None:  # progress for people: the VM's name, not its alias
+        sink = ctx.on_event
+        shown = dataclasses.replace(
+            ctx, on_event=lambda e: sink(e.model_copy(update={"host": names.get(e.host or "", e.host)}))
+        )
     with _slots(ctx, site_id, loads, dry_run=dry_run, timeout_s=timeout_s) as waited:
-        forks = min(len(vm_hosts), ctx.plan.concurrency.global_) if dry_run else len(vm_hosts)
+        forks = min(len(hosts), ctx.plan.concurrency.global_) if dry_run else len(hosts)
         result = run_step(
-            ctx, playbook, step, vm_hosts=vm_hosts, dry_run=dry_run, forks=forks,
+            shown, playbook, step, vm_hosts=hosts, dry_run=dry_run, forks=forks,
             timeout_s=int(timeout_s - waited), devices_home=False,
         )  # fmt: skip
-        return result, waited
+        return by_name(result, names), waited
+
+
+def by_name(result: PlaybookResult, names: Mapping[str, str]) -> PlaybookResult:
+    """``result`` of a playbook over VM hosts (aliases) with each alias read back as the VM's name
+    (``names``: alias → name, the inventory's ``overflyt_vm_name``): its failures, host stats and
+    the roles' ``overflyt_result.vms``. The runner's artifacts keep the aliases, beside the
+    inventory that maps them."""
+    vms = result.result.get("vms")
+    return result.model_copy(
+        update={
+            "failures": [f.model_copy(update={"host": names.get(f.host, f.host)}) for f in result.failures],
+            "hosts": {names.get(h, h): stats for h, stats in result.hosts.items()},
+            "result": {**result.result, "vms": {names.get(k, k): v for k, v in vms.items()}}
+            if isinstance(vms, dict)
+            else result.result,
+        }
+    )

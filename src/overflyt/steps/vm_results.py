@@ -1,16 +1,21 @@
 """What the VM steps report: per-VM results of a migration and a rollback, read from the roles'
-``set_stats`` reports (``overflyt_result.vms``) and their failure events."""
+``set_stats`` reports (``overflyt_result.vms``) and their failure events, by VM name (the roles
+know a VM by its alias, :func:`overflyt.plan.names.vm_alias`, which
+:func:`overflyt.steps.vm_batches.run_batch` reads back as the name); each result carries its alias
+too, the VM's host in the runner's artifacts."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from overflyt.ansible.reasons import explain
 from overflyt.ansible.runner import PlaybookResult
 from overflyt.ansible.step import failure_text, first_line
 from overflyt.errors import PlaybookFailed, RollbackFailed
+from overflyt.plan.names import vm_alias
 from overflyt.providers.vsphere import Placement
 
 log = logging.getLogger(__name__)
@@ -23,14 +28,27 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class VmMove(_Model):
+class _VmResult(_Model):
+    """One VM's result: its name, and its alias (filled in from the name when not given)."""
+
+    vm: str  # its name, as vSphere has it
+    alias: str = ""  # its inventory host in the runner's artifacts (overflyt.plan.names.vm_alias)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _alias(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("alias") and isinstance(data.get("vm"), str):
+            return {**data, "alias": vm_alias(data["vm"])}
+        return data
+
+
+class VmMove(_VmResult):
     """What happened to one VM in a migration.
 
     ``status``: moved, unchanged (already at its target), would_move (dry run), failed, or skipped
     (not started because an earlier batch failed). ``batch``: 1-based index into
     :attr:`VmMigration.batches`."""
 
-    vm: str
     status: MoveStatus
     batch: int
     before: Placement | None = None
@@ -58,11 +76,10 @@ class VmMigration(_Model):
         return [n for n, v in self.vms.items() if v.status == "failed"]
 
 
-class VmRestore(_Model):
+class VmRestore(_VmResult):
     """What happened to one VM in a rollback. ``status``: restored, unchanged (already back),
     would_restore (dry run), failed, skipped (the rollback's time ran out before its batch)."""
 
-    vm: str
     status: RestoreStatus
     batch: int
     before: Placement | None = None
@@ -109,7 +126,7 @@ def _read(name: str, result: PlaybookResult, known: tuple[str, ...]) -> tuple[di
     if not data:
         return data, "failed", failure or no_result(result)
     status = str(data.get("status"))
-    error = data.get("error") or None
+    error = explain(str(data["error"])) if data.get("error") else None
     if status not in known:
         status, error = "failed", f"the role reported status {status!r}"
     if failure and status != "failed":  # reported, then failed afterwards
@@ -155,12 +172,11 @@ def placement_of(data: Any) -> Placement | None:
 
 
 def host_failure(result: PlaybookResult, host: str) -> str | None:
-    """The last visible failure of ``host`` (a no_log task's message is hidden; the role repeats
+    """The last visible failure of ``host`` (a no_log task's result is withheld; the role repeats
     the reason in a task of its own)."""
-    messages = [f.message for f in result.failures if f.host == host]
-    visible = [m for m in messages if not m.startswith("(output hidden")]
-    chosen = visible or messages
-    return first_line(chosen[-1]) if chosen else None
+    failures = [f for f in result.failures if f.host == host]
+    chosen = [f for f in failures if not f.hidden] or failures
+    return first_line(chosen[-1].message) if chosen else None
 
 
 def no_result(result: PlaybookResult) -> str:

@@ -33,6 +33,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from overflyt.ansible.reasons import explain
 from overflyt.ansible.step import StepContext, failure_text, run_step
 from overflyt.errors import MigrationStepFailed, PlaybookFailed, ProviderUnreachable, UsageError
 from overflyt.precheck.facts import VCenterFacts, VMFacts
@@ -96,7 +97,7 @@ def _read_estate(ctx: StepContext, step: str, *, timeout_s: int = 600) -> tuple[
             raise PlaybookFailed(f"reading the vCenters: {side} vCenter {endpoint.name} reported nothing")
         read = VCenterFacts.model_validate(data)
         if not read.reachable or read.login_failed or read.error:
-            raise ProviderUnreachable(read.error or f"vCenter {endpoint.name} ({endpoint.url}): not reachable")
+            raise ProviderUnreachable(explain(read.error or f"vCenter {endpoint.name} ({endpoint.url}): not reachable"))
         facts.append(read)
     return facts[0], facts[1]
 

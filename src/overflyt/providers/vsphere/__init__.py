@@ -13,6 +13,8 @@ Owns:
   :func:`vm_placement`;
 * :mod:`.changes` — the migration primitives: :func:`relocate_vm`, :func:`set_power`,
   :func:`ensure_folder`, :func:`destroy_vm`;
+* :mod:`.names` — entity names as vSphere stores them (``/``, ``%``, ``\\`` escaped) and as
+  people see them; no pyVmomi;
 * :mod:`.placement` — what the VM roles decide about one VM (locate it; check it after the
   moves and report it), pure functions of facts already read; no pyVmomi.
 

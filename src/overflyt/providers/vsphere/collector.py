@@ -20,6 +20,7 @@ from typing import Any
 
 from overflyt.errors import MigrationStepFailed
 from overflyt.providers.vsphere.models import Placement, PowerState
+from overflyt.providers.vsphere.names import unescape
 from overflyt.providers.vsphere.session import VSphereSession, vim, vmodl
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,13 @@ class Obj:
 
     @property
     def name(self) -> str:
+        """The name as vSphere stores it (``%``, ``/`` and ``\\`` escaped)."""
         return str(self.props.get("name", self.moid))
+
+    @property
+    def display_name(self) -> str:
+        """The name as people see it (see :mod:`.names`): what overflyt knows a VM by."""
+        return unescape(self.name)
 
     def get(self, path: str, default: Any = None) -> Any:
         value = self.props.get(path)
@@ -266,7 +273,7 @@ def placement_of(vm: Obj, inv: Inventory) -> Placement:
     cluster = inv.cluster_of_host(host)
     datastores = home_datastores(vm, inv)
     return Placement(
-        vm=vm.name,
+        vm=vm.display_name,
         moid=vm.moid,
         datacenter=inv.datacenter(vm) or "",
         cluster=cluster.name if cluster is not None else None,
@@ -279,9 +286,10 @@ def placement_of(vm: Obj, inv: Inventory) -> Placement:
 
 
 def find_vm(session: VSphereSession, vm: str, datacenter: str | None) -> tuple[Inventory, Obj] | None:
-    """The VM of that name (in that datacenter, or anywhere), with the inventory around it."""
+    """The VM of that display name (in that datacenter, or anywhere), with the inventory around it.
+    Compared exactly, as people see the name (vSphere's escapes undone)."""
     inv = read_inventory(session, [datacenter] if datacenter else None, ["name", "parent", "config.template"], HOST)
-    found = [o for o in inv.vms() if o.name == vm]
+    found = [o for o in inv.vms() if o.display_name == vm]
     if not found:
         return None
     if len(found) > 1:

@@ -187,8 +187,8 @@ def _facts(session: VSphereSession, inv: Inventory) -> VCenterFacts:
         media, shared, passthrough = _devices_of_concern(devices)
         cpu = int(vm.get("config.hardware.numCPU", 0))
         memory = int(vm.get("config.hardware.memoryMB", 0))
-        vms[_key(vms, vm.name, place.datacenter, vm.moid)] = VMFacts(
-            name=vm.name,
+        vms[_key(vms, vm.display_name, place.datacenter, vm.moid)] = VMFacts(
+            name=vm.display_name,
             moid=vm.moid,
             uuid=vm.get("config.uuid"),
             datacenter=place.datacenter,

@@ -35,3 +35,27 @@ def validation_message(exc: Exception, option: str = "vcenter") -> str:
     errors = exc.errors(include_input=False) if hasattr(exc, "errors") else []
     parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"] for e in errors]
     return f"{option}: " + ("; ".join(parts) if parts else type(exc).__name__)
+
+
+def _secrets(params: Any) -> list[str]:
+    """Every vCenter password among the module's parameters (the vcenter options, nested)."""
+    if isinstance(params, dict):
+        own = [params["password"]] if isinstance(params.get("password"), str) and params["password"] else []
+        return own + [s for k, v in params.items() if k != "password" for s in _secrets(v)]
+    return []
+
+
+def safe_reason(reason: str, params: dict[str, Any]) -> str:
+    """``reason`` on one line with every secret value among ``params`` removed."""
+    text = " ".join(str(reason).split())
+    for secret in sorted(set(_secrets(params)), key=len, reverse=True):
+        text = text.replace(secret, "********")
+    return text
+
+
+def fail(module: Any, reason: str, **result: Any) -> None:
+    """Fail the module with the safe reason as ``msg`` and ``overflyt_reason``: the task runs with
+    no_log, so its role reads ``overflyt_reason`` from the registered result
+    (``overflyt.vsphere.failure_reason``) and says it in a task of its own."""
+    safe = safe_reason(reason, module.params)
+    module.fail_json(msg=safe, overflyt_reason=safe, **result)

@@ -49,6 +49,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+overflyt_reason:
+  description:
+    - On failure, the reason (also C(msg)) with every secret value removed. The task runs with no_log,
+      so its role reads it with C(overflyt.vsphere.failure_reason) and says it in a task of its own.
+  returned: failure
+  type: str
 vcenter_facts:
   description: overflyt.precheck.facts.VCenterFacts as JSON.
   returned: always
@@ -70,6 +76,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.overflyt.vsphere.plugins.module_utils.common import (
     VCENTER_SPEC,
     connection_args,
+    fail,
     validation_message,
 )
 
@@ -100,7 +107,7 @@ def main() -> None:
     facts = vsphere.collect_facts(endpoint, module.params["datacenters"])
     result = {"changed": False, "vcenter_facts": facts.model_dump(mode="json")}
     if facts.error and module.params["fail_on_error"]:
-        module.fail_json(msg=facts.error, **result)
+        fail(module, facts.error, **result)
     module.exit_json(**result)
 
 

@@ -56,6 +56,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+overflyt_reason:
+  description:
+    - On failure, the reason (also C(msg)) with every secret value removed. The task runs with no_log,
+      so its role reads it with C(overflyt.vsphere.failure_reason) and says it in a task of its own.
+  returned: failure
+  type: str
 before:
   description: Power state before.
   returned: always
@@ -78,6 +84,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.overflyt.vsphere.plugins.module_utils.common import (
     VCENTER_SPEC,
     connection_args,
+    fail,
     validation_message,
 )
 
@@ -123,7 +130,7 @@ def main() -> None:
                 timeout_s=float(params["timeout"]),
             )
     except OverflytError as exc:
-        module.fail_json(msg=str(exc))
+        fail(module, str(exc))
     out = {"changed": result.changed, "before": result.before, "after": result.after, "msg": result.message}
     if module._diff:
         out["diff"] = {"before": f"power: {result.before}\n", "after": f"power: {result.after}\n"}

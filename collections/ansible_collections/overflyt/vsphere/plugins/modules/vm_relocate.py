@@ -119,6 +119,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+overflyt_reason:
+  description:
+    - On failure, the reason (also C(msg)) with every secret value removed. The task runs with no_log,
+      so its role reads it with C(overflyt.vsphere.failure_reason) and says it in a task of its own.
+  returned: failure
+  type: str
 before:
   description: Placement before the move (datacenter, cluster, host, datastore, folder, portgroups, power).
   returned: always
@@ -150,6 +156,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.overflyt.vsphere.plugins.module_utils.common import (
     VCENTER_SPEC,
     connection_args,
+    fail,
     validation_message,
 )
 
@@ -238,7 +245,7 @@ def main() -> None:
                 if dest_session is not session:
                     vsphere.disconnect(dest_session)
     except OverflytError as exc:
-        module.fail_json(msg=str(exc))
+        fail(module, str(exc))
     out = {
         "changed": result.changed,
         "before": _placement(result.before),

@@ -54,6 +54,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+overflyt_reason:
+  description:
+    - On failure, the reason (also C(msg)) with every secret value removed. The task runs with no_log,
+      so its role reads it with C(overflyt.vsphere.failure_reason) and says it in a task of its own.
+  returned: failure
+  type: str
 msg:
   description: What was done, or would be done.
   returned: always
@@ -66,6 +72,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.overflyt.vsphere.plugins.module_utils.common import (
     VCENTER_SPEC,
     connection_args,
+    fail,
     validation_message,
 )
 
@@ -110,7 +117,7 @@ def main() -> None:
                 timeout_s=float(params["timeout"]),
             )
     except OverflytError as exc:
-        module.fail_json(msg=str(exc))
+        fail(module, str(exc))
     if not removed:
         msg = f"no vm {params['vm']} in {where}"
     elif module.check_mode:

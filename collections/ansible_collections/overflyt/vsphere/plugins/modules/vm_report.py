@@ -95,7 +95,7 @@ notes:
 EXAMPLES = r"""
 - name: Check the VM and build its report
   overflyt.vsphere.vm_report:
-    vm: "{{ inventory_hostname }}"
+    vm: "{{ overflyt_vm_name }}"
     purpose: migrate
     placement: "{{ found.placement | default(none) }}"
     relocation: "{{ move | default({}) }}"
