@@ -43,14 +43,14 @@ def log_steps() -> Callable[[str, str, str], None]:
     return log
 
 
-def publish_evidence(plan_path: Path) -> None:
+def publish_evidence(plan_path: Path, lang: str | None = None) -> None:
     """The municipality's evidence pack (from its run records, as ``overflyt report --format md``) as
     the artifact ``evidence-<kommunekode>``: after every wave and rollback the UI has the current pack.
     A pack that cannot be built is a warning in the log, never the run's failure."""
     logger = get_run_logger()
     try:
         plan = load_plan(plan_path)
-        text = evidence_markdown(plan)
+        text = evidence_markdown(plan, lang)
     except OverflytError as exc:
         logger.warning("evidence pack not published: %s", exc)
         return

@@ -111,6 +111,7 @@ def migrate_wave(params: MigrateWaveParams) -> dict[str, Any]:
         decide_approval=gate,
         site_runner=run_site_as_subflow,
         step_runner=run_step_as_task,
+        lang=params.lang,
     )
     create_markdown_artifact(
         markdown=report_markdown(outcome),
@@ -118,7 +119,7 @@ def migrate_wave(params: MigrateWaveParams) -> dict[str, Any]:
         description=f"Wave {outcome.wave} {'dry run' if outcome.dry_run else 'cutover'} report",
     )
     if not outcome.dry_run:
-        publish_evidence(Path(params.plan))
+        publish_evidence(Path(params.plan), params.lang)
     data = report_data(outcome)
     logger = get_run_logger()
     for override in outcome.overrides:

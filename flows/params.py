@@ -13,6 +13,12 @@ class _Params(BaseModel):
     plan: str = Field(
         default="inventories/norddjurs/plan.yml", description="Plan file, relative to the worker's working directory"
     )
+    lang: str | None = Field(
+        default=None,
+        pattern=r"^[a-z]{2}(-[A-Z]{2})?$",
+        description="Language of the run's reports: da, en (one templates/i18n/<lang>.yml each); empty: "
+        "$OVERFLYT_LANG, else da",
+    )
 
 
 class MigrateWaveParams(_Params):

@@ -43,6 +43,7 @@ def precheck_wave(params: PrecheckWaveParams) -> dict[str, Any]:
         params.sites,
         mode="run" if params.mode == "run" else "precheck",
         on_event=log_events(),
+        lang=params.lang,
     )
     report = outcome.report
     counts = ", ".join(f"{n} {severity}" for severity, n in report.counts.items())
@@ -52,7 +53,7 @@ def precheck_wave(params: PrecheckWaveParams) -> dict[str, Any]:
         description=f"Pre-check findings of wave {wave} ({counts}){': BLOCKED' if report.blocked else ''}",
     )
     create_markdown_artifact(
-        markdown=render(report, "markdown"),
+        markdown=render(report, "markdown", params.lang),
         key=key("precheck-report", report.municipality.code, "wave", wave),
         description=f"Pre-check report of wave {wave}",
     )

@@ -21,14 +21,19 @@ from overflyt.cutover.report import report_data, report_markdown
 @flow(name="rollback-site", description="Roll a site's cutover back to what it recorded before changing anything.")
 def rollback_site(params: RollbackSiteParams) -> dict[str, Any]:
     outcome = run_rollback(
-        Path(params.plan), params.site, on_event=log_events(), on_step=log_steps(), step_runner=run_step_as_task
+        Path(params.plan),
+        params.site,
+        on_event=log_events(),
+        on_step=log_steps(),
+        step_runner=run_step_as_task,
+        lang=params.lang,
     )
     create_markdown_artifact(
         markdown=report_markdown(outcome),
         key=key("rollback", outcome.municipality, params.site),
         description=f"Rollback of {params.site}",
     )
-    publish_evidence(Path(params.plan))
+    publish_evidence(Path(params.plan), params.lang)
     data = report_data(outcome)
     if outcome.exit_code != 0:
         decided = "; ".join(outcome.decided_by())

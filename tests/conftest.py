@@ -19,6 +19,8 @@ PLAN = REPO / "inventories" / "norddjurs" / "plan.yml"
 # Tests run plans copied into temporary directories, some from another working directory: they name
 # the project (playbooks/, roles/, collections/) explicitly, as an installed overflyt would.
 os.environ.setdefault("OVERFLYT_PROJECT_DIR", str(REPO))
+# Reports in their default language (Danish), whatever the shell running the tests asks for.
+os.environ.pop("OVERFLYT_LANG", None)
 
 
 @pytest.fixture(scope="session")

@@ -6,9 +6,10 @@ in a report; HTML templates (``*.html.j2``) are autoescaped. The data a template
 the wing that owns it (:mod:`overflyt.cutover.report`, :mod:`overflyt.precheck.report`); JSON,
 JUnit and CTRF stay data writers there, not templates.
 
-Labels of the reports people read are in ``templates/i18n/<lang>.yml`` (:func:`labels`; Danish by
-default), times are shown in Europe/Copenhagen with their offset (the ``local`` filter), and an HTML
-report becomes a PDF through headless Chromium's print to PDF (:func:`html_to_pdf`).
+Labels of the reports people read are in ``templates/i18n/<lang>.yml`` (:func:`labels`): the language
+``--lang`` asks for, else ``$OVERFLYT_LANG``, else Danish (:func:`default_lang`). Times are shown in
+Europe/Copenhagen with their offset (the ``local`` filter), and an HTML report becomes a PDF through
+headless Chromium's print to PDF (:func:`html_to_pdf`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from overflyt.project import find_project
 TIMEZONE = ZoneInfo("Europe/Copenhagen")
 NONE = "\u2013"  # an en dash: what a report shows for a value that is not there
 DEFAULT_LANG = "da"
+LANG_ENV = "OVERFLYT_LANG"  # the language of reports when no --lang is given (default: DEFAULT_LANG)
 CHROMIUM_ENV = "OVERFLYT_CHROMIUM"  # the browser that prints PDFs; default: chromium on PATH
 # Headless Chromium that talks to nobody: no first-run, sync, component updates or QUIC, a fresh profile.
 CHROMIUM_FLAGS = (
@@ -109,6 +111,17 @@ def languages(directory: Path | None = None) -> list[str]:
     """The languages reports can be written in: one ``templates/i18n/<lang>.yml`` each."""
     folder = (directory or find_project() / "templates") / "i18n"
     return sorted(p.stem for p in folder.glob("*.yml"))
+
+
+def default_lang() -> str:
+    """The language of reports when none is asked for: ``$OVERFLYT_LANG``, else :data:`DEFAULT_LANG`."""
+    return os.environ.get(LANG_ENV) or DEFAULT_LANG
+
+
+def named(name: str | None, ident: str) -> str:
+    """What a report calls a site or municipality: ``Grenaa Rådhus (grenaa-raadhus)``; the id alone
+    when the name is not known (or is the id)."""
+    return f"{name} ({ident})" if name and name != ident else ident
 
 
 def labels(lang: str = DEFAULT_LANG, directory: Path | None = None) -> dict[str, Any]:

@@ -24,8 +24,8 @@ from prefect.client.orchestration import get_client
 from overflyt import reports
 from overflyt.cli import main
 from overflyt.cutover.evidence import EvidenceRefused, evidence_view, write_evidence
-from overflyt.cutover.outcome import SiteOutcome, WaveOutcome
-from overflyt.cutover.report import markdown_view, report_markdown, rollback_view
+from overflyt.cutover.outcome import Approval, SiteOutcome, WaveOutcome
+from overflyt.cutover.report import markdown_view, names_of, report_markdown, rollback_view
 from overflyt.cutover.state import WaveState, plan_version
 from overflyt.plan import load_plan
 from overflyt.precheck import PrecheckReport
@@ -65,40 +65,81 @@ def _runs(state: Path, kind: str) -> list[Path]:
 # -------------------------------------------------------------------------------- every template
 
 
-def test_the_wave_report_renders_from_each_recorded_run(recorded: tuple[Path, Path]) -> None:
-    _, state = recorded
+# What each language's per-run reports say, where the tests below look.
+WORDS = {
+    "da": {"run": "Kørsel", "yes": "ja", "restored": "gendannet", "approved": "Godkendt af", "window": "vindue",
+           "precheck": "# overflyt forhåndstjek: Norddjurs Kommune (707), bølge 1", "wave_wide": "## hele bølgen"},
+    "en": {"run": "Run", "yes": "yes", "restored": "restored", "approved": "Approved by", "window": "window",
+           "precheck": "# overflyt pre-check: Norddjurs Kommune (707), wave 1", "wave_wide": "## wave-wide"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("lang", ["da", "en"])
+def test_the_wave_report_renders_from_each_recorded_run(recorded: tuple[Path, Path], lang: str) -> None:
+    plan_path, state = recorded
+    plan, words = load_plan(plan_path), WORDS[lang]
     runs = _runs(state, "wave") + _runs(state, "rollback")
     assert len(runs) >= 3
+    approved = 0
     for run in runs:
         data = json.loads((run / "report.json").read_text())
         kind = run.parent.name
         outcome = WaveOutcome(
             data["municipality"], data["wave"], data["dry_run"], data["run_id"], Path(data["run_dir"]),
             blocked=data["blocked_by_prechecks"], precheck=data["precheck"], overrides=data["overrides"],
+            approval=Approval(**data["approval"]) if data.get("approval") else None,
             window=data["window"], sites=[SiteOutcome(**s) for s in data["sites"]], kind=kind,
+            names=names_of(plan, data["wave"]), lang=lang,
         )  # fmt: skip
         if kind == "rollback":
-            text = reports.render("rollback.md.j2", TEMPLATES, r=rollback_view(outcome))
-            assert text == report_markdown(outcome)
-            assert "\n| ndj-core-01 | yes | `" in text
-            assert "\n| ndj-dc01 | restored | ndj-esx01 / ndj-ds-grenaa-01 / VM-Faelles-10 |\n" in text
+            view = rollback_view(outcome)
+            text = reports.render("rollback.md.j2", TEMPLATES, r=view, l=view["l"])
+            assert f"\n| ndj-core-01 | {words['yes']} | `" in text
+            assert f"\n| ndj-dc01 | {words['restored']} | ndj-esx01 / ndj-ds-grenaa-01 / VM-Faelles-10 |\n" in text
         else:
-            text = reports.render("wave.md.j2", TEMPLATES, r=markdown_view(outcome))
-        assert f"Run `{data['run_id']}`" in text
+            view = markdown_view(outcome)
+            text = reports.render("wave.md.j2", TEMPLATES, r=view, l=view["l"])
+        assert text == report_markdown(outcome)
+        assert text.startswith("# ")
+        assert "Norddjurs Kommune (707)" in text.splitlines()[0]
+        window = plan.wave(1).window
+        assert f"{plan.wave(1).name}: {words['window']} {reports.local_time(window.start)} " in text
+        assert f"\n## {SITE_NAME} (grenaa-raadhus): {view['l']['statuses'][data['sites'][0]['status']]}\n" in text
+        assert f"{words['run']} `{data['run_id']}`" in text
+        if outcome.approval is not None:
+            approved += 1
+            assert f"{words['approved']} **{outcome.approval.approved_by}** " in text
+            assert reports.local_time(outcome.approval.at) in text
         assert "\n\n\n" not in text
+    assert approved >= 1
 
 
-def test_the_precheck_report_renders_from_a_recorded_precheck(recorded: tuple[Path, Path]) -> None:
-    _, state = recorded
+@pytest.mark.parametrize("lang", ["da", "en"])
+def test_the_precheck_report_renders_from_a_recorded_precheck(recorded: tuple[Path, Path], lang: str) -> None:
+    plan_path, state = recorded
+    plan = load_plan(plan_path)
     run = _runs(state, "wave")[0]
     data = json.loads((run / "precheck.json").read_text())
     for computed in ("counts", "blocked"):  # written by the report, derived when read
         del data[computed]
     for result in data["results"]:
         del result["status"]
-    report = PrecheckReport.model_validate(data)
-    text = reports.render("precheck.md.j2", TEMPLATES, r=precheck_view(report))
-    assert text.startswith("# overflyt pre-check: Norddjurs Kommune (707), wave 1")
+    # recorded before reports named sites: the ids stand alone
+    old = precheck_view(PrecheckReport.model_validate(data), lang)
+    text = reports.render("precheck.md.j2", TEMPLATES, r=old, l=old["l"])
+    assert text.startswith(WORDS[lang]["precheck"])
+    assert "\n## grenaa-raadhus\n" in text
+    # as a pre-check records it now: with the sites' names and the wave's window
+    window = plan.wave(1).window
+    data.update(site_names={s.id: s.name for s in plan.sites}, window_start=window.start, window_end=window.end)
+    view = precheck_view(PrecheckReport.model_validate(data), lang)
+    text = reports.render("precheck.md.j2", TEMPLATES, r=view, l=view["l"])
+    assert text.startswith(WORDS[lang]["precheck"])
+    assert f"\n## {SITE_NAME} (grenaa-raadhus)\n" in text
+    assert f"{SITE_NAME} (grenaa-raadhus)" in text.splitlines()[4]  # the sites checked
+    assert f" {reports.local_time(window.start)} " in text
+    assert f"\n{WORDS[lang]['wave_wide']}\n" in text
+    assert "\n\n\n" not in text
 
 
 @pytest.mark.parametrize("lang", ["da", "en"])
@@ -229,7 +270,18 @@ def test_an_older_state_without_a_plan_version_is_reported(tmp_path: Path) -> No
 def test_every_language_has_every_label() -> None:
     files = sorted((TEMPLATES / "i18n").glob("*.yml"))
     assert [f.stem for f in files] == ["da", "en"]
-    keys = [(set(data), set(data["statuses"])) for data in (yaml.safe_load(f.read_text()) for f in files)]
+
+    def paths(data: dict[str, Any], prefix: str = "") -> set[str]:
+        """Every key, nested ones as ``run_report.parts.devices``."""
+        found = set()
+        for key, value in data.items():
+            found.add(prefix + str(key))
+            if isinstance(value, dict):
+                found |= paths(value, f"{prefix}{key}.")
+        return found
+
+    keys = [paths(yaml.safe_load(f.read_text())) for f in files]
+    assert {"statuses.rolled_back", "run_report.wave_title", "precheck_report.kinds.device"} <= keys[0]
     assert all(k == keys[0] for k in keys)
 
 

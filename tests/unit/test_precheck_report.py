@@ -308,33 +308,47 @@ def test_ctrf_tests_carry_rule_subject_severity_and_evidence() -> None:
 
 
 def test_markdown_has_summary_and_a_table_per_site_with_escaping() -> None:
-    text = render(BLOCKED, "markdown")
+    text = render(BLOCKED, "markdown")  # Danish by default
     lines = text.splitlines()
-    assert lines[0] == "# overflyt pre-check: Norddjurs Kommune (707), wave 1 — Fælles tjenester"
-    assert "**BLOCKED** — 2 critical finding(s) must be fixed before the wave." in lines
-    assert [line for line in lines if re.match(r"^\| (critical|warning|info) \| \d+ \|$", line)] == [
-        "| critical | 2 |",
-        "| warning | 1 |",
+    assert lines[0] == "# overflyt forhåndstjek: Norddjurs Kommune (707), bølge 1 — Fælles tjenester"
+    assert "**STANDSET** — 2 kritiske fund skal rettes før bølgen." in lines
+    assert [line for line in lines if re.match(r"^\| (kritisk|advarsel|info) \| \d+ \|$", line)] == [
+        "| kritisk | 2 |",
+        "| advarsel | 1 |",
         "| info | 4 |",
     ]
-    assert lines.index("## grenaa-raadhus") < lines.index("## wave-wide")
-    row = next(line for line in lines if line.startswith("| critical | device.reachable |"))
+    assert lines.index("## Grenaa Rådhus (grenaa-raadhus)") < lines.index("## hele bølgen")
+    assert "Vindue 2027-03-06 18:00:00 +01:00 til 2027-03-07 06:00:00 +01:00." in lines
+    row = next(line for line in lines if line.startswith("| kritisk | device.reachable |"))
     assert row == (
-        "| critical | device.reachable | device ndj-fw-01 | Device ndj-fw-01 is not reachable over SSH at "
+        "| kritisk | device.reachable | enhed ndj-fw-01 | Device ndj-fw-01 is not reachable over SSH at "
         '127.0.70.2:2222: banner &lt;motd&gt; &amp; "welcome" \\| it\'s over\ufffd; check its management address, '
         "port and ACLs, then run the pre-check again |"
     )
     # every finding row has exactly four cells (escaped pipes do not split cells)
-    rows = [line for line in lines if re.match(r"^\| (critical|warning|info) \| [a-z_]+\.[a-z_]+ \|", line)]
+    rows = [line for line in lines if re.match(r"^\| (kritisk|advarsel|info) \| [a-z_]+\.[a-z_]+ \|", line)]
     assert len(rows) == 7
     for line in rows:
         assert len(re.split(r"(?<!\\)\|", line)) == 6, line
 
 
+def test_markdown_in_english_keeps_its_wording() -> None:
+    lines = render(BLOCKED, "markdown", "en").splitlines()
+    assert lines[0] == "# overflyt pre-check: Norddjurs Kommune (707), wave 1 — Fælles tjenester"
+    assert "**BLOCKED** — 2 critical finding(s) must be fixed before the wave." in lines
+    assert "| critical | 2 |" in lines
+    assert lines.index("## Grenaa Rådhus (grenaa-raadhus)") < lines.index("## wave-wide")
+    assert any(
+        line.startswith("| critical | device.reachable | device ndj-fw-01 | Device ndj-fw-01 ") for line in lines
+    )
+    assert "Window 2027-03-06 18:00:00 +01:00 to 2027-03-07 06:00:00 +01:00." in lines
+
+
 def test_markdown_of_a_clean_wave_says_ready() -> None:
     text = render(READY, "markdown")
-    assert "**Ready** — no critical finding." in text
-    assert "## kattegatskolen" in text
+    assert "**Klar** — intet kritisk fund." in text
+    assert "## Kattegatskolen (kattegatskolen)" in text
+    assert "**Ready** — no critical finding." in render(READY, "markdown", "en")
 
 
 # ----------------------------------------------------------------------------------------------- errors

@@ -9,8 +9,9 @@ import jinja2
 import pytest
 
 from overflyt import reports
-from overflyt.cutover.outcome import Approval, SiteOutcome, WaveOutcome
+from overflyt.cutover.outcome import Approval, Names, SiteOutcome, WaveOutcome
 from overflyt.cutover.report import markdown_view, report_markdown, rollback_view
+from overflyt.errors import UsageError
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
@@ -32,8 +33,43 @@ def outcome() -> WaveOutcome:
     return o
 
 
-def test_the_wave_report_shows_every_part_of_the_outcome() -> None:
-    text = report_markdown(outcome())
+FANOE = Names(
+    municipality="Fanø Kommune",
+    wave="Øen",
+    window={"start": "2027-03-06T18:00:00+01:00", "end": "2027-03-07T05:00:00+00:00"},
+    sites={"fanoe-skole": "Fanø Skole", "fanoe-havn": "Fanø Havn"},
+)
+
+
+def test_the_wave_report_shows_every_part_of_the_outcome_in_danish_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(reports.LANG_ENV, raising=False)
+    o = outcome()
+    o.names = FANOE
+    o.lang = reports.default_lang()
+    text = report_markdown(o)
+    assert text.startswith(
+        "# Bølge 2 i Fanø Kommune (563) — overflytning\n\n"
+        "Øen: vindue 2027-03-06 18:00:00 +01:00 til 2027-03-07 06:00:00 +01:00.\n\n"
+        "Kørsel `run-7`. Forhåndstjek: 0 kritisk, 1 advarsel.\n"
+    )
+    assert "\n**Tilsidesættelse:** run outside the wave's maintenance window (--outside-window)\n" in text
+    assert "\nGodkendt af **Mette Holm** 2026-12-06 00:10:00 +01:00, sag CHG-4711.\n" in text
+    assert "\nHvem kunne have skrevet godkendelsen: shared credential.\n" in text
+    assert "\n## Fanø Skole (fanoe-skole): gennemført\n" in text
+    assert "\n| trin | sekunder |\n| --- | ---: |\n| backup | 2.5 |\n" in text
+    assert "\n| fan-web01 | flyttet | esx-9 / ds-2 |\n" in text
+    assert "\n**fan-rtr-01**: 1 linje(r)\n\n```\nip route 10.5.6.0/24 10.255.5.1\n```\n" in text
+    assert "\n## Fanø Havn (fanoe-havn): rullet tilbage\n\nFejl: configure: fan-rtr-02 refused a line\n" in text
+    assert text.endswith("\nTilbagerulning: enheder\n")
+    assert "\n\n\n" not in text
+
+
+def test_the_wave_report_in_english_keeps_its_wording() -> None:
+    o = outcome()
+    o.lang = "en"
+    text = report_markdown(o)  # no names known: the ids stand alone
     assert text.startswith(
         "# Wave 2 of municipality 563 — cutover\n\nRun `run-7`. Pre-checks: 0 critical, 1 warning.\n"
     )
@@ -42,22 +78,40 @@ def test_the_wave_report_shows_every_part_of_the_outcome() -> None:
     assert "\nWho could have typed it: shared credential.\n" in text
     assert "\n| fan-web01 | moved | esx-9 / ds-2 |\n" in text
     assert "\n**fan-rtr-01**: 1 line(s)\n\n```\nip route 10.5.6.0/24 10.255.5.1\n```\n" in text
-    assert "\n## fanoe-havn: rolled_back\n\nError: configure: fan-rtr-02 refused a line\n" in text
+    assert "\n## fanoe-havn: rolled back\n\nError: configure: fan-rtr-02 refused a line\n" in text
     assert text.endswith("\nRollback: devices\n")
     assert "\n\n\n" not in text
+    o.names = FANOE
+    assert report_markdown(o).startswith(
+        "# Wave 2 of Fanø Kommune (563) — cutover\n\n"
+        "Øen: window 2027-03-06 18:00:00 +01:00 to 2027-03-07 06:00:00 +01:00.\n\n"
+    )
+
+
+def test_the_language_comes_from_overflyt_lang_and_an_unknown_one_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(reports.LANG_ENV, "en")
+    assert outcome().lang == "en"
+    monkeypatch.delenv(reports.LANG_ENV)
+    assert outcome().lang == "da" == reports.DEFAULT_LANG
+    o = outcome()
+    o.lang = "xx"
+    with pytest.raises(UsageError, match="unknown language 'xx': reports are written in da, en"):
+        report_markdown(o)
 
 
 @pytest.mark.parametrize("template", sorted(p.name for p in TEMPLATES.glob("*.j2")))
 def test_a_missing_field_is_an_error_not_an_empty_line(template: str) -> None:
     with pytest.raises(jinja2.UndefinedError):
-        reports.render(template, TEMPLATES, r={})
+        reports.render(template, TEMPLATES, r={}, l=reports.labels("da", TEMPLATES))
 
 
 def test_a_missing_site_field_is_an_error() -> None:
     view = markdown_view(outcome())
     del view["sites"][0]["steps"]
     with pytest.raises(jinja2.UndefinedError, match="steps"):
-        reports.render("wave.md.j2", TEMPLATES, r=view)
+        reports.render("wave.md.j2", TEMPLATES, r=view, l=view["l"])
 
 
 def test_html_templates_are_escaped_and_markdown_cells_are_one_line(tmp_path: Path) -> None:
@@ -84,8 +138,9 @@ def test_an_on_demand_rollback_has_its_own_report() -> None:
             },
         )
     ]  # fmt: skip
+    o.lang = "en"
     text = report_markdown(o)
-    assert text.startswith("# Rollback in wave 2 of municipality 563\n\nRun `run-9`.\n\n## fanoe-havn: rolled_back\n")
+    assert text.startswith("# Rollback in wave 2 of municipality 563\n\nRun `run-9`.\n\n## fanoe-havn: rolled back\n")
     assert f"\n| fan-rtr-02 | yes | `{'ab' * 32}` | `{'ab' * 32}` | applied |\n" in text
     assert "\n| fan-web01 | restored | esx-1 / ds-1 / VLAN 10 |\n" in text
     assert "\nTook 1 min 15 s.\n" in text
@@ -93,7 +148,18 @@ def test_an_on_demand_rollback_has_its_own_report() -> None:
         "\n## Window\n\nA rollback is always allowed outside the window: it restores the agreed state.\n"
     )
     assert "\n\n\n" not in text
+    o.lang, o.names = "da", FANOE
+    text = report_markdown(o)
+    assert text.startswith(
+        "# Tilbagerulning i bølge 2 i Fanø Kommune (563)\n\n"
+        "Øen: vindue 2027-03-06 18:00:00 +01:00 til 2027-03-07 06:00:00 +01:00.\n\n"
+        "Kørsel `run-9`.\n\n## Fanø Havn (fanoe-havn): rullet tilbage\n"
+    )
+    assert f"\n| fan-rtr-02 | ja | `{'ab' * 32}` | `{'ab' * 32}` | anvendt |\n" in text
+    assert "\n| fan-web01 | gendannet | esx-1 / ds-1 / VLAN 10 |\n" in text
+    assert "\nVarede 1 min 15 s.\n" in text
+    assert "\n## Vindue\n\n" in text
     view = rollback_view(o)
     del view["sites"][0]["devices"][0]["found"]
     with pytest.raises(jinja2.UndefinedError, match="found"):
-        reports.render("rollback.md.j2", TEMPLATES, r=view)
+        reports.render("rollback.md.j2", TEMPLATES, r=view, l=view["l"])

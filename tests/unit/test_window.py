@@ -23,7 +23,7 @@ from overflyt.cutover import site as site_module
 from overflyt.cutover.admission import Admission
 from overflyt.cutover.itinerary import ItineraryStep
 from overflyt.cutover.outcome import SiteOutcome, WaveOutcome
-from overflyt.cutover.report import report_data, report_markdown
+from overflyt.cutover.report import names_of, report_data, report_markdown
 from overflyt.cutover.site import Cutover, WindowClosed
 from overflyt.cutover.state import WaveStore
 from overflyt.cutover.wave import WaveRun
@@ -280,7 +280,7 @@ def phases_of(loaded: LoadedPlan, clock: Clock, said: list[tuple[str, str, str]]
     plan = loaded.plan
     sites = tuple(plan.wave(1).sites)
     run = Run.create("wave", plan.municipality.code, 1, list(sites), dry_run=False)
-    outcome = WaveOutcome(plan.municipality.code, 1, False, run.record.run_id, run.dir)
+    outcome = WaveOutcome(plan.municipality.code, 1, False, run.record.run_id, run.dir, names=names_of(plan, 1))
     admission = Admission(loaded, 1, sites, {}, dry_run=False)
     phases = WaveRun(admission, run, outcome, on_step=lambda *a: said.append(a), clock=clock)
     phases.store = WaveStore(plan.municipality.code, 1)
@@ -347,10 +347,12 @@ def test_the_window_closes_during_the_first_of_three_sites(
         "outside the window: it restores the agreed state."
     )
     report = (outcome.run_dir / "report.md").read_text()
-    assert f"\n## skole: not_started\n\nError: {skole}\n" in report
+    assert report.startswith("# Bølge 1 i Vindeby Kommune (998) — overflytning\n")  # Danish by default
+    assert f"\n## Vindeby Skole (skole): ikke startet\n\nFejl: {skole}\n" in report
     assert report.endswith(
-        f"\n## Window\n\n{data['window']['note']}\n\nNot started (their devices and VMs not touched): skole, "
-        f"bibliotek.\n\n- **raadhus**: {outcome.sites[0].window}\n"
+        f"\n## Vindue\n\n{data['window']['note']}\n\nIkke startet (deres enheder og VM'er er ikke rørt): "
+        f"Vindeby Skole (skole), Vindeby Bibliotek (bibliotek).\n\n- **Vindeby Rådhus (raadhus)**: "
+        f"{outcome.sites[0].window}\n"
     )
     assert "\n\n\n" not in report
     assert report == report_markdown(outcome)
@@ -406,7 +408,7 @@ def test_an_on_demand_rollback_says_it_is_allowed_outside_the_window() -> None:
     outcome.window = {"note": "A rollback is always allowed outside the window: it restores the agreed state."}
     outcome.sites = [SiteOutcome("raadhus", "rolled_back")]
     assert report_markdown(outcome).endswith(
-        "\n## Window\n\nA rollback is always allowed outside the window: it restores the agreed state.\n"
+        "\n## Vindue\n\nA rollback is always allowed outside the window: it restores the agreed state.\n"
     )
     assert report_data(outcome)["window"] == outcome.window
 

@@ -28,6 +28,16 @@ class Parser(argparse.ArgumentParser):
 Commands: TypeAlias = "argparse._SubParsersAction[Parser]"
 
 
+def add_lang(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--lang``: the language of the reports people read (``templates/i18n/<LANG>.yml``)."""
+    parser.add_argument(
+        "--lang",
+        metavar="LANG",
+        help=f"language of {what}: da or en, one templates/i18n/<LANG>.yml each (default: $OVERFLYT_LANG, "
+        "else da); the console's own output stays English",
+    )
+
+
 def count(n: int, noun: str) -> str:
     """``1 site``, ``2 sites``."""
     return f"{n} {noun}{'s' if n != 1 else ''}"

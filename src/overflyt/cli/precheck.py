@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from overflyt.cli.common import EPILOG, Commands
+from overflyt.cli.common import EPILOG, Commands, add_lang
 
 if TYPE_CHECKING:
     from overflyt.ansible.runner import AnsibleEvent
@@ -41,6 +41,7 @@ def add_parser(commands: Commands) -> None:
         default="precheck",
         help="precheck: ahead of the window (default); run: right before the wave, the window must be open",
     )
+    add_lang(precheck, "the markdown report (report.md, --format markdown)")
     precheck.add_argument("-q", "--quiet", action="store_true", help="no progress on standard error")
     precheck.set_defaults(func=_precheck)
 
@@ -62,15 +63,18 @@ def progress_printer(quiet: bool) -> Callable[[AnsibleEvent], None] | None:
 
 
 def _precheck(args: argparse.Namespace) -> int:
+    from overflyt import reports
     from overflyt.precheck import exit_code, render
     from overflyt.precheck.wave import precheck_wave
 
+    lang = args.lang or reports.default_lang()
+    reports.labels(lang)  # an unknown language is refused before anything runs
     if not args.quiet:
         print(f"overflyt: pre-checking wave {args.wave} of {args.plan}", file=sys.stderr)
     outcome = precheck_wave(
-        Path(args.plan), args.wave, args.site, mode=args.mode, on_event=progress_printer(args.quiet)
+        Path(args.plan), args.wave, args.site, mode=args.mode, on_event=progress_printer(args.quiet), lang=lang
     )
-    text = render(outcome.report, args.format)
+    text = render(outcome.report, args.format, lang)
     if args.output:
         Path(args.output).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from overflyt.cli.common import EPILOG, Commands
+from overflyt.cli.common import EPILOG, Commands, add_lang
 
 
 def add_parser(commands: Commands) -> None:
@@ -30,9 +30,7 @@ def add_parser(commands: Commands) -> None:
     report.add_argument("plan", metavar="PLAN")
     report.add_argument("--output", metavar="DIR", default=".", help="the directory to write into (default: .)")
     report.add_argument("--format", choices=("html", "md", "pdf"), default="html", help="default: html")
-    report.add_argument(
-        "--lang", default="da", metavar="LANG", help="da (default) or en: one templates/i18n/<LANG>.yml each"
-    )
+    add_lang(report, "the pack")
     report.set_defaults(func=_report)
 
 
@@ -41,8 +39,9 @@ def _report(args: argparse.Namespace) -> int:
     from overflyt.cutover.evidence import write_evidence
     from overflyt.plan import load_plan
 
-    reports.labels(args.lang)  # an unknown language is refused before anything is read
+    lang = args.lang or reports.default_lang()
+    reports.labels(lang)  # an unknown language is refused before anything is read
     plan = load_plan(Path(args.plan))
-    path = write_evidence(plan, Path(args.output), args.format, args.lang)
+    path = write_evidence(plan, Path(args.output), args.format, lang)
     print(path)
     return 0

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from overflyt.cli.common import EPILOG, Commands, Parser
+from overflyt.cli.common import EPILOG, Commands, Parser, add_lang
 from overflyt.errors import OverflytError, UsageError
 
 
@@ -55,6 +55,7 @@ def add_parser(commands: Commands) -> None:
         "failed), json or markdown",
     )
     wave_run.add_argument("--output", metavar="FILE", help="write the --format report here (the table still prints)")
+    add_lang(wave_run, "the run's report.md and precheck.md (and --format markdown)")
     wave_run.add_argument("-q", "--quiet", action="store_true", help="no progress on standard error")
     wave_run.set_defaults(func=_wave_run)
 
@@ -69,6 +70,7 @@ def add_parser(commands: Commands) -> None:
     )
     rollback.add_argument("plan", metavar="PLAN")
     rollback.add_argument("--site", required=True, metavar="ID")
+    add_lang(rollback, "the rollback's report.md")
     rollback.add_argument("-q", "--quiet", action="store_true", help="no progress on standard error")
     rollback.set_defaults(func=_rollback)
 
@@ -117,6 +119,15 @@ def _print_wave(data: dict[str, Any], quiet: bool, fmt: str = "table", output: s
     return int(data["exit_code"])
 
 
+def _lang(asked: str | None) -> str:
+    """The reports' language: ``--lang``, else $OVERFLYT_LANG, else da; an unknown one is a UsageError."""
+    from overflyt import reports
+
+    lang = asked or reports.default_lang()
+    reports.labels(lang)
+    return lang
+
+
 def _wave_run(args: argparse.Namespace) -> int:
     from overflyt.cutover.admission import admit, handed
 
@@ -126,6 +137,7 @@ def _wave_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--output {args.output}: no directory {Path(args.output).resolve().parent}")
     if args.reason is not None and not args.outside_window:
         raise UsageError("--reason says why a wave runs outside its window: give it with --outside-window")
+    lang = _lang(args.lang)
     # Refuse bad input here, before Prefect starts: unknown wave or site, unresolvable secrets, no
     # approval, a busy municipality. The flow run below uses this admission (no second load).
     admission = admit(
@@ -149,6 +161,7 @@ def _wave_run(args: argparse.Namespace) -> int:
         ticket=args.ticket,
         outside_window=args.outside_window,
         outside_window_reason=args.reason,
+        lang=lang,
     )
     prepare_local_database()
     install_cancel_handlers()  # Ctrl-C / SIGTERM: stop the running step, roll the site back, exit
@@ -160,7 +173,9 @@ def _wave_run(args: argparse.Namespace) -> int:
 def _rollback(args: argparse.Namespace) -> int:
     from overflyt.cutover.admission import admit_rollback, handed
 
-    # Refuse bad input before Prefect starts: unknown site, nothing recorded, secrets, a busy municipality.
+    # Refuse bad input before Prefect starts: unknown language or site, nothing recorded, secrets, a busy
+    # municipality.
+    lang = _lang(args.lang)
     admission = admit_rollback(Path(args.plan), args.site)
     from flows import RollbackSiteParams, rollback_site
 
@@ -170,5 +185,5 @@ def _rollback(args: argparse.Namespace) -> int:
     install_cancel_handlers()
     prepare_local_database()
     with handed(admission):
-        state = rollback_site(RollbackSiteParams(plan=args.plan, site=args.site), return_state=True)
+        state = rollback_site(RollbackSiteParams(plan=args.plan, site=args.site, lang=lang), return_state=True)
     return _print_wave(_flow_result(state, "rollback-site"), args.quiet)

@@ -245,7 +245,7 @@ def _wave_view(plan: Plan, number: int, base: Path) -> dict[str, Any]:
     }
 
 
-def evidence_view(plan: Plan, lang: str = reports.DEFAULT_LANG, base: Path | None = None) -> dict[str, Any]:
+def evidence_view(plan: Plan, lang: str | None = None, base: Path | None = None) -> dict[str, Any]:
     """What the evidence pack shows, as plain data: the municipality, a summary, every wave and site
     with each run's part in it, and what is still pending. Reads only ``base`` (the state directory)."""
     root = (base or state_dir()) / plan.municipality.code
@@ -259,8 +259,8 @@ def evidence_view(plan: Plan, lang: str = reports.DEFAULT_LANG, base: Path | Non
         for w in waves for s in w["sites"] if s["status"] != "done"
     ]  # fmt: skip
     return {
-        "l": reports.labels(lang),
-        "lang": lang,
+        "l": reports.labels(lang or reports.default_lang()),
+        "lang": lang or reports.default_lang(),
         "municipality": {"name": plan.municipality.name, "code": plan.municipality.code},
         "generated": datetime.now(UTC),
         "summary": {
@@ -278,7 +278,7 @@ def evidence_view(plan: Plan, lang: str = reports.DEFAULT_LANG, base: Path | Non
 
 
 def write_evidence(
-    plan: Plan, output: Path, fmt: str = "html", lang: str = reports.DEFAULT_LANG, base: Path | None = None
+    plan: Plan, output: Path, fmt: str = "html", lang: str | None = None, base: Path | None = None
 ) -> Path:
     """Write the pack as ``<output>/evidence-<code>.<html|md|pdf>`` (the PDF beside its HTML)."""
     if fmt not in FORMATS:
@@ -297,7 +297,7 @@ def write_evidence(
     return reports.html_to_pdf(path, stem.with_suffix(".pdf")) if fmt == "pdf" else path
 
 
-def evidence_markdown(plan: Plan, lang: str = reports.DEFAULT_LANG, base: Path | None = None) -> str:
+def evidence_markdown(plan: Plan, lang: str | None = None, base: Path | None = None) -> str:
     """The pack as markdown (the Prefect artifact)."""
     view = evidence_view(plan, lang, base)
     return reports.render("evidence.md.j2", r=view, l=view["l"])

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from overflyt.errors import EXIT_FAILED, EXIT_OK, EXIT_ROLLBACK_FAILED
+from overflyt.reports import default_lang
 
 
 @dataclass
@@ -48,6 +49,17 @@ class Approval:
     principal: str = SHARED_CREDENTIAL
 
 
+@dataclass(frozen=True)
+class Names:
+    """What the plan calls the run's municipality, wave and sites, and the wave's window: what its
+    reports show beside the ids (empty: not known, the ids stand alone)."""
+
+    municipality: str = ""
+    wave: str = ""
+    window: dict[str, str] | None = None  # start, end: ISO times with their offset
+    sites: dict[str, str] = field(default_factory=dict)  # site id -> name
+
+
 @dataclass
 class WaveOutcome:
     municipality: str
@@ -63,6 +75,8 @@ class WaveOutcome:
     approval: Approval | None = None
     kind: str = "wave"  # wave | rollback
     window: dict[str, Any] | None = None  # the wave's window and what it meant for this run (note: one sentence)
+    names: Names = field(default_factory=Names)
+    lang: str = field(default_factory=default_lang)  # the language of its report.md (templates/i18n/<lang>.yml)
 
     def decided_by(self) -> list[str]:
         """What decided a run that did not succeed, one line each, as a person reads it: what

@@ -2,15 +2,45 @@
 Prefect artifact): built from a :class:`~overflyt.cutover.outcome.WaveOutcome` only; report.md is
 the template ``templates/wave.md.j2`` (an on-demand rollback's ``templates/rollback.md.j2``;
 :mod:`overflyt.reports`), its last section what the wave's maintenance window meant for the run
-(and that a rollback is always allowed outside it)."""
+(and that a rollback is always allowed outside it).
+
+The report shows the municipality, wave and sites by name and id (:class:`~overflyt.cutover.outcome.Names`,
+from the plan), its times in Europe/Copenhagen, and its words in the outcome's language
+(``templates/i18n/<lang>.yml``, key ``run_report``); what the run recorded in words (errors, the
+blocking findings, overrides, the window's note) is quoted as recorded."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from typing import Any
 
-from overflyt.cutover.outcome import WaveOutcome
-from overflyt.reports import render
+from overflyt.cutover.outcome import Names, WaveOutcome
+from overflyt.plan import Plan
+from overflyt.reports import labels, named, render
+
+
+def names_of(plan: Plan, wave: int) -> Names:
+    """What the plan calls the municipality, the wave and its sites, and the wave's window."""
+    w = plan.wave(wave)
+    return Names(
+        municipality=plan.municipality.name,
+        wave=w.name,
+        window={"start": w.window.start.isoformat(), "end": w.window.end.isoformat()},
+        sites={s.id: s.name for s in plan.sites},
+    )
+
+
+def _heading(outcome: WaveOutcome) -> dict[str, Any]:
+    """What both reports open with: the words, the municipality, the wave and its window."""
+    n = outcome.names
+    return {
+        "l": labels(outcome.lang),
+        "municipality": {"name": n.municipality, "code": outcome.municipality},
+        "wave": outcome.wave,
+        "wave_name": n.wave,
+        "wave_window": n.window,
+        "run_id": outcome.run_id,
+    }
 
 
 def report_data(outcome: WaveOutcome) -> dict[str, Any]:
@@ -26,17 +56,21 @@ def report_data(outcome: WaveOutcome) -> dict[str, Any]:
         "overrides": outcome.overrides,
         "approval": asdict(outcome.approval) if outcome.approval else None,
         "window": outcome.window,
+        "names": asdict(outcome.names),
+        "lang": outcome.lang,
         "sites": [asdict(s) for s in outcome.sites],
         "exit_code": outcome.exit_code,
     }
 
 
 def report_markdown(outcome: WaveOutcome) -> str:
-    """report.md: ``templates/wave.md.j2`` rendered from :func:`markdown_view`; an on-demand
-    rollback's is ``templates/rollback.md.j2`` from :func:`rollback_view`."""
+    """report.md in the outcome's language: ``templates/wave.md.j2`` rendered from :func:`markdown_view`;
+    an on-demand rollback's is ``templates/rollback.md.j2`` from :func:`rollback_view`."""
     if outcome.kind == "rollback":
-        return render("rollback.md.j2", r=rollback_view(outcome))
-    return render("wave.md.j2", r=markdown_view(outcome))
+        view = rollback_view(outcome)
+        return render("rollback.md.j2", r=view, l=view["l"])
+    view = markdown_view(outcome)
+    return render("wave.md.j2", r=view, l=view["l"])
 
 
 def _vm_rows(vms: Any) -> list[dict[str, str]]:
@@ -53,6 +87,7 @@ def _vm_rows(vms: Any) -> list[dict[str, str]]:
 def markdown_view(outcome: WaveOutcome) -> dict[str, Any]:
     """What the wave report shows, as plain data: each site's steps, VM moves and device changes."""
     sites = []
+    site_name = outcome.names.sites.get
     for site in outcome.sites:
         vms = (site.vms or {}).get("vms") if isinstance(site.vms, dict) else None
         devices = (site.devices or {}).get("devices") if isinstance(site.devices, dict) else None
@@ -60,7 +95,7 @@ def markdown_view(outcome: WaveOutcome) -> dict[str, Any]:
         back_vms = (back or {}).get("vms") if isinstance(back, dict) else None
         sites.append(
             {
-                "site": site.site,
+                "site": named(site_name(site.site), site.site),
                 "status": site.status,
                 "error": site.error,
                 "steps": site.steps,
@@ -75,10 +110,8 @@ def markdown_view(outcome: WaveOutcome) -> dict[str, Any]:
             }
         )
     return {
-        "wave": outcome.wave,
-        "municipality": outcome.municipality,
-        "kind": "dry run" if outcome.dry_run else "cutover",
-        "run_id": outcome.run_id,
+        **_heading(outcome),
+        "kind": "dry_run" if outcome.dry_run else "cutover",
         "precheck": outcome.precheck,
         "blocked": outcome.blocked,
         "blocked_by": outcome.blocked_by,
@@ -88,7 +121,7 @@ def markdown_view(outcome: WaveOutcome) -> dict[str, Any]:
         # the window's section (none in a dry run): whether this run held it, the sites it held back
         # or that ran past it, and that a rollback is always allowed outside it
         "window": None if outcome.window is None else str(outcome.window["note"]),
-        "held_back": [s.site for s in outcome.sites if s.status == "not_started"],
+        "held_back": [named(site_name(s.site), s.site) for s in outcome.sites if s.status == "not_started"],
     }
 
 
@@ -103,7 +136,7 @@ def rollback_view(outcome: WaveOutcome) -> dict[str, Any]:
         found = dict(done.get("classified") or {}) if isinstance(done, dict) else {}
         sites.append(
             {
-                "site": site.site,
+                "site": named(outcome.names.sites.get(site.site), site.site),
                 "status": site.status,
                 "error": site.error,
                 "seconds": site.steps.get("rollback"),
@@ -124,9 +157,7 @@ def rollback_view(outcome: WaveOutcome) -> dict[str, Any]:
             }
         )
     return {
-        "wave": outcome.wave,
-        "municipality": outcome.municipality,
-        "run_id": outcome.run_id,
+        **_heading(outcome),
         "sites": sites,
         "window": None if outcome.window is None else str(outcome.window["note"]),
     }

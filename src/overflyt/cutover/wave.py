@@ -32,7 +32,7 @@ from overflyt.ansible.runner import AnsibleEvent
 from overflyt.ansible.step import StepContext
 from overflyt.cutover.admission import Admission, admit, admit_rollback
 from overflyt.cutover.outcome import Approval, SiteOutcome, WaveOutcome
-from overflyt.cutover.report import report_data, report_markdown
+from overflyt.cutover.report import names_of, report_data, report_markdown
 from overflyt.cutover.site import Cutover, OnStep, StepRunner
 from overflyt.cutover.state import WaveStore, plan_version
 from overflyt.cutover.window import ROLLBACK_ANY_TIME, WindowGate, minutes_text, now, window_text
@@ -46,7 +46,7 @@ from overflyt.precheck.registry import CheckContext, Mode
 from overflyt.precheck.report import render
 from overflyt.precheck.rules.plan import waive_window
 from overflyt.record import Run, municipality_lock
-from overflyt.reports import one_line
+from overflyt.reports import labels, one_line
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class WaveRun:
             if self.override is not None and not dry_run:
                 report = waive_window(report, self.override)  # an ended window, run anyway on purpose
             self.report = report
-            self.run.write("precheck.md", render(report, "markdown"))
+            self.run.write("precheck.md", render(report, "markdown", self.outcome.lang))
             self.run.write("precheck.json", render(report, "json"))
             self.facts = facts
         self.outcome.precheck = {str(k): v for k, v in report.counts.items()}
@@ -259,14 +259,18 @@ def run_wave(
     decide_approval: Callable[[], Approval | None] | None = None,
     site_runner: SiteRunner | None = None,
     step_runner: StepRunner | None = None,
+    lang: str | None = None,
 ) -> WaveOutcome:
     """Pre-check the wave, then cut its sites over (or, with ``dry_run``, show what would change).
+    Its reports (report.md, precheck.md) are in ``lang`` (default :func:`overflyt.reports.default_lang`).
 
     ``outside_window``: run although the wave's window is not open, or has ended — no site is then
     held back by it; recorded as an override naming the operator and ``outside_window_reason``.
     ``site_runner(site_id, cut)`` runs one site's cutover ``cut()`` and ``step_runner(site, step,
     call)`` one step of it — the Prefect flow passes ones that make each site a subflow run and
     each step a task; by default they are simply called."""
+    if lang is not None:
+        labels(lang)  # an unknown language is refused before anything runs
     admission = admit(
         plan_path, wave, sites, dry_run=dry_run, approval_given=approval is not None,
         can_ask=decide_approval is not None,
@@ -275,7 +279,11 @@ def run_wave(
     with municipality_lock(code, f"wave {wave} {'dry run' if dry_run else 'cutover'}"):
         run = Run.create("wave", code, wave, list(admission.sites), dry_run=dry_run)
         leftovers.stop_leftovers(run)  # what dead runs of the municipality left: stopped before anything
-        outcome = WaveOutcome(code, wave, dry_run, run.record.run_id, run.dir)
+        outcome = WaveOutcome(
+            code, wave, dry_run, run.record.run_id, run.dir, names=names_of(admission.loaded.plan, wave)
+        )
+        if lang is not None:
+            outcome.lang = lang
         log.info("wave %d (%s): run %s", wave, "dry run" if dry_run else "cutover", run.dir)
         phases = WaveRun(admission, run, outcome, on_event=on_event, on_step=on_step)
         if not dry_run:
@@ -293,15 +301,21 @@ def rollback_site(
     on_event: OnEvent | None = None,
     on_step: OnStep | None = None,
     step_runner: StepRunner | None = None,
+    lang: str | None = None,
 ) -> WaveOutcome:
-    """Roll back a site's cutover on demand, from its wave's recorded state."""
+    """Roll back a site's cutover on demand, from its wave's recorded state (its report.md in ``lang``)."""
+    if lang is not None:
+        labels(lang)  # an unknown language is refused before anything runs
     admission = admit_rollback(plan_path, site_id)
     code, wave = admission.loaded.plan.municipality.code, admission.wave
     with municipality_lock(code, f"rollback of {site_id}"):
         store = WaveStore(code, wave)
         run = Run.create("rollback", code, wave, [site_id], dry_run=False)
         leftovers.stop_leftovers(run)  # what dead runs of the municipality left: stopped before anything
-        outcome = WaveOutcome(code, wave, False, run.record.run_id, run.dir, kind="rollback")
+        names = names_of(admission.loaded.plan, wave)
+        outcome = WaveOutcome(code, wave, False, run.record.run_id, run.dir, kind="rollback", names=names)
+        if lang is not None:
+            outcome.lang = lang
         window = admission.loaded.plan.wave(wave).window
         outcome.window = {"note": f"{ROLLBACK_ANY_TIME} Wave {wave}'s window: {window_text(window)}."}
         ctx = StepContext(admission.loaded, wave, run, admission.credentials, on_event=on_event)

@@ -30,6 +30,9 @@ def run_checks(ctx: CheckContext) -> PrecheckReport:
         started=started,
         finished=datetime.now(UTC),
         results=tuple(results),
+        site_names={site.id: site.name for site in ctx.plan.sites},
+        window_start=ctx.wave_plan.window.start,
+        window_end=ctx.wave_plan.window.end,
     )
     counts = report.counts
     log.info(

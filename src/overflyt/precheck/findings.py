@@ -126,6 +126,11 @@ class PrecheckReport(_Model):
     started: datetime
     finished: datetime
     results: tuple[CheckResult, ...]
+    site_names: dict[str, str] = Field(
+        default_factory=dict, description="What the plan calls each site of the wave (id -> name); reports show both."
+    )
+    window_start: datetime | None = Field(default=None, description="The wave's maintenance window opens.")
+    window_end: datetime | None = Field(default=None, description="The wave's maintenance window closes.")
 
     @property
     def findings(self) -> tuple[Finding, ...]:

@@ -33,8 +33,13 @@ WAVE_WIDE = "wave-wide"
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
-def render(report: PrecheckReport, fmt: str) -> str:
-    """The report as text in ``fmt``: table, json, junit, ctrf or markdown. Unknown format: UsageError."""
+def render(report: PrecheckReport, fmt: str, lang: str | None = None) -> str:
+    """The report as text in ``fmt``: table, json, junit, ctrf or markdown. Unknown format: UsageError.
+    ``lang`` is the markdown report's language (default :func:`overflyt.reports.default_lang`); the
+    table is the console's and stays English, the data formats have no words of their own."""
+    if fmt == "markdown":
+        view = markdown_view(report, lang or reports.default_lang())
+        return reports.render("precheck.md.j2", r=view, l=view["l"])
     renderer = _RENDERERS.get(fmt)
     if renderer is None:
         raise UsageError(f"unknown format {fmt!r} (one of: {', '.join(FORMATS)})")
@@ -302,38 +307,49 @@ def _ctrf(report: PrecheckReport) -> str:
 # --------------------------------------------------------------------------------------------- markdown
 
 
-def _markdown(report: PrecheckReport) -> str:
-    return reports.render("precheck.md.j2", r=markdown_view(report))
-
-
-def markdown_view(report: PrecheckReport) -> dict[str, Any]:
-    """What the markdown report (``templates/precheck.md.j2``) shows, as plain data."""
+def markdown_view(report: PrecheckReport, lang: str = reports.DEFAULT_LANG) -> dict[str, Any]:
+    """What the markdown report (``templates/precheck.md.j2``) shows, as plain data; its words are
+    ``l`` (``templates/i18n/<lang>.yml``). Sites are shown by name and id; a group's label is None
+    for the wave-wide checks."""
+    names = report.site_names
+    window = None
+    if report.window_start is not None and report.window_end is not None:
+        window = {"start": report.window_start.isoformat(), "end": report.window_end.isoformat()}
     return {
-        "title": _title(report),
+        "l": reports.labels(lang),
+        "municipality": {"name": report.municipality.name, "code": report.municipality.code},
+        "wave": report.wave,
+        "wave_name": report.wave_name,
+        "window": window,
         "blocked": report.blocked,
         "critical": report.counts[Severity.critical],
         "mode": report.mode,
-        "sites": list(report.sites),
+        "sites": [reports.named(names.get(site), site) for site in report.sites],
         "started": report.started.isoformat(),
         "severities": [(severity.value, report.counts[severity]) for severity in SEVERITIES],
-        "checks": _checks_line(list(report.results)),
+        "checks": _check_counts(list(report.results)),
         "groups": [
             {
-                "label": label,
+                "label": None if label == WAVE_WIDE else reports.named(names.get(label), label),
                 "findings": [
                     {
                         "severity": f.severity.value,
                         "id": f.id,
-                        "subject": f"{f.subject_kind} {f.subject}",
+                        "subject_kind": f.subject_kind,
+                        "subject": f.subject,
                         "message": f.message,
                     }
                     for _, f in _findings(results)
                 ],
-                "checks": _checks_line(results),
+                "checks": _check_counts(results),
             }
             for label, results in _groups(report)
         ],
     }
+
+
+def _check_counts(results: list[CheckResult]) -> dict[str, int]:
+    return {"total": len(results), **_count(results)}
 
 
 _RENDERERS: dict[str, Callable[[PrecheckReport], str]] = {
@@ -341,5 +357,5 @@ _RENDERERS: dict[str, Callable[[PrecheckReport], str]] = {
     "json": _json,
     "junit": _junit,
     "ctrf": _ctrf,
-    "markdown": _markdown,
+    "markdown": lambda report: render(report, "markdown"),
 }

@@ -24,6 +24,7 @@ from overflyt.precheck.gather import gather_estate
 from overflyt.precheck.registry import CheckContext, Mode
 from overflyt.precheck.report import render
 from overflyt.record import Run
+from overflyt.reports import labels
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,12 @@ def precheck_wave(
     mode: Mode = "precheck",
     now: datetime | None = None,
     on_event: Callable[[AnsibleEvent], None] | None = None,
+    lang: str | None = None,
 ) -> PrecheckOutcome:
-    """Gather the wave's facts (read-only), run every rule, and write the reports into the run record."""
+    """Gather the wave's facts (read-only), run every rule, and write the reports into the run record
+    (report.md in ``lang``, default :func:`overflyt.reports.default_lang`)."""
+    if lang is not None:
+        labels(lang)  # an unknown language is refused before anything runs
     loaded = load(plan_path)
     plan = loaded.plan
     chosen = select_sites(plan, wave, sites)
@@ -68,7 +73,7 @@ def precheck_wave(
             )
         )
     for fmt, name in REPORT_FILES.items():
-        run.write(name, render(report, fmt))
+        run.write(name, render(report, fmt, lang))
     run.record.notes["counts"] = {str(k): v for k, v in report.counts.items()}
     run.record.notes["blocked"] = report.blocked
     run.record.notes["playbook_status"] = result.status
