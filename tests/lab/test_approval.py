@@ -164,7 +164,7 @@ def test_an_approved_cutover_records_who_approved_it_when_and_with_which_ticket(
         assert report["approval"]["principal"] == "no credential (the Prefect API asks for none)"  # serve's default
         record = json.loads((run_dir / "record.json").read_text())
         assert record["notes"]["approval"] == report["approval"]
-        assert "Approved by **Jens Jensen**" in (run_dir / "report.md").read_text()
+        assert "Godkendt af **Jens Jensen**" in (run_dir / "report.md").read_text()  # Danish by default
         # the artifact the UI shows under its stable key, read through the same REST API
         query = {"artifacts": {"key": {"any_": ["wave-report-707-wave-1"]}}, "sort": "CREATED_DESC", "limit": 5}
         request = urllib.request.Request(
@@ -175,8 +175,8 @@ def test_an_approved_cutover_records_who_approved_it_when_and_with_which_ticket(
         with urllib.request.urlopen(request, timeout=30) as answer:
             wave_report = json.loads(answer.read())[0]
         assert wave_report["flow_run_id"] == str(run_id)
-        assert "Approved by **Jens Jensen**" in str(wave_report["data"])
-        assert "ticket CHG-42" in str(wave_report["data"])
+        assert "Godkendt af **Jens Jensen**" in str(wave_report["data"])
+        assert "sag CHG-42" in str(wave_report["data"])
     finally:
         if site_status(state) not in ("pending", "rolled_back"):
             assert rollback_site(plan, SITE).exit_code == 0  # leave the lab as `lab up` built it

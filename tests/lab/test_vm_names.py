@@ -134,7 +134,7 @@ def test_vms_named_as_people_name_them_cut_over_and_roll_back(
         assert all(re.fullmatch(r"vm-[a-z0-9-]+", alias) for alias in hosts)
         report = (outcome.run_dir / "report.md").read_text(encoding="utf-8")
         for name in NAMES.values():
-            assert f"| {name} | moved |" in report, report
+            assert f"| {name} | flyttet |" in report, report  # Danish by default: moved
 
         # rollback: every VM back where it stood, each moved back once
         log_at = len(relocations(lab))
@@ -145,7 +145,7 @@ def test_vms_named_as_people_name_them_cut_over_and_roll_back(
         assert Counter(moved_back) == Counter(escape(n) for n in NAMES.values()), moved_back
         rolled = (back.run_dir / "report.md").read_text(encoding="utf-8")
         for name in NAMES.values():
-            assert f"| {name} | restored |" in rolled, rolled
+            assert f"| {name} | gendannet |" in rolled, rolled  # Danish by default: restored
     finally:  # the lab as `lab up` built it, for the tests after this one
         for old, new in NAMES.items():
             with contextlib.suppress(StopIteration):

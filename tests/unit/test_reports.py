@@ -163,3 +163,34 @@ def test_an_on_demand_rollback_has_its_own_report() -> None:
     del view["sites"][0]["devices"][0]["found"]
     with pytest.raises(jinja2.UndefinedError, match="found"):
         reports.render("rollback.md.j2", TEMPLATES, r=view, l=view["l"])
+
+
+SAMPLE = TEMPLATES.parent / "inventories" / "norddjurs" / "plan.yml"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["precheck", str(SAMPLE), "--wave", "1"],
+        ["wave", "run", str(SAMPLE), "--wave", "1", "--dry-run"],
+        ["rollback", str(SAMPLE), "--site", "grenaa-raadhus"],
+        ["report", str(SAMPLE)],
+    ],
+)
+@pytest.mark.parametrize("how", ["--lang", "OVERFLYT_LANG"])
+def test_an_unknown_language_is_refused_before_anything_runs(
+    command: list[str], how: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from overflyt.cli import main
+
+    state = tmp_path / "state"
+    monkeypatch.setenv("OVERFLYT_STATE_DIR", str(state))
+    monkeypatch.chdir(tmp_path)
+    if how == "--lang":
+        command = [*command, "--lang", "fr"]
+    else:
+        monkeypatch.setenv(reports.LANG_ENV, "fr")
+    assert main(command) == 2
+    assert capsys.readouterr().err == "overflyt: unknown language 'fr': reports are written in da, en\n"
+    assert not state.exists()  # no run record, nothing contacted
+    assert list(tmp_path.iterdir()) == []
