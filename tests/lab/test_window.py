@@ -179,7 +179,7 @@ def test_the_window_closes_during_the_first_of_three_sites(
             "\nIkke startet (deres enheder og VM'er er ikke rørt): Grenaa Rådhus (grenaa-raadhus), "
             "Skolen ved Kattegat (kattegat).\n"
         ) in report
-        assert "A rollback is always allowed outside the window: it restores the agreed state." in report
+        assert "En tilbagerulning er altid tilladt uden for vinduet: den genskaber den aftalte tilstand." in report
 
         # A rerun with --outside-window, after the window has ended, carries on with them: recorded.
         capsys.readouterr()
@@ -214,7 +214,7 @@ def test_the_window_closes_during_the_first_of_three_sites(
             if recorded.get(s, {}).get("backups") or recorded.get(s, {}).get("placements")
         ]
     assert [b.exit_code for b in backs] == [0, 0, 0]
-    assert "A rollback is always allowed outside the window" in (backs[0].run_dir / "report.md").read_text()
+    assert "En tilbagerulning er altid tilladt uden for vinduet" in (backs[0].run_dir / "report.md").read_text()
     assert estate(si, lab) == before
     assert side_reached(lab, "digterparken", "10.70.40.11") == "source"
     assert side_reached(lab, "grenaa-raadhus", "10.70.10.11") == "source"

@@ -86,6 +86,19 @@ def test_the_wave_report_in_english_keeps_its_wording() -> None:
         "# Wave 2 of Fanø Kommune (563) — cutover\n\n"
         "Øen: window 2027-03-06 18:00:00 +01:00 to 2027-03-07 06:00:00 +01:00.\n\n"
     )
+    # the window's section, from the facts the run recorded
+    o.window = {"held": True, "on_window_end": "rollback", "margin_min": 20, "note": "(recorded)"}
+    assert report_markdown(o).endswith(
+        "\n## Window\n\nA site starts only while what is left of the window holds the site's estimate plus a 20 "
+        "min margin; a site under way when it closes is rolled back (on_window_end: rollback). A rollback is always "
+        "allowed outside the window: it restores the agreed state.\n"
+    )
+    o.window = {"held": False, "on_window_end": "finish", "margin_min": 15, "note": "(recorded)"}
+    assert "\n## Window\n\nNot held: this run was started with --outside-window (see the override). A " in (
+        report_markdown(o)
+    )
+    o.window = {"note": "Wave 2's window: as an older run recorded it."}  # before the facts were recorded
+    assert report_markdown(o).endswith("\n## Window\n\nWave 2's window: as an older run recorded it.\n")
 
 
 def test_the_language_comes_from_overflyt_lang_and_an_unknown_one_is_refused(

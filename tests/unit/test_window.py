@@ -350,7 +350,10 @@ def test_the_window_closes_during_the_first_of_three_sites(
     assert report.startswith("# Bølge 1 i Vindeby Kommune (998) — overflytning\n")  # Danish by default
     assert f"\n## Vindeby Skole (skole): ikke startet\n\nFejl: {skole}\n" in report
     assert report.endswith(
-        f"\n## Vindue\n\n{data['window']['note']}\n\nIkke startet (deres enheder og VM'er er ikke rørt): "
+        "\n## Vindue\n\nEn lokation starter kun, mens resten af vinduet rækker til lokationens estimat plus 15 min "
+        "margen; en lokation, der er i gang, når vinduet lukker, gøres færdig (og rapporteres som overskridelse) "
+        "(on_window_end: finish). En tilbagerulning er altid tilladt uden for vinduet: den genskaber den aftalte "
+        "tilstand.\n\nIkke startet (deres enheder og VM'er er ikke rørt): "
         f"Vindeby Skole (skole), Vindeby Bibliotek (bibliotek).\n\n- **Vindeby Rådhus (raadhus)**: "
         f"{outcome.sites[0].window}\n"
     )
@@ -385,7 +388,7 @@ def test_the_window_closes_during_the_first_of_three_sites(
     assert rerun.override == f"--outside-window by {operator}: the library asked for Sunday morning"
     notes = json.loads((again.run_dir / "record.json").read_text())["notes"]["override"]
     assert (notes["by"], notes["why"], notes["held"]) == (operator, "the library asked for Sunday morning", False)
-    assert "Not held: this run was started with --outside-window" in (again.run_dir / "report.md").read_text()
+    assert "Ikke holdt: kørslen blev startet med --outside-window" in (again.run_dir / "report.md").read_text()
 
 
 def test_a_failed_site_after_the_window_closed_still_names_the_sites_held_back(loaded: LoadedPlan) -> None:
@@ -408,7 +411,11 @@ def test_an_on_demand_rollback_says_it_is_allowed_outside_the_window() -> None:
     outcome.window = {"note": "A rollback is always allowed outside the window: it restores the agreed state."}
     outcome.sites = [SiteOutcome("raadhus", "rolled_back")]
     assert report_markdown(outcome).endswith(
-        "\n## Vindue\n\nA rollback is always allowed outside the window: it restores the agreed state.\n"
+        "\n## Vindue\n\nEn tilbagerulning er altid tilladt uden for vinduet: den genskaber den aftalte tilstand.\n"
+    )
+    outcome.lang = "en"
+    assert report_markdown(outcome).endswith(
+        "\n## Window\n\nA rollback is always allowed outside the window: it restores the agreed state.\n"
     )
     assert report_data(outcome)["window"] == outcome.window
 

@@ -118,10 +118,20 @@ def markdown_view(outcome: WaveOutcome) -> dict[str, Any]:
         "overrides": outcome.overrides,
         "approval": asdict(outcome.approval) if outcome.approval else None,
         "sites": sites,
-        # the window's section (none in a dry run): whether this run held it, the sites it held back
-        # or that ran past it, and that a rollback is always allowed outside it
-        "window": None if outcome.window is None else str(outcome.window["note"]),
+        # the window's section (none in a dry run): whether this run held it and how, the sites it held
+        # back or that ran past it, and that a rollback is always allowed outside it (held None: a run
+        # recorded before the window's facts were: its note as recorded)
+        "window": None if outcome.window is None else _window(outcome.window),
         "held_back": [named(site_name(s.site), s.site) for s in outcome.sites if s.status == "not_started"],
+    }
+
+
+def _window(window: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "note": str(window.get("note", "")),
+        "held": window.get("held"),
+        "on_window_end": window.get("on_window_end", "finish"),
+        "margin_min": window.get("margin_min", 0),
     }
 
 

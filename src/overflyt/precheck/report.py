@@ -357,5 +357,4 @@ _RENDERERS: dict[str, Callable[[PrecheckReport], str]] = {
     "json": _json,
     "junit": _junit,
     "ctrf": _ctrf,
-    "markdown": lambda report: render(report, "markdown"),
-}
+}  # markdown: a template, rendered by render() itself in the report's language
