@@ -269,3 +269,30 @@ def test_a_failed_wave_names_each_site_that_did_not_end_done(tmp_path: Path) -> 
     outcome = WaveOutcome("707", 1, False, "r1", tmp_path)
     outcome.sites = [SiteOutcome("a", "done"), SiteOutcome("b", "rolled_back", error="migrate: why")]
     assert outcome.decided_by() == ["b: rolled_back — migrate: why"]
+
+
+@pytest.mark.parametrize(
+    ("said", "host_key", "error"),
+    [
+        ("host key mismatch for 127.0.1.1", "changed", "host key differs from the one in the plan's known_hosts"),
+        (  # paramiko's RejectPolicy
+            "ssh connection failed: Server '[127.0.1.1]:22' not found in known_hosts",
+            "unknown",
+            "host key is not in the plan's known_hosts",
+        ),
+    ],
+)
+def test_the_precheck_classifies_a_device_failure_by_what_was_said_not_by_its_translation(
+    tmp_path: Path, said: str, host_key: str, error: str
+) -> None:
+    """The runner translates a device's host-key failure for people (one line for an unknown and a
+    changed key); the pre-check's classifier tells the two apart from the reason as it was said."""
+    from overflyt.precheck.gather import classify_failure
+
+    events = [_failed("ndj-core-01", "Read the running configuration", {"msg": said})]
+    result = _result("precheck.yml", "failed", 2, 1.0, tmp_path, events, _Said([], {"ndj-core-01": CORE}))
+    [failure] = result.failures
+    assert failure.message.startswith("device ndj-core-01 (127.0.1.1:22) presented an SSH host key")
+    assert failure.said == said
+    facts = classify_failure({"hostname": "ndj-core-01", "address": "127.0.1.1", "port": 22}, failure, result)
+    assert (facts.reachable, facts.host_key, facts.error) == (True, host_key, error)

@@ -70,11 +70,14 @@ class HostStats(Model):
 class TaskFailure(Model):
     """A failed task of a host. ``message`` is the reason as a person reads it (translated by
     :mod:`overflyt.ansible.reasons`, every secret value scrubbed); ``hidden`` marks a ``no_log``
-    task, whose result Ansible withholds — its role says the reason in a task of its own."""
+    task, whose result Ansible withholds — its role says the reason in a task of its own. ``said`` is
+    the reason as the device, the provider or Ansible's connection said it (scrubbed, not translated):
+    what a classifier of causes (the pre-check's) reads."""
 
     host: str
     task: str
     message: str
+    said: str = ""
     unreachable: bool = False
     hidden: bool = False
 
@@ -231,9 +234,14 @@ class _Said:
         """(the reason of a failed task's result as a person reads it, whether Ansible hid it)."""
         if res.get("censored"):
             return "failed (its result is withheld: the task handles a secret)", True
+        return explain(self.raw(res), self.devices.get(host or "")), False
+
+    def raw(self, res: Mapping[str, Any]) -> str:
+        """The reason of a failed task's result as it was said, scrubbed of the run's secrets."""
+        if res.get("censored"):
+            return ""
         msg = res.get("msg") or res.get("stderr") or res.get("module_stderr") or "failed"
-        text = str(scrub(str(msg), self.secrets)).strip()[:2000]
-        return explain(text, self.devices.get(host or "")), False
+        return str(scrub(str(msg), self.secrets)).strip()[:2000]
 
 
 def secret_lookup(name: str) -> str:
@@ -378,6 +386,7 @@ def _result(
                     host=str(data.get("host")),
                     task=str(data.get("task")),
                     message=message,
+                    said=said.raw(data.get("res") or {}),
                     unreachable=kind == "runner_on_unreachable",
                     hidden=hidden,
                 )

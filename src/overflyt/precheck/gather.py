@@ -87,7 +87,7 @@ def classify_failure(common: dict[str, Any], failure: TaskFailure | None, result
     if failure is None:
         why = f"not read: the pre-check playbook ended {result.status}"
         return DeviceFacts(**common, reachable=False, error=why)
-    message = failure.message
+    message = failure.said or failure.message  # the cause as it was said: the translation merges some
     host_key: HostKeyState = "not_checked"
     reachable, login = False, False
     if re.search(r"authenticity of host .* can't be established|not found in known_hosts", message, re.I):
@@ -102,5 +102,5 @@ def classify_failure(common: dict[str, Any], failure: TaskFailure | None, result
         host_key, reachable = "match", True
         error = "login refused (check the credentials reference's username and secret)"
     else:
-        error = first_line(message, 300)
+        error = first_line(failure.message, 300)  # as a person reads it (overflyt.ansible.reasons)
     return DeviceFacts(**common, reachable=reachable, host_key=host_key, login=login, error=error)
