@@ -15,7 +15,8 @@ description:
     The sha256 (hex) of O(_input) normalised by P(overflyt.network.config_normalise#filter), as
     UTF-8: the sha256 of the backup file net_backup writes of it.
   - >-
-    A raw configuration is hashed with C(ansible.builtin.hash('sha256')) instead.
+    The one hash of a device configuration: net_backup, net_facts, net_verify, net_restore and
+    discovery all use it.
 positional: _input
 options:
   _input:
