@@ -1,6 +1,7 @@
 """The network half of a site cutover against the lab's FRR routers: backup, configure + verify,
-real traffic post-check, restore byte-equal; idempotence; a dry run that provably sends no
-configuration command; a push the device partly rejects; a restore that cannot restore."""
+real traffic post-check, restore byte-equal (sections included); idempotence; a dry run that
+provably sends no configuration command; a push the device partly rejects; a restore the device
+refuses."""
 
 from __future__ import annotations
 
@@ -292,28 +293,48 @@ def test_rejected_line_fails_verify_by_name_and_restore_brings_the_device_back(
 # -- restore that cannot restore, and a site without a probe --------------------------------------
 
 
-def test_restore_refuses_to_guess_and_raises_rollback_failed(
+def test_restore_brings_back_changes_inside_an_interface_and_a_router_section(
     ctx: dict[str, Any], restore_by_hand: dict[str, str]
 ) -> None:
+    """hier_config's remediation, sections included: a description changed inside ``interface lan``
+    and a network swapped inside ``router rip`` (the lab's ripd, passive) during the window come back
+    byte-equal; a change the device refuses to undo (deleting its live ``interface lo``) still
+    fails the rollback, naming the device and the step."""
     plan, lab = ctx["plan"], ctx["lab"]
-    restore_by_hand[KATTEGAT] = before = running(lab, KATTEGAT)
-    run = new_run(plan, 2, "kattegatskolen")
-    backups = backup_site(step_ctx(plan, PLAN_PATH, 2, run, creds(ctx)), "kattegatskolen")
-    vtysh(lab, KATTEGAT, "configure terminal", "interface lan", "description changed by hand", "exit",
-          "ip route 10.70.98.0/24 10.255.70.9")  # fmt: skip
+    restore_by_hand[KATTEGAT] = initial = running(lab, KATTEGAT)
+    vtysh(lab, KATTEGAT, "configure terminal", "router rip", "passive-interface default", "network 10.70.102.0/24")
     try:
+        before = running(lab, KATTEGAT)
+        assert "\nrouter rip\n" in before
+        run = new_run(plan, 2, "kattegatskolen")
+        backups = backup_site(step_ctx(plan, PLAN_PATH, 2, run, creds(ctx)), "kattegatskolen")
+        vtysh(lab, KATTEGAT, "configure terminal", "interface lan", "description changed by hand", "exit",
+              "router rip", "no network 10.70.102.0/24", "network 10.99.0.0/16", "exit",
+              "ip route 10.70.98.0/24 10.255.70.9")  # fmt: skip
+        restored = restore_site(step_ctx(plan, PLAN_PATH, 2, run, creds(ctx)), "kattegatskolen", backups, dry_run=False)
+        device = restored.devices[KATTEGAT]
+        assert device.restored, device
+        assert device.unrestorable == []
+        assert device.pending_lines[0] == "no ip route 10.70.98.0/24 10.255.70.9"
+        assert set(device.pending_lines) == {
+            "no ip route 10.70.98.0/24 10.255.70.9",
+            "interface lan",
+            " description client LAN kattegatskolen",
+            "router rip",
+            " no network 10.99.0.0/16",
+            " network 10.70.102.0/24",
+        }
+        assert running(lab, KATTEGAT) == before
+        assert device.after_sha256 == device.backup_sha256 == sha(before)
+
+        vtysh(lab, KATTEGAT, "configure terminal", "interface lo", "description changed by hand")
         with pytest.raises(RollbackFailed) as failed:
             restore_site(step_ctx(plan, PLAN_PATH, 2, run, creds(ctx)), "kattegatskolen", backups, dry_run=False)
-        message = str(failed.value)
-        assert f"{KATTEGAT}: Fail unless the running configuration equals the backup" in message
-        assert "interface lan: description changed by hand (not in the backup)" in message
-        assert (
-            "interface lan: description client LAN kattegatskolen (missing from the running configuration)" in message
-        )
-        assert "ip route 10.70.98.0/24" not in running(lab, KATTEGAT)  # the top-level line was restored
+        assert f"{KATTEGAT}: Push the remediation, sections included" in str(failed.value)
     finally:
-        vtysh(lab, KATTEGAT, "configure terminal", "interface lan", "description client LAN kattegatskolen")
-    assert running(lab, KATTEGAT) == before
+        vtysh(lab, KATTEGAT, "configure terminal", "no router rip", "interface lo", "no description", "exit",
+              "interface lan", "description client LAN kattegatskolen")  # fmt: skip
+    assert running(lab, KATTEGAT) == initial
 
 
 def test_postcheck_of_a_site_without_probe_is_skipped(ctx: dict[str, Any]) -> None:

@@ -285,7 +285,7 @@ def test_pending_lines_leave_out_blanks_and_comments_and_split_into_added_and_re
     assert pending_lines("! only a comment\n") == []
 
 
-# -- net_restore's line diff -----------------------------------------------------------------------
+# -- net_restore's remediation (hier_config) -----------------------------------------------------------
 
 FRR_BACKUP = """!
 frr version 8.4.4
@@ -298,6 +298,11 @@ interface lan
  description client LAN
 exit
 !
+router rip
+ network 10.70.102.0/24
+ passive-interface default
+exit
+!
 end
 """
 
@@ -305,43 +310,62 @@ end
 def test_restore_plan_inverts_top_level_lines_removals_first() -> None:
     current = FRR_BACKUP.replace("ip route 10.70.10.0/24 10.70.252.2", "ip route 10.70.10.0/24 10.255.70.1")
     current = current.replace("no ipv6 forwarding\n", "")
-    assert restore_plan(current, FRR_BACKUP) == {
-        "commands": [
-            "no ip route 10.70.10.0/24 10.255.70.1",
-            "no ipv6 forwarding",
-            "ip route 10.70.10.0/24 10.70.252.2",
-        ],
+    commands = ["no ip route 10.70.10.0/24 10.255.70.1", "no ipv6 forwarding", "ip route 10.70.10.0/24 10.70.252.2"]
+    assert restore_plan(current, FRR_BACKUP, "frr") == {
+        "commands": commands,
+        "config": "\n".join(commands) + "\n",
         "unrestorable": [],
     }
-    assert restore_plan(FRR_BACKUP, FRR_BACKUP) == {"commands": [], "unrestorable": []}
+    assert restore_plan(FRR_BACKUP, FRR_BACKUP, "frr") == {"commands": [], "config": "", "unrestorable": []}
 
 
-def test_restore_plan_names_what_it_will_not_guess() -> None:
-    current = FRR_BACKUP.replace(" description client LAN", " description by hand").replace("8.4.4", "9.0")
-    current = current.replace("end\n", "interface new\nexit\nend\n")
-    assert restore_plan(current, FRR_BACKUP) == {
+def test_restore_plan_restores_inside_sections_and_closes_each_with_exit() -> None:
+    current = FRR_BACKUP.replace(" description client LAN", " description by hand")
+    current = current.replace(" passive-interface default\n", " network 10.99.0.0/16\n")
+    current = current.replace("end\n", "interface new\n description x\nexit\nend\n")
+    plan = restore_plan(current, FRR_BACKUP, "frr")
+    assert plan["commands"] == [
+        "no interface new",
+        "interface lan",
+        " description client LAN",
+        "router rip",
+        " no network 10.99.0.0/16",
+        " passive-interface default",
+    ]
+    assert plan["config"] == (
+        "no interface new\ninterface lan\n description client LAN\nexit\n"
+        "router rip\n no network 10.99.0.0/16\n passive-interface default\nexit\n"
+    )
+    assert plan["unrestorable"] == []
+    gone = FRR_BACKUP.replace("router rip\n network 10.70.102.0/24\n passive-interface default\nexit\n", "")
+    assert restore_plan(gone, FRR_BACKUP, "frr")["config"] == (
+        "router rip\n network 10.70.102.0/24\n passive-interface default\nexit\n"
+    )
+
+
+def test_restore_plan_names_what_no_command_restores() -> None:
+    current = FRR_BACKUP.replace("8.4.4", "9.0")
+    assert restore_plan(current, FRR_BACKUP, "frr") == {
         "commands": [],
-        "unrestorable": [
-            "frr version 9.0 (not in the backup)",
-            "frr version 8.4.4 (in the backup only)",
-            "interface lan: description by hand (not in the backup)",
-            "interface lan: description client LAN (missing from the running configuration)",
-            "interface new (section not in the backup)",
-        ],
+        "config": "",
+        "unrestorable": ["frr version 9.0 (not in the backup)", "frr version 8.4.4 (in the backup only)"],
     }
+    swapped = FRR_BACKUP.replace(
+        " network 10.70.102.0/24\n passive-interface default\n", " passive-interface default\n network 10.70.102.0/24\n"
+    )
+    assert restore_plan(swapped, FRR_BACKUP, "frr")["unrestorable"] == ["the same lines in another order"]
 
 
 def test_restore_plan_of_the_captured_frr_config_changed_by_hand() -> None:
     backup = normalise(FRR_RUNNING)
     current = backup.replace("ip route 0.0.0.0/0 10.70.250.9\n", "ip route 10.70.98.0/24 10.255.70.9\n")
-    assert restore_plan(current, backup) == {
-        "commands": ["no ip route 10.70.98.0/24 10.255.70.9", "ip route 0.0.0.0/0 10.70.250.9"],
-        "unrestorable": [],
-    }
+    plan = restore_plan(current, backup, "frr")
+    assert plan["commands"] == ["no ip route 10.70.98.0/24 10.255.70.9", "ip route 0.0.0.0/0 10.70.250.9"]
+    assert plan["unrestorable"] == []
     moved = backup.replace("interface to-core\n description uplink ndj-core-01\n", "interface to-core\n")
-    assert restore_plan(moved, backup)["unrestorable"] == [
-        "interface to-core: description uplink ndj-core-01 (missing from the running configuration)"
-    ]
+    assert restore_plan(moved, backup, "frr")["config"] == (
+        "interface to-core\n description uplink ndj-core-01\nexit\n"
+    )
 
 
 def test_restore_plan_on_ios_sections_closed_by_bang() -> None:
@@ -350,23 +374,27 @@ def test_restore_plan_on_ios_sections_closed_by_bang() -> None:
     current = current.replace(" transport input ssh\n", " transport input ssh\n exec-timeout 5 0\n")
     current = current.replace(" ip address 10.70.250.1", " ip address 10.70.250.2")
     assert restore_plan(current, backup) == {
-        "commands": ["no hostname x", "hostname ndj-fw-01", "ntp server 10.0.0.123 prefer"],
-        "unrestorable": [
-            "interface GigabitEthernet0/1: ip address 10.70.250.2 255.255.255.252 (not in the backup)",
-            "interface GigabitEthernet0/1: ip address 10.70.250.1 255.255.255.252 (missing from the running configuration)",
-            "line vty 0 4: exec-timeout 5 0 (not in the backup)",
+        "commands": [
+            "no hostname x",
+            "hostname ndj-fw-01",
+            "ntp server 10.0.0.123 prefer",
+            "interface GigabitEthernet0/1",
+            " ip address 10.70.250.1 255.255.255.252",
+            "line vty 0 4",
+            " no exec-timeout 5 0",
         ],
+        "config": (
+            "no hostname x\nhostname ndj-fw-01\nntp server 10.0.0.123 prefer\n"
+            "interface GigabitEthernet0/1\n ip address 10.70.250.1 255.255.255.252\nexit\n"
+            "line vty 0 4\n no exec-timeout 5 0\nexit\n"
+        ),
+        "unrestorable": [],
     }
     swapped = backup.replace(
         " ip address 10.70.250.1 255.255.255.252\n ip helper-address 10.0.0.67\n",
         " ip helper-address 10.0.0.67\n ip address 10.70.250.1 255.255.255.252\n",
     )
-    assert restore_plan(swapped, backup) == {
-        "commands": [],
-        "unrestorable": ["interface GigabitEthernet0/1 (section lines in another order)"],
-    }
-    stray = backup.replace("!\nline vty 0 4\n", "!\n stray\nline vty 0 4\n")
-    assert restore_plan(stray, backup)["unrestorable"] == ["(lines outside any section) (section not in the backup)"]
+    assert restore_plan(swapped, backup)["unrestorable"] == ["the same lines in another order"]
 
 
 # -- the overflyt.network collection ---------------------------------------------------------------
@@ -470,7 +498,7 @@ PLAYBOOK = r"""
           pending: "{{ '! x\nip route a b \n\nno ip route c d\n' | overflyt.network.config_pending_lines }}"
           split: "{{ ['ip route a b', 'no ip route c d'] | overflyt.network.config_pending_split }}"
           restore: "{{ samples.frr | overflyt.network.config_normalise
-                       | overflyt.network.config_restore_plan(samples.frr_backup) }}"
+                       | overflyt.network.config_restore_plan(samples.frr_backup, 'frr') }}"
           version: "{{ samples.frr | overflyt.network.first_line }}"
 """
 
@@ -522,6 +550,7 @@ def test_ansible_runs_the_filters_by_fqcn_and_the_backup_is_byte_identical_to_th
         "split": {"added": ["ip route a b"], "removed": ["ip route c d"]},
         "restore": {
             "commands": ["no ip route 0.0.0.0/0 10.70.250.9", "ip route 0.0.0.0/0 10.70.250.1"],
+            "config": "no ip route 0.0.0.0/0 10.70.250.9\nip route 0.0.0.0/0 10.70.250.1\n",
             "unrestorable": [],
         },
         "version": "Building configuration...",

@@ -27,7 +27,7 @@ FRR_ETC = Path("/etc/frr")
 FRR_RUN = Path("/var/run/frr")
 SSHD_PRIVSEP = Path("/run/sshd")
 SSHD = "/usr/sbin/sshd"
-FRR_DAEMONS = ("zebra", "staticd")
+FRR_DAEMONS = ("zebra", "staticd", "ripd")  # ripd: so a device can have a `router` section
 READY_TIMEOUT = 30.0
 
 

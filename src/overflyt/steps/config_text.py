@@ -11,8 +11,8 @@ Pure functions of strings and lists, no I/O. The ``overflyt.network`` collection
 * :func:`top_lines`, :func:`route_changes`, :func:`service_changes`, :func:`missing_lines`,
   :func:`pending_lines`, :func:`split_pending` — ``net_configure``'s render (what the cutover
   still has to push against a running configuration) and ``net_verify``'s reading of it.
-* :func:`restore_plan` — ``net_restore``'s top-level line diff from a running configuration back
-  to its backup, and what it will not guess at.
+* :func:`restore_plan` — ``net_restore``'s way from a running configuration back to its backup,
+  sections included (hier_config's remediation), and what no command restores.
 * :func:`first_line` — ``net_facts``' version line of ``show version``.
 """
 
@@ -22,6 +22,8 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final, TypedDict
+
+from hier_config import HConfig, Platform, WorkflowRemediation, get_hconfig
 
 # Lines that change without a configuration change, matched (as regular expressions) at the start
 # of a line: FRR's and IOS's build banner and byte count, IOS's change and NVRAM timestamps, and
@@ -146,79 +148,62 @@ def split_pending(pending: Iterable[str]) -> PendingSplit:
 
 # -- net_restore: back to the backup ----------------------------------------------------------------
 
-_CLOSERS = ("exit", "end")
-_UNRESTORABLE_PREFIXES = ("frr version ",)
+# Lines that close a section as FRR prints them (hier_config reads sections by indentation only),
+# and comments.
+_CLOSERS: Final = frozenset({"exit", "end", "exit-address-family", "exit-vrf", "exit-vnc", "!"})
+# Lines no configuration command changes: the software version.
+_UNRESTORABLE_PREFIXES: Final = ("frr version ", "version ")
+# hier_config's driver per platform: FRR's vtysh speaks IOS's CLI (sections, ``no X``, a new
+# ``description`` replaces the old one), so it is read with the IOS driver.
+_PLATFORMS: Final = {"ios": Platform.CISCO_IOS, "frr": Platform.CISCO_IOS, "aoscx": Platform.ARUBA_AOSCX}
 
 
 class RestorePlan(TypedDict):
-    commands: list[str]  # top-level commands that turn the running configuration into the backup
-    unrestorable: list[str]  # differences they do not restore, each named
+    commands: list[str]  # the remediation, a section's lines indented under it (what a report shows)
+    config: str  # the same with ``exit`` after each section: the text to push
+    unrestorable: list[str]  # differences the commands do not restore, each named
 
 
-def _parse(text: str) -> tuple[list[str], dict[str, list[str]]]:
-    """(top-level lines, sections by head with their lines). A section is a top-level line followed
-    by indented lines, or closed by ``exit`` as FRR prints them; ``""`` holds indented lines
-    outside any section."""
-    order: list[str] = []
-    children: dict[str, list[str]] = {}
-    closed: set[str] = set()
-    head: str | None = None
-    for raw in text.splitlines():
-        line = raw.rstrip()
-        if not line.strip() or line.strip() == "!":
-            head = None
-            continue
-        if line[0].isspace():
-            children.setdefault(head if head is not None else "", []).append(line)
-            continue
-        if line in _CLOSERS:
-            if head is not None:
-                closed.add(head)
-            head = None
-            continue
-        order.append(line)
-        head = line
-    sections = {h: children.get(h, []) for h in order if h in children or h in closed}
-    if "" in children:
-        sections[""] = children[""]
-    return [line for line in order if line not in sections], sections
+def _hconfig(platform: str, text: str) -> HConfig:
+    lines = (line.rstrip() for line in text.splitlines())
+    kept = [line for line in lines if line.strip() and line.strip() not in _CLOSERS]
+    return get_hconfig(_PLATFORMS.get(platform, Platform.CISCO_IOS), "\n".join(kept))
 
 
-def restore_plan(current: str, backup: str) -> RestorePlan:
-    """Commands that turn ``current`` into ``backup``, for devices without ``configure replace``
-    (FRR's vtysh) or where it is not used, and what they cannot restore.
+def restore_plan(current: str, backup: str, platform: str = "ios") -> RestorePlan:
+    """Commands that turn ``current`` into ``backup`` — sections included — for devices without
+    ``configure replace`` (FRR's vtysh) or where it is not used, and what they cannot restore.
 
-    Top-level lines are restorable: a line only in ``current`` is negated (``no X``; a ``no X``
-    line is undone by ``X``), a line only in ``backup`` is added back; removals go first, so a
-    single-valued setting (``hostname``) is cleared before its old value returns. Anything else
-    that differs — a section's lines, a section added or removed, the software version — is
-    reported as unrestorable, never guessed at."""
-    cur_lines, cur_sections = _parse(current)
-    bak_lines, bak_sections = _parse(backup)
-    unrestorable: list[str] = []
+    hier_config (the platform's driver; FRR is read as IOS) computes the remediation: lines only in
+    ``current`` negated (``no X``; ``no X`` undone by ``X``), lines only in ``backup`` added back,
+    inside their sections, a section only in ``current`` removed (``no interface X``), one only in
+    ``backup`` added whole. A differing software version line is named, never pushed; so are the
+    same lines in another order, which no command reorders."""
+    remediation = WorkflowRemediation(_hconfig(platform, current), _hconfig(platform, backup)).remediation_config
     commands: list[str] = []
-    for line in (x for x in cur_lines if x not in bak_lines):
-        if line.startswith(_UNRESTORABLE_PREFIXES):
-            unrestorable.append(f"{line} (not in the backup)")
-        else:
-            commands.append(line[3:] if line.startswith("no ") else f"no {line}")
-    for line in (x for x in bak_lines if x not in cur_lines):
-        if line.startswith(_UNRESTORABLE_PREFIXES):
-            unrestorable.append(f"{line} (in the backup only)")
-        else:
-            commands.append(line)
-    for head in [*cur_sections, *(h for h in bak_sections if h not in cur_sections)]:
-        name = head or "(lines outside any section)"
-        if head not in bak_sections:
-            unrestorable.append(f"{name} (section not in the backup)")
-        elif head not in cur_sections:
-            unrestorable.append(f"{name} (section missing from the running configuration)")
-        else:
-            cur, bak = cur_sections[head], bak_sections[head]
-            only_cur = [line for line in cur if line not in bak]
-            only_bak = [line for line in bak if line not in cur]
-            unrestorable += [f"{name}:{line} (not in the backup)" for line in only_cur]
-            unrestorable += [f"{name}:{line} (missing from the running configuration)" for line in only_bak]
-            if not only_cur and not only_bak and cur != bak:
-                unrestorable.append(f"{name} (section lines in another order)")
-    return {"commands": commands, "unrestorable": unrestorable}
+    push: list[str] = []
+    unrestorable: list[str] = []
+    depth = 0  # sections open in the pushed text
+    for child in remediation.all_children_sorted():
+        level = child.depth()
+        text = child.text
+        if level == 1 and text.removeprefix("no ").startswith(_UNRESTORABLE_PREFIXES):
+            where = "in the backup only" if not text.startswith("no ") else "not in the backup"
+            unrestorable.append(f"{text.removeprefix('no ')} ({where})")
+            continue
+        while depth >= level:
+            depth -= 1
+            push.append(" " * depth + "exit")
+        line = " " * (level - 1) + text
+        commands.append(line)
+        push.append(line)
+        if child.children:
+            depth = level
+    push += [" " * d + "exit" for d in range(depth - 1, -1, -1)]
+    if not commands and not unrestorable and _sections_text(current) != _sections_text(backup):
+        unrestorable.append("the same lines in another order")
+    return {"commands": commands, "config": "\n".join(push) + "\n" if push else "", "unrestorable": unrestorable}
+
+
+def _sections_text(text: str) -> list[str]:
+    return [line.rstrip() for line in text.splitlines() if line.strip() and line.strip() not in _CLOSERS]

@@ -12,14 +12,15 @@ version_added: 0.1.0
 short_description: Commands that turn a running configuration back into its backup
 description:
   - >-
-    Top-level line diff for devices without C(configure replace) (FRR's vtysh): a line only in the
-    running configuration is negated (C(no X); a C(no X) line is undone by C(X)), a line only in the
-    backup is added back; removals first, so a single-valued setting (C(hostname)) is cleared before
-    its old value returns.
+    hier_config's remediation from the running configuration back to the backup, sections
+    included: a line only in the running configuration is negated (C(no X); C(no X) is undone by
+    C(X)), a line only in the backup is added back, inside its section; a section only on the
+    device is removed, one only in the backup added whole. FRR's vtysh is read with the IOS driver
+    (its C(exit) lines dropped).
   - >-
-    Anything else that differs (a section's lines, a section added or removed, the software version)
-    is named in C(unrestorable), never guessed at.
-positional: _input, backup
+    What no command restores (the software version line, the same lines in another order) is
+    named in C(unrestorable), never pushed.
+positional: _input, backup, platform
 options:
   _input:
     description: The running configuration, normalised (P(overflyt.network.config_normalise#filter)).
@@ -29,12 +30,16 @@ options:
     description: The backup's text.
     type: str
     required: true
+  platform:
+    description: The device's platform (C(ios), C(frr), C(aoscx)); picks hier_config's driver.
+    type: str
+    default: ios
 """
 
 EXAMPLES = r"""
 - name: How to get back to the backup
   ansible.builtin.set_fact:
-    plan: "{{ running | overflyt.network.config_restore_plan(backup) }}"
+    plan: "{{ running | overflyt.network.config_restore_plan(backup, 'frr') }}"
 """
 
 RETURN = r"""
@@ -43,9 +48,12 @@ _value:
   type: dict
   contains:
     commands:
-      description: Top-level commands to push, removals first.
+      description: The remediation, a section's lines indented under it.
       type: list
       elements: str
+    config:
+      description: The same with C(exit) after each section, the text to push.
+      type: str
     unrestorable:
       description: Each difference the commands do not restore, named.
       type: list
