@@ -298,8 +298,8 @@ def test_restore_brings_back_changes_inside_an_interface_and_a_router_section(
 ) -> None:
     """hier_config's remediation, sections included: a description changed inside ``interface lan``
     and a network swapped inside ``router rip`` (the lab's ripd, passive) during the window come back
-    byte-equal; a change the device refuses to undo (deleting its live ``interface lo``) still
-    fails the rollback, naming the device and the step."""
+    byte-equal; a backup altered since it was taken is refused (RollbackFailed naming the device and
+    the step) and nothing is pushed."""
     plan, lab = ctx["plan"], ctx["lab"]
     restore_by_hand[KATTEGAT] = initial = running(lab, KATTEGAT)
     vtysh(lab, KATTEGAT, "configure terminal", "router rip", "passive-interface default", "network 10.70.102.0/24")
@@ -327,13 +327,15 @@ def test_restore_brings_back_changes_inside_an_interface_and_a_router_section(
         assert running(lab, KATTEGAT) == before
         assert device.after_sha256 == device.backup_sha256 == sha(before)
 
-        vtysh(lab, KATTEGAT, "configure terminal", "interface lo", "description changed by hand")
+        backup = Path(backups[KATTEGAT].file)
+        backup.write_text(backup.read_text().replace("client LAN", "client lan"))
         with pytest.raises(RollbackFailed) as failed:
             restore_site(step_ctx(plan, PLAN_PATH, 2, run, creds(ctx)), "kattegatskolen", backups, dry_run=False)
-        assert f"{KATTEGAT}: Push the remediation, sections included" in str(failed.value)
+        assert f"{KATTEGAT}: Refuse a missing or altered backup" in str(failed.value)
+        assert running(lab, KATTEGAT) == before  # nothing pushed
     finally:
-        vtysh(lab, KATTEGAT, "configure terminal", "no router rip", "interface lo", "no description", "exit",
-              "interface lan", "description client LAN kattegatskolen")  # fmt: skip
+        vtysh(lab, KATTEGAT, "configure terminal", "no router rip", "interface lan",
+              "description client LAN kattegatskolen")  # fmt: skip
     assert running(lab, KATTEGAT) == initial
 
 

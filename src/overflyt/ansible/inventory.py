@@ -1,6 +1,8 @@
 """Generates the per-run Ansible inventory from the plan and the connection settings beside it.
 
-The generated inventory lives in the run record, never in ``inventories/``. Desired state reaches
+The generated inventory lives in the run record, never in ``inventories/``. A device's
+``ansible_password`` set in the inventory beside the plan (e.g. an inline ``!vault`` value) is used
+instead of its credentials reference's secret; the username is always the plan's. Desired state reaches
 roles as inventory variables prefixed ``overflyt_``; secrets appear only as lookups of files the
 runner adapter writes outside the run record (see :func:`overflyt.ansible.runner.secret_lookup`).
 """
@@ -61,12 +63,18 @@ def build_inventory(
         if device.site not in sites:
             continue
         values: dict[str, Any] = dict(connections.host_vars.get(device.hostname, {}))
+        for key in sorted(connections.secrets.get(device.hostname, frozenset())):
+            # a vault value of the inventory: a secret file at run time, never the run record's text
+            name = f"inventory/{device.hostname}/{key}"
+            secrets[name] = SecretStr(str(values[key]))
+            values[key] = secret_lookup(name)
         values.setdefault("ansible_host", str(device.management))
         values.setdefault("ansible_port", device.port)
         values.setdefault("ansible_connection", "ansible.netcommon.network_cli")
         values.setdefault("ansible_network_os", "cisco.ios.ios")
         values["ansible_user"] = credentials[device.credentials].username
-        values["ansible_password"] = password(device.credentials)
+        if "ansible_password" not in values:  # the inventory's own (an inline !vault value) wins
+            values["ansible_password"] = password(device.credentials)
         values["overflyt_site"] = device.site
         values["overflyt_role"] = device.role.value
         values["overflyt_platform"] = device.platform.value

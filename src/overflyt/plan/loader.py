@@ -4,9 +4,11 @@ loader (:mod:`overflyt.discovery.estate`) reads estate files with.
 
 ``load_plan`` turns a plan file into a :class:`Plan` or raises :class:`PlanInvalid` listing every
 problem found, each with file, line, field path, offending value and reason. ``load_inventory``
-reads the connection settings (hosts.yml, group_vars/, host_vars/) that sit next to the plan and
-checks them against the plan, so the two can never drift apart. ``load`` does both at once and
-returns a :class:`LoadedPlan`: what a run carries instead of a plan and its path side by side.
+reads the connection settings that sit next to the plan (hosts.yml and whatever Ansible reads with
+it: host_vars/, group_vars/ files and directories, vault values — through Ansible itself,
+:mod:`.ansible_inventory`) and checks them against the plan, so the two can never drift apart.
+``load`` does both at once and returns a :class:`LoadedPlan`: what a run carries instead of a plan
+and its path side by side.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import yaml
 from pydantic import ValidationError
 
 from overflyt.errors import OverflytError, PlanInvalid, PlanIssue
+from overflyt.plan import ansible_inventory
 from overflyt.plan.model import Plan
 from overflyt.plan.rules import Problem, validate_plan
 
@@ -38,11 +41,14 @@ _REASONS = {
 
 @dataclass(frozen=True)
 class Inventory:
-    """Connection settings of each device, from the inventory next to the plan."""
+    """Connection settings of each device, from the inventory next to the plan, as Ansible reads
+    it (variable precedence applied, vault values decrypted)."""
 
     directory: Path
     host_vars: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # per host, the variables that were vault-encrypted: secrets, never written in clear
+    secrets: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 # PyYAML's pure-Python loader: its messages ("expected ',' or ']', but got '<scalar>'") are plainer
@@ -108,7 +114,7 @@ def _load(plan_path: Path) -> tuple[Plan, Inventory | None]:
         raise PlanInvalid(sorted(_schema_issues(doc, exc), key=_order)) from None
     issues = [_issue(doc, p) for p in validate_plan(plan)]
     inventory = None
-    if (plan_path.parent / "hosts.yml").exists():
+    if ansible_inventory.source_of(plan_path.parent) is not None:
         inventory, inventory_issues = _read_inventory(plan_path.parent, plan)
         issues.extend(inventory_issues)
     if issues:
@@ -126,7 +132,7 @@ def _load(plan_path: Path) -> tuple[Plan, Inventory | None]:
 def load_inventory(plan_path: str | Path, plan: Plan) -> Inventory:
     """The per-device connection settings that sit beside the plan (empty when there is no hosts.yml)."""
     directory = Path(plan_path).parent
-    if not (directory / "hosts.yml").exists():
+    if ansible_inventory.source_of(directory) is None:
         return Inventory(directory=directory)
     inventory, issues = _read_inventory(directory, plan)
     if issues:
@@ -254,108 +260,44 @@ def _issue(doc: YamlDocument, problem: Problem) -> PlanIssue:
 
 
 def _read_inventory(directory: Path, plan: Plan) -> tuple[Inventory, list[PlanIssue]]:
-    hosts_doc = read_yaml(directory / "hosts.yml")
+    """The inventory beside the plan as Ansible reads it (:mod:`.ansible_inventory`), checked
+    against the plan: every device there with the plan's address and port, no other host."""
+    source = ansible_inventory.source_of(directory)
+    assert source is not None  # the callers look first
+    read = ansible_inventory.read(source)
+    shown = display(source)
+    if read.error is not None:
+        return Inventory(directory=directory), [PlanIssue(shown, "", read.error)]
     issues: list[PlanIssue] = []
-    inline: dict[str, dict[str, Any]] = {}
-    groups: dict[str, list[str]] = {}
 
-    def walk(group: str, body: Any, path: PathKey, parents: tuple[str, ...]) -> None:
-        if body is None:
-            return
-        if not isinstance(body, dict):
-            issues.append(PlanIssue(hosts_doc.file, dotted(path), "a group must be a mapping", hosts_doc.line_of(path)))
-            return
-        for host, host_vars in (body.get("hosts") or {}).items():
-            if host_vars is not None and not isinstance(host_vars, dict):
-                where = (*path, "hosts", host)
-                issues.append(
-                    PlanIssue(
-                        hosts_doc.file,
-                        dotted(where),
-                        "host variables must be a mapping",
-                        hosts_doc.line_of(where),
-                    )
-                )
-                continue
-            inline.setdefault(host, {}).update(host_vars or {})
-            for g in (*parents, group):
-                groups.setdefault(g, [])
-                if host not in groups[g]:
-                    groups[g].append(host)
-        for child, child_body in (body.get("children") or {}).items():
-            walk(child, child_body, (*path, "children", child), (*parents, group))
-
-    if not isinstance(hosts_doc.data, dict) or "all" not in hosts_doc.data:
-        issues.append(PlanIssue(hosts_doc.file, "", "an inventory must start with the group `all`", 1))
-    else:
-        walk("all", hosts_doc.data["all"], ("all",), ())
+    def where(host: str, key: str) -> tuple[str, int | None]:
+        hv = read.hosts[host]
+        origin = hv.origins.get(key) or hv.origins.get("inventory_hostname")
+        return (display(origin[0]), origin[1]) if origin else (shown, None)
 
     devices = {d.hostname: d for d in plan.devices}
-    for host in sorted(set(inline) - set(devices)):
-        issues.append(PlanIssue(hosts_doc.file, host, "host is not a device of the plan", _host_line(hosts_doc, host)))
+    for host in sorted(set(read.hosts) - set(devices)):
+        file, line = where(host, "inventory_hostname")
+        issues.append(PlanIssue(file, host, "host is not a device of the plan", line))
     for name, device in devices.items():
-        if name not in inline:
-            issues.append(PlanIssue(hosts_doc.file, name, "plan device is missing from the inventory", 1))
+        if name not in read.hosts:
+            issues.append(PlanIssue(shown, name, "plan device is missing from the inventory", 1))
             continue
-        hv = inline[name]
+        hv = read.hosts[name].values
         address = str(hv.get("ansible_host", ""))
         if address != str(device.management):
-            issues.append(
-                PlanIssue(
-                    hosts_doc.file,
-                    f"{name}.ansible_host",
-                    f"differs from the plan's management address {device.management}",
-                    _host_line(hosts_doc, name),
-                    show_value(address),
-                )
-            )
+            file, line = where(name, "ansible_host")
+            reason = f"differs from the plan's management address {device.management}"
+            issues.append(PlanIssue(file, f"{name}.ansible_host", reason, line, show_value(address)))
         port = hv.get("ansible_port", 22)
         if port != device.port:
-            issues.append(
-                PlanIssue(
-                    hosts_doc.file,
-                    f"{name}.ansible_port",
-                    f"differs from the plan's port {device.port}",
-                    _host_line(hosts_doc, name),
-                    show_value(port),
-                )
-            )
-
-    merged: dict[str, dict[str, Any]] = {}
-    group_vars = {g: _vars_file(directory / "group_vars" / f"{g}.yml", issues) for g in ["all", *groups]}
-    for host in inline:
-        values: dict[str, Any] = {}
-        for g in ["all", *[g for g in groups if host in groups[g] and g != "all"]]:
-            values.update(group_vars.get(g) or {})
-        values.update(_vars_file(directory / "host_vars" / f"{host}.yml", issues))
-        values.update(inline[host])
-        merged[host] = values
+            file, line = where(name, "ansible_port")
+            reason = f"differs from the plan's port {device.port}"
+            issues.append(PlanIssue(file, f"{name}.ansible_port", reason, line, show_value(port)))
     inventory = Inventory(
         directory=directory,
-        host_vars=merged,
-        groups={g: tuple(h) for g, h in groups.items()},
+        host_vars={h: dict(hv.values) for h, hv in read.hosts.items()},
+        groups={g: hosts for g, hosts in read.groups.items() if g not in ("all", "ungrouped") or hosts},
+        secrets={h: hv.secret for h, hv in read.hosts.items() if hv.secret},
     )
     return inventory, issues
-
-
-def _host_line(doc: YamlDocument, host: str) -> int | None:
-    for key, line in doc.lines.items():
-        if key and key[-1] == host and len(key) >= 2 and key[-2] == "hosts":
-            return line
-    return None
-
-
-def _vars_file(path: Path, issues: list[PlanIssue]) -> dict[str, Any]:
-    if not path.exists():
-        return {}
-    try:
-        doc = read_yaml(path)
-    except PlanInvalid as exc:
-        issues.extend(exc.issues)
-        return {}
-    if doc.data is None:
-        return {}
-    if not isinstance(doc.data, dict):
-        issues.append(PlanIssue(doc.file, "", "a variables file must be a mapping", 1))
-        return {}
-    return dict(doc.data)
