@@ -1,4 +1,4 @@
-"""The lab's network: namespaces and veth pairs, FRR (zebra + staticd) in each router's namespace,
+"""The lab's network: namespaces and veth pairs, FRR (zebra + staticd + ripd) in each router's namespace,
 and a responder in each server zone."""
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def frr_config(r: Router) -> str:
 
 
 def start_frr(r: Router, paths: Paths) -> None:
-    """zebra + staticd inside the router's namespace, in their own FRR pathspace."""
+    """zebra + staticd + ripd inside the router's namespace, in their own FRR pathspace."""
     etc, run_dir = FRR_ETC / r.namespace, FRR_RUN / r.namespace
     for d in (etc, run_dir):
         d.mkdir(parents=True, exist_ok=True)
