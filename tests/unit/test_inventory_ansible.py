@@ -76,14 +76,23 @@ def test_a_vault_value_without_its_password_is_one_clear_error(plan_dir: Path) -
     with pytest.raises(PlanInvalid) as failed:
         load(plan_dir / "plan.yml")
     [issue] = failed.value.issues
-    assert issue.file == "hosts.yml"
-    assert issue.reason.startswith(
-        f"{plan_dir}/group_vars/network/vault.yml:1: ansible_password of ndj-core-01: a vault value that could not "
-        "be decrypted ("
-    )
+    assert (issue.file, issue.line) == ("group_vars/network/vault.yml", 1)
+    assert issue.reason.startswith("ansible_password of ndj-core-01: a vault value that could not be decrypted (")
     assert issue.reason.endswith(
         "give its password with ANSIBLE_VAULT_PASSWORD_FILE or vault ids (ANSIBLE_VAULT_IDENTITY_LIST)"
     )
+
+
+def test_a_malformed_vars_file_is_named_with_its_line(
+    plan_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ANSIBLE_VAULT_PASSWORD_FILE", str(plan_dir / "vault-pass"))
+    (plan_dir / "host_vars" / f"{FW}.yaml").write_text("---\nansible_port: [2223\n")
+    assert main(["plan", "validate", "plan.yml"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines()[1].startswith(f"  host_vars/{FW}.yaml:3: YAML parsing failed: ")
+    assert "Traceback" not in err
 
 
 def test_a_wrong_port_in_host_vars_yaml_is_drift_named_with_its_file_and_line(

@@ -46,6 +46,7 @@ class AnsibleInventory:
     hosts: dict[str, HostVars]
     groups: dict[str, tuple[str, ...]]
     error: str | None = None  # Ansible's own message when it could not read the inventory
+    error_at: tuple[str, int | None] | None = None  # the file and line it names
 
 
 def source_of(directory: Path) -> Path | None:
@@ -56,16 +57,17 @@ def source_of(directory: Path) -> Path | None:
 _CACHE: dict[tuple[Any, ...], AnsibleInventory] = {}
 
 
-def _stamp(directory: Path) -> tuple[Any, ...]:
-    files = [p for p in sorted(directory.rglob("*")) if p.is_file() and ".state" not in p.parts]
-    stats = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files if p.suffix != ".json")
-    return (str(directory.resolve()), stats, tuple(os.environ.get(k) for k in _VAULT_ENV))
+def _stamp(source: Path) -> tuple[Any, ...]:
+    """What Ansible reads for ``source``: the file, ``group_vars/`` and ``host_vars/`` beside it."""
+    files = [source, *(p for d in ("group_vars", "host_vars") for p in sorted((source.parent / d).rglob("*")))]
+    stats = tuple((str(p), s.st_mtime_ns, s.st_size) for p in files if p.is_file() and (s := p.stat()))
+    return (str(source.resolve()), stats, tuple(os.environ.get(k) for k in _VAULT_ENV))
 
 
 def read(source: Path) -> AnsibleInventory:
     """Ansible's reading of the inventory ``source`` (cached while its files and vault settings
     stay the same)."""
-    key = (str(source), *_stamp(source.parent))
+    key = _stamp(source)
     if key not in _CACHE:
         _CACHE[key] = _read(source)
     return _CACHE[key]
@@ -77,6 +79,8 @@ def _read(source: Path) -> AnsibleInventory:
         env["ANSIBLE_VAULT_PASSWORD_FILE"] = env["OVERFLYT_VAULT_PASSWORD_FILE"]
     env.setdefault("ANSIBLE_NOCOLOR", "1")
     env["ANSIBLE_DEPRECATION_WARNINGS"] = "0"
+    env["ANSIBLE_INVENTORY_UNPARSED_FAILED"] = "1"  # a malformed hosts file is an error, not "no hosts"
+    env["ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED"] = "1"
     done = subprocess.run(
         [sys.executable, "-m", "overflyt.plan.ansible_inventory", str(source)],
         capture_output=True,
@@ -99,7 +103,10 @@ def _read(source: Path) -> AnsibleInventory:
         for name, h in data.get("hosts", {}).items()
     }
     groups = {g: tuple(members) for g, members in data.get("groups", {}).items()}
-    return AnsibleInventory(source, hosts, groups, error=data.get("error"))
+    at = data.get("at")
+    return AnsibleInventory(
+        source, hosts, groups, error=data.get("error"), error_at=(str(at[0]), at[1]) if at else None
+    )
 
 
 # -- the child process: Ansible's own code ------------------------------------------------------------
@@ -107,12 +114,10 @@ def _read(source: Path) -> AnsibleInventory:
 
 def _listing(source: str) -> dict[str, Any]:  # pragma: no cover - runs in the child process
     from ansible import constants as C
-    from ansible._internal._datatag._tags import Origin
     from ansible.cli import CLI
     from ansible.errors import AnsibleError
     from ansible.inventory.manager import InventoryManager
     from ansible.parsing.dataloader import DataLoader
-    from ansible.parsing.vault import EncryptedString
     from ansible.vars.manager import VariableManager
 
     loader = DataLoader()
@@ -127,9 +132,31 @@ def _listing(source: str) -> dict[str, Any]:  # pragma: no cover - runs in the c
     loader.set_vault_secrets(secrets)
     try:
         inventory = InventoryManager(loader=loader, sources=[source])
-        manager = VariableManager(loader=loader, inventory=inventory)
+        return _hosts(inventory, VariableManager(loader=loader, inventory=inventory), source)
     except AnsibleError as exc:
-        return {"error": str(exc.message)}
+        return _said(exc)
+
+
+def _said(exc: Any) -> dict[str, Any]:  # pragma: no cover - the child
+    """Ansible's message, with the file and line it names (a malformed group_vars file, say)."""
+    from ansible._internal._datatag._tags import Origin
+
+    message = str(exc.message).removesuffix(".")
+    origin = None
+    cause = exc
+    while cause is not None and origin is None:  # the error a vars plugin raises wraps the parser's
+        obj = getattr(cause, "obj", None)
+        origin = obj if isinstance(obj, Origin) else Origin.get_tag(obj)
+        cause = cause.__cause__ or cause.__context__
+    if origin is not None and origin.path:
+        return {"error": message, "at": [origin.path, origin.line_num]}
+    return {"error": message}
+
+
+def _hosts(inventory: Any, manager: Any, source: str) -> dict[str, Any]:  # pragma: no cover - the child
+    from ansible._internal._datatag._tags import Origin
+    from ansible.errors import AnsibleError
+    from ansible.parsing.vault import EncryptedString
 
     def plain(value: Any, where: str) -> tuple[Any, bool]:
         if isinstance(value, EncryptedString):
@@ -161,11 +188,11 @@ def _listing(source: str) -> dict[str, Any]:  # pragma: no cover - runs in the c
             try:
                 values[key], is_secret = plain(value, key)
             except AnsibleError as exc:
-                where = f"{origin.path}:{origin.line_num}" if origin and origin.path else source
                 return {
-                    "error": f"{where}: {key} of {host.name}: a vault value that could not be decrypted "
+                    "error": f"{key} of {host.name}: a vault value that could not be decrypted "
                     f"({exc.message}); give its password with ANSIBLE_VAULT_PASSWORD_FILE or vault ids "
-                    "(ANSIBLE_VAULT_IDENTITY_LIST)"
+                    "(ANSIBLE_VAULT_IDENTITY_LIST)",
+                    "at": [origin.path, origin.line_num] if origin and origin.path else [source, None],
                 }
             if is_secret:
                 secret.append(key)

@@ -267,7 +267,8 @@ def _read_inventory(directory: Path, plan: Plan) -> tuple[Inventory, list[PlanIs
     read = ansible_inventory.read(source)
     shown = display(source)
     if read.error is not None:
-        return Inventory(directory=directory), [PlanIssue(shown, "", read.error)]
+        file, line = (display(read.error_at[0]), read.error_at[1]) if read.error_at else (shown, None)
+        return Inventory(directory=directory), [PlanIssue(file, "", read.error, line)]
     issues: list[PlanIssue] = []
 
     def where(host: str, key: str) -> tuple[str, int | None]:
