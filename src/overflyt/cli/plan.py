@@ -26,7 +26,9 @@ def add_parser(commands: Commands) -> None:
     validate = plan_commands.add_parser(
         "validate",
         help="check a plan and its inventory; list every error",
-        description="Check a plan file and the Ansible inventory beside it. Exit 0 when valid; exit 2 "
+        description="Check a plan file and the Ansible inventory beside it (read by Ansible itself: "
+        "host_vars/ and group_vars/ files or directories, inline !vault values decrypted with "
+        "ANSIBLE_VAULT_PASSWORD_FILE or vault ids). Exit 0 when valid; exit 2 "
         "with every error listed as FILE:LINE: FIELD: REASON (value: ...).",
     )
     validate.add_argument("plan", metavar="PLAN", help="plan file, e.g. inventories/norddjurs/plan.yml")

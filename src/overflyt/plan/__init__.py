@@ -1,8 +1,9 @@
 """The plan: load it, validate it, look at it, resolve its credentials.
 
 Owns: :mod:`.model` (the plan's schema), :mod:`.loader` (the only reader of plan and inventory files;
-``load`` returns a :class:`LoadedPlan`), :mod:`.rules` (cross-field rules), :mod:`.names` (what a VM
-name may be; its alias), :mod:`.select` (which wave and sites a command works on),
+``load`` returns a :class:`LoadedPlan`), :mod:`.ansible_inventory` (the inventory beside a plan
+as Ansible itself reads it: layouts, precedence, vault), :mod:`.rules` (cross-field rules),
+:mod:`.names` (what a VM name may be; its alias), :mod:`.select` (which wave and sites a command works on),
 :mod:`.credentials` (credentials references resolved at run time).
 May import: ``overflyt.errors``, ``overflyt.project``. Contacts nothing.
 """
