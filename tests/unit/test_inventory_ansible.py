@@ -54,7 +54,8 @@ def test_every_layout_is_read_with_ansibles_precedence_and_the_vault_value_decry
     monkeypatch.setenv("ANSIBLE_VAULT_PASSWORD_FILE", str(plan_dir / "vault-pass"))
     loaded = load(plan_dir / "plan.yml")
     fw = loaded.connections.host_vars[FW]
-    assert fw["ansible_password"] == "s3cret from the vault"  # group_vars/network/vault.yml
+    assert fw["ansible_password"].get_secret_value() == "s3cret from the vault"  # group_vars/network/vault.yml
+    assert "s3cret" not in repr(loaded)  # a vault value is a secret: never shown
     assert fw["ansible_command_timeout"] == 45  # host_vars/x.yaml beats group_vars/network/
     assert fw["ansible_connection"] == "ansible.netcommon.network_cli"  # group_vars/network/connection.yml
     assert fw["ansible_network_os"] == "cisco.ios.ios"  # group_vars/frr.yml
@@ -69,7 +70,7 @@ def test_vault_ids_are_a_password_source_too(plan_dir: Path, monkeypatch: pytest
     )
     (plan_dir / "lab-pass").write_text("lab-pw\n")
     monkeypatch.setenv("ANSIBLE_VAULT_IDENTITY_LIST", f"lab@{plan_dir / 'lab-pass'}")
-    assert load(plan_dir / "plan.yml").connections.host_vars[FW]["ansible_password"] == "by id"
+    assert load(plan_dir / "plan.yml").connections.host_vars[FW]["ansible_password"].get_secret_value() == "by id"
 
 
 def test_a_vault_value_without_its_password_is_one_clear_error(plan_dir: Path) -> None:

@@ -66,7 +66,8 @@ def build_inventory(
         for key in sorted(connections.secrets.get(device.hostname, frozenset())):
             # a vault value of the inventory: a secret file at run time, never the run record's text
             name = f"inventory/{device.hostname}/{key}"
-            secrets[name] = SecretStr(str(values[key]))
+            value = values[key]
+            secrets[name] = value if isinstance(value, SecretStr) else SecretStr(str(value))
             values[key] = secret_lookup(name)
         values.setdefault("ansible_host", str(device.management))
         values.setdefault("ansible_port", device.port)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from overflyt.errors import OverflytError, PlanInvalid, PlanIssue
 from overflyt.plan import ansible_inventory
@@ -297,8 +297,13 @@ def _read_inventory(directory: Path, plan: Plan) -> tuple[Inventory, list[PlanIs
             issues.append(PlanIssue(file, f"{name}.ansible_port", reason, line, show_value(port)))
     inventory = Inventory(
         directory=directory,
-        host_vars={h: dict(hv.values) for h, hv in read.hosts.items()},
+        host_vars={h: _hidden(hv.values, hv.secret) for h, hv in read.hosts.items()},
         groups={g: hosts for g, hosts in read.groups.items() if g not in ("all", "ungrouped") or hosts},
         secrets={h: hv.secret for h, hv in read.hosts.items() if hv.secret},
     )
     return inventory, issues
+
+
+def _hidden(values: Mapping[str, Any], secret: frozenset[str]) -> dict[str, Any]:
+    """A host's variables with its vault values as :class:`SecretStr` (shown as ``**********``)."""
+    return {k: SecretStr(str(v)) if k in secret else v for k, v in values.items()}
