@@ -17,7 +17,8 @@ plan's site and role) — and leaves the file untouched when any device could no
 A device that cannot be read (unreachable, host key unknown or changed, login refused, an answer
 not understood) gets one line naming it and the reason, and the command exits 1.
 
-An estate file is only ever replaced whole: written beside it, then renamed over it
+An estate file is only ever replaced whole, its comments and layout kept (ruamel.yaml,
+:mod:`overflyt.discovery.roundtrip`): written beside it, then renamed over it
 (:mod:`overflyt.discovery.common`).
 """
 
@@ -57,7 +58,7 @@ def add_parser(commands: Commands) -> None:
     what.add_argument(
         "--estate",
         metavar="FILE",
-        help="update the VMs of this estate file (rewritten whole as plain YAML: its comments are not kept)",
+        help="update the VMs of this estate file (rewritten whole, its comments and layout kept)",
     )
     what.add_argument("--compare", action="store_true", help="list differences from the plan's vms; exit 1 if any")
     vcenter.set_defaults(func=_discover_vcenter)
@@ -82,7 +83,7 @@ def add_parser(commands: Commands) -> None:
     what.add_argument(
         "--estate",
         metavar="FILE",
-        help="update the devices of this estate file (rewritten whole as plain YAML: its comments are not kept)",
+        help="update the devices of this estate file (rewritten whole, its comments and layout kept)",
     )
     what.add_argument("--compare", action="store_true", help="list differences from the plan's devices; exit 1 if any")
     devices.add_argument(
