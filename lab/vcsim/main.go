@@ -9,6 +9,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha1"
 	"crypto/tls"
 	"encoding/json"
 	"encoding/xml"
@@ -284,7 +285,7 @@ func fixSnapshotEntity(body []byte) []byte {
 	})
 }
 
-// relocation is what fixRelocation needs of a RelocateVM_Task request.
+// relocation is what fixRelocation and logRelocation need of a RelocateVM_Task request.
 type relocation struct {
 	VM        string `xml:"Body>RelocateVM_Task>_this"`
 	Datastore string `xml:"Body>RelocateVM_Task>spec>datastore"`
@@ -298,6 +299,62 @@ type relocation struct {
 		Network      string `xml:"device>backing>network"`
 		DeviceName   string `xml:"device>backing>deviceName"`
 	} `xml:"Body>RelocateVM_Task>spec>deviceChange"`
+	Service *serviceLocator `xml:"Body>RelocateVM_Task>spec>service"`
+}
+
+// serviceLocator is a RelocateSpec's ServiceLocator: the vCenter a cross-vCenter vMotion goes to,
+// and how to log in there (ServiceLocatorNamePassword).
+type serviceLocator struct {
+	InstanceUuid  string `xml:"instanceUuid"`
+	Url           string `xml:"url"`
+	SslThumbprint string `xml:"sslThumbprint"`
+	Credential    struct {
+		Type     string `xml:"http://www.w3.org/2001/XMLSchema-instance type,attr"`
+		Username string `xml:"username"`
+		Password string `xml:"password"`
+	} `xml:"credential"`
+}
+
+// listeners are the lab's vCenters, to tell which one a ServiceLocator names.
+var listeners []Listener
+
+// instanceUuid is the instance UUID listener l reports (ServiceContent.about.instanceUuid): each
+// of the lab's vCenters its own, as two real vCenters have, derived from its name.
+func instanceUuid(l Listener) string {
+	sum := sha1.Sum([]byte("ofl-vcsim " + l.Name))
+	sum[6], sum[8] = sum[6]&0x0f|0x50, sum[8]&0x3f|0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", sum[0:4], sum[4:6], sum[6:8], sum[8:10], sum[10:16])
+}
+
+var aboutUuid = regexp.MustCompile(`<instanceUuid>[^<]*</instanceUuid>`)
+
+// describeLocator is the ServiceLocator as the log shows it: every field but the password, which
+// is only said to be right or wrong for the vCenter named (never its value nor its length).
+func describeLocator(s *serviceLocator) string {
+	if s == nil {
+		return "service=none"
+	}
+	password := "absent"
+	c := s.Credential
+	if c.Password != "" {
+		password = "redacted(no vCenter has it)"
+		for _, l := range listeners {
+			if s.Url == "https://"+l.Addr || s.Url == "https://"+l.Addr+"/sdk" {
+				password = "redacted(wrong for " + l.Name + ")"
+				if c.Username == l.User && c.Password == l.Password {
+					password = "redacted(valid for " + l.Name + ")"
+				}
+			}
+		}
+	}
+	target := "?"
+	for _, l := range listeners {
+		if s.InstanceUuid == instanceUuid(l) {
+			target = l.Name
+		}
+	}
+	return fmt.Sprintf("service: url=%s instanceUuid=%s (%s) sslThumbprint=%s credential=%s username=%s password=%s",
+		s.Url, s.InstanceUuid, target, s.SslThumbprint, c.Type, c.Username, password)
 }
 
 var datastorePrefix = regexp.MustCompile(`^\[[^\]]*\]`)
@@ -367,7 +424,8 @@ func fixRelocation(body []byte) {
 }
 
 // logRelocation writes one line per RelocateVM_Task request to the simulator's log, so tests can
-// count the moves the peer saw: "relocate vm=<moid> name=<name> host=... datastore=... folder=...".
+// count the moves the peer saw: "relocate vm=<moid> name=<name> host=... datastore=... folder=...",
+// and a second line with the spec's ServiceLocator ("relocate-service ...", describeLocator).
 func logRelocation(body []byte, l Listener, code int) {
 	var req relocation
 	if xml.Unmarshal(body, &req) != nil {
@@ -380,6 +438,7 @@ func logRelocation(body []byte, l Listener, code int) {
 	}
 	log.Printf("ofl-vcsim: relocate vm=%s name=%s host=%s datastore=%s folder=%s pool=%s listener=%s status=%d",
 		req.VM, name, req.Host, req.Datastore, req.Folder, req.Pool, l.Name, code)
+	log.Printf("ofl-vcsim: relocate-service vm=%s name=%s listener=%s %s", req.VM, name, l.Name, describeLocator(req.Service))
 }
 
 // mutators are the synchronous methods that change the inventory; with every *_Task method they
@@ -395,7 +454,8 @@ var mutators = map[string]bool{
 //     is answered with an empty FetchResponse, which pyvmomi reads as None;
 //   - snapshot tasks name their VM as entity (fixSnapshotEntity);
 //   - a relocation also moves the VM's NICs and files (fixRelocation) and is logged (logRelocation);
-//   - every task and synchronous change is logged as "task method=<name>" (mutators).
+//   - every task and synchronous change is logged as "task method=<name>" (mutators);
+//   - the ServiceContent names the listener's own instance UUID (instanceUuid).
 func guard(next http.Handler, l Listener) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -450,7 +510,11 @@ func guard(next http.Handler, l Listener) http.Handler {
 		}
 		w.Header().Del("Content-Length")
 		w.WriteHeader(rec.Code)
-		_, _ = w.Write(fixSnapshotEntity(rec.Body.Bytes()))
+		out := rec.Body.Bytes()
+		if method == "RetrieveServiceContent" {
+			out = aboutUuid.ReplaceAll(out, []byte("<instanceUuid>"+instanceUuid(l)+"</instanceUuid>"))
+		}
+		_, _ = w.Write(fixSnapshotEntity(out))
 	})
 }
 
@@ -489,6 +553,7 @@ func main() {
 	srv.Close()
 	cert, err := tls.LoadX509KeyPair(m.Cert, m.Key)
 	must(err, "TLS certificate")
+	listeners = m.Listeners
 	errs := make(chan error, len(m.Listeners))
 	for _, l := range m.Listeners {
 		ln, err := net.Listen("tcp", l.Addr)

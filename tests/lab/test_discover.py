@@ -72,7 +72,7 @@ def sha(text: str) -> str:
 
 def read_all(plan: Plan, plan_path: Path = SAMPLE_PLAN) -> dict[str, dd.DeviceRead]:
     credentials = dd.device_credentials(plan, plan_path.parent)
-    reads = dd.read_devices(plan, credentials, dd.known_hosts_file(plan, plan_path.parent))
+    reads = dd.read_devices(plan, credentials, dd.known_hosts_file(plan, plan_path.parent), plan_path=plan_path)
     return {r.hostname: r for r in reads}
 
 

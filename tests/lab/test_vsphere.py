@@ -244,6 +244,39 @@ def test_relocate_into_the_shared_datacentre_and_back(
     assert vsphere.gather_facts(source, ["NDJ-DC"]).vms[VM].portgroups == planned.portgroups
 
 
+def test_a_cross_vcenter_move_sends_the_target_vcenters_service_locator(
+    lab: dict[str, Any], source: VSphereSession, target: VSphereSession
+) -> None:
+    """The simulator logs each RelocateVM_Task's ServiceLocator (lab/README.md): the move names the
+    target vCenter (its own instance UUID, URL, SHA-1 thumbprint, service account and a password that
+    logs in there), the move back names the source; no password ever reaches the log."""
+    log = Path(lab["state_dir"]) / "vcsim" / "vcsim.log"
+    start = log.stat().st_size
+    assert source.instance_uuid != target.instance_uuid  # two vCenters, as in a real estate
+    original = vsphere.vm_placement(source, VM, datacenter="NDJ-DC")
+    vsphere.ensure_folder(target, TARGET.datacenter, TARGET.folder)
+    try:
+        assert vsphere.relocate_vm(source, VM, "NDJ-DC", TARGET, target_session=target).cross_vcenter
+    finally:
+        vsphere.relocate_vm(target, VM, "MJ-DC1", RelocationTarget.from_placement(original), target_session=source)
+    with log.open(errors="replace") as f:
+        f.seek(start)
+        sent = [line.split("ofl-vcsim: ", 1)[1].rstrip() for line in f if "ofl-vcsim: relocate-service " in line]
+
+    def locator(to: VSphereSession, name: str, via: str) -> str:
+        v = next(v for v in lab["vcenters"] if v["name"] == name)
+        return (
+            f"relocate-service vm={original.moid} name={VM} listener={via} service: "
+            f"url=https://{to.endpoint.hostname}:{to.endpoint.port} instanceUuid={to.instance_uuid} ({name}) "
+            f"sslThumbprint={v['thumbprint_sha1']} credential=ServiceLocatorNamePassword username={v['user']} "
+            f"password=redacted(valid for {name})"
+        )
+
+    assert sent == [locator(target, "mj-vcenter", "ndj-vcenter"), locator(source, "ndj-vcenter", "mj-vcenter")]
+    text = log.read_text(errors="replace")
+    assert all(v["password"] not in text for v in lab["vcenters"])
+
+
 def test_relocate_to_a_missing_host_changes_nothing(source: VSphereSession, target: VSphereSession) -> None:
     before = vsphere.vm_placement(source, VM, datacenter="NDJ-DC")
     with pytest.raises(MigrationStepFailed) as caught:

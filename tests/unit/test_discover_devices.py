@@ -6,6 +6,7 @@ and failures that need no lab (bad estate file, missing credential, nothing list
 from __future__ import annotations
 
 import hashlib
+import inspect
 import shutil
 import socket
 from pathlib import Path
@@ -18,7 +19,7 @@ from overflyt.cli import main
 from overflyt.discovery.devices import (
     DeviceRead,
     Unreadable,
-    _show,
+    check_device,
     compare,
     config_sha256,
     merge,
@@ -27,6 +28,7 @@ from overflyt.discovery.devices import (
     parse_version,
 )
 from overflyt.discovery.estate import DeviceInterface, dump_estate, load_estate
+from overflyt.discovery.interfaces import parsers
 from overflyt.plan import load_plan
 from overflyt.steps import config_text
 
@@ -203,8 +205,22 @@ def test_discovery_hashes_with_the_one_normaliser_every_role_uses() -> None:
 
 
 def test_only_show_commands_are_ever_sent() -> None:
-    with pytest.raises(ValueError, match="discovery sends only show commands, not 'configure terminal'"):
-        _show(None, "configure terminal")  # type: ignore[arg-type]
+    """Discovery checks a device's host key and login with paramiko and sends it nothing (no channel
+    is opened), then reads it through the net_facts role: every command the role sends, its
+    parsers' included, is a show command."""
+    source = inspect.getsource(check_device)
+    assert "exec_command" not in source
+    assert "invoke_shell" not in source
+    assert "open_session" not in source
+    commands: list[str] = []
+    for path in sorted((REPO / "roles" / "net_facts" / "tasks").glob("*.yml")):
+        for task in yaml.safe_load(path.read_text()):
+            commands += task.get("cisco.ios.ios_command", {}).get("commands", [])
+            if "ansible.utils.cli_parse" in task:
+                assert task["ansible.utils.cli_parse"].keys() <= {"command", "text", "parser"}
+    commands += [spec["command"] for platform in parsers(REPO).values() for spec in platform.values()]
+    assert len(commands) == 6
+    assert all(command.startswith("show ") for command in commands), commands
 
 
 # -- estate merge and plan compare -----------------------------------------------------------------

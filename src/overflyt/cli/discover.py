@@ -7,9 +7,10 @@ vCenter cannot know (role, tags, application group, criticality, dependencies, a
 from the estate file being updated. ``--compare`` lists where the plan's ``vms`` differ from what
 vCenter holds, and exits 1 when they do.
 
-``overflyt discover devices PLAN`` reads every device of the plan over SSH (paramiko, several at
-a time, the plan's credentials references, strict host keys against the plan's known_hosts, only
-``show`` commands: :mod:`overflyt.discovery.devices`) and prints a table of what each one is:
+``overflyt discover devices PLAN`` checks every device of the plan over SSH (paramiko, several at
+a time, the plan's credentials references, strict host keys against the plan's known_hosts) and
+reads those that pass through the ``net_facts`` role (only ``show`` commands, interfaces parsed by
+``ansible.utils.cli_parse``: :mod:`overflyt.discovery.devices`) and prints a table of what each one is:
 hostname, platform, version, interfaces, config hash. ``--estate FILE`` updates that file's
 ``devices`` (as-is fields replaced, site and role kept; plan devices the file lacks added with the
 plan's site and role) — and leaves the file untouched when any device could not be read.
@@ -17,7 +18,8 @@ plan's site and role) — and leaves the file untouched when any device could no
 A device that cannot be read (unreachable, host key unknown or changed, login refused, an answer
 not understood) gets one line naming it and the reason, and the command exits 1.
 
-An estate file is only ever replaced whole: written beside it, then renamed over it
+An estate file is only ever replaced whole, its comments and layout kept (ruamel.yaml,
+:mod:`overflyt.discovery.roundtrip`): written beside it, then renamed over it
 (:mod:`overflyt.discovery.common`).
 """
 
@@ -57,7 +59,7 @@ def add_parser(commands: Commands) -> None:
     what.add_argument(
         "--estate",
         metavar="FILE",
-        help="update the VMs of this estate file (rewritten whole as plain YAML: its comments are not kept)",
+        help="update the VMs of this estate file (rewritten whole, its comments and layout kept)",
     )
     what.add_argument("--compare", action="store_true", help="list differences from the plan's vms; exit 1 if any")
     vcenter.set_defaults(func=_discover_vcenter)
@@ -66,9 +68,10 @@ def add_parser(commands: Commands) -> None:
         "devices",
         help="every network device of the plan, read over SSH (show commands only)",
         description=(
-            "Read every network device of the plan over SSH, several at a time, with the plan's credentials "
-            "references and its known_hosts (an unknown or changed host key fails that device), sending only "
-            "show commands (show version, show interface brief on FRR, show running-config), and print each "
+            "Check every network device of the plan over SSH, several at a time, with the plan's credentials "
+            "references and its known_hosts (an unknown or changed host key fails that device), read those that "
+            "pass through the net_facts role sending only show commands (show version, show running-config, the "
+            "interface listing parsed by ansible.utils.cli_parse: FRR, IOS, AOS-CX), and print each "
             "one's hostname, management address, platform, version, interface count and config hash (sha256 of "
             "the running config without its volatile lines, as the net_backup role saves it). With --estate FILE "
             "update that file's devices (as-is fields replaced, site and role kept; devices it lacks added with "
@@ -82,7 +85,7 @@ def add_parser(commands: Commands) -> None:
     what.add_argument(
         "--estate",
         metavar="FILE",
-        help="update the devices of this estate file (rewritten whole as plain YAML: its comments are not kept)",
+        help="update the devices of this estate file (rewritten whole, its comments and layout kept)",
     )
     what.add_argument("--compare", action="store_true", help="list differences from the plan's devices; exit 1 if any")
     devices.add_argument(
@@ -157,7 +160,9 @@ def _discover_devices(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    reads = dd.read_devices(plan, credentials, known_hosts, workers=args.workers, on_read=_device_progress)
+    reads = dd.read_devices(
+        plan, credentials, known_hosts, plan_path=plan_path, workers=args.workers, on_read=_device_progress
+    )
     failed = [r for r in reads if r.error]
     summary = f"{len(failed)} of {len(reads)} devices could not be read"
     if args.compare:

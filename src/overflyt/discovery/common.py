@@ -1,6 +1,7 @@
 """What both discoveries share, light enough for the command line to import without paramiko or
 pyVmomi: how many devices are read at once, and the estate file as plain data — read with its
-shape checked before anything is contacted, and replaced whole when discovery updates it."""
+shape checked before anything is contacted, and replaced whole — comments and layout kept — when
+discovery updates it."""
 
 from __future__ import annotations
 
@@ -37,13 +38,15 @@ def read_estate_file(path: Path) -> dict[str, Any]:
 
 
 def write_estate_file(path: Path, data: dict[str, Any]) -> None:
-    """Replace the estate file whole: the new text is written and synced beside it, then renamed
-    over it, so a reader sees the old file or the new one, never half of one."""
-    import yaml
+    """Replace the estate file whole with ``data``, its comments and layout kept
+    (:func:`overflyt.discovery.roundtrip.render`): the new text is written and synced beside it,
+    then renamed over it, so a reader sees the old file or the new one, never half of one."""
+    from overflyt.discovery.roundtrip import render
 
+    text = render(path.read_text(encoding="utf-8"), data)
     partial = path.with_name(f".{path.name}.partial")
     with open(partial, "w", encoding="utf-8") as out:
-        out.write(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+        out.write(text)
         out.flush()
         os.fsync(out.fileno())
     shutil.copymode(path, partial)

@@ -1,22 +1,25 @@
 """Device discovery: read every network device of a plan over SSH, as the estate's as-is devices.
 
-``overflyt discover devices PLAN`` connects to each device of the plan at its ``management``
+``overflyt discover devices PLAN`` first checks each device of the plan at its ``management``
 address and ``port``, several at a time (``--workers``, :data:`WORKERS` by default), with paramiko
-directly (not Ansible): the device's credentials reference resolved as everywhere else
-(:func:`overflyt.plan.credentials.resolve`), its host key checked strictly against the plan's
-``ssh.known_hosts`` — a key that is not there, or differs, fails that device, as in the
-pre-checks. A device listed in ``ssh.insecure_host_keys`` is not verified, and its line says so.
+(:func:`check_device`, sending no command): the device's credentials reference resolved as
+everywhere else (:func:`overflyt.plan.credentials.resolve`), its host key checked strictly against
+the plan's ``ssh.known_hosts`` — a key that is not there, or differs, fails that device naming the
+key's fingerprint, as in the pre-checks. A device listed in ``ssh.insecure_host_keys`` is not
+verified, and its line says so.
 
-Read-only: it sends only the ``show`` commands below, each on its own exec channel of one SSH
-session per device (:func:`_show` refuses anything else).
+Every device that passed is then read through the project's own ``net_facts`` role
+(:mod:`.role_read`, one read-only playbook run), which sends only ``show`` commands:
 
 * ``show version`` — the platform (``FRRouting`` → frr, ``ArubaOS-CX`` → aoscx, ``Cisco IOS`` →
   ios, the markers the pre-checks use: :func:`overflyt.precheck.gather.detect_platform`) and the version
-  (FRR: the word after ``FRRouting``; other platforms: the first line).
-* ``show interface brief`` — FRR only, the one platform whose output has been captured (from the
-  lab): each interface of the default VRF with its state (up, down) and addresses. FRR lists one
-  address per subnet there (the subnet's primary; a ``+`` before it says the subnet holds more)
-  and no IPv6 link-local address. Other platforms: ``interfaces`` is left unknown.
+  (FRR: the word after ``FRRouting``; IOS: after ``Version``; AOS-CX: its ``Version :`` line; other
+  platforms: the first line).
+* the interface listing (FRR ``show interface brief``, IOS and AOS-CX ``show ip interface brief``),
+  parsed by ``ansible.utils.cli_parse`` (:mod:`.interfaces`): each interface with its state (up,
+  down) and addresses. FRR lists one address per subnet (the subnet's primary; a ``+`` before it
+  says the subnet holds more) and no IPv6 link-local address; IOS's masks come from the running
+  configuration.
 * ``show running-config`` — the hostname the device gives itself (its ``hostname`` line) and the
   config hash: sha256 of the configuration normalised exactly as the ``net_backup`` role saves a
   backup (:func:`overflyt.steps.config_text.normalise`, the one normaliser every role uses
@@ -49,21 +52,24 @@ from typing import Any
 import paramiko
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from overflyt.discovery import interfaces
 from overflyt.discovery.common import WORKERS
 from overflyt.discovery.estate import DeviceInterface
 from overflyt.discovery.estate import NetworkDevice as EstateDevice
+from overflyt.discovery.role_read import RoleRead
 from overflyt.errors import CredentialMissing, UsageError
 from overflyt.plan import Plan
 from overflyt.plan.credentials import ResolvedCredential, resolve
 from overflyt.plan.model import NetworkDevice
 from overflyt.precheck.facts import HostKeyState
 from overflyt.precheck.gather import detect_platform
+from overflyt.project import find_project
 from overflyt.steps.config_text import config_sha256
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 15  # TCP connect, SSH banner and login, each
-COMMAND_TIMEOUT_S = 30  # one show command's whole answer
+ROLE_TIMEOUT_S = 600  # the net_facts run over every device that passed the check
 
 # The fields discovery owns of an estate device; site and role are a person's to write.
 AS_IS = ("platform", "management", "port", "version", "interfaces", "config_sha256")
@@ -102,11 +108,20 @@ class Unreadable(Exception):
 def parse_version(text: str) -> tuple[str | None, str | None]:
     """(platform, version) from ``show version``; None for what cannot be told."""
     platform = detect_platform(text)
-    if platform == "frr":
-        found = re.search(r"^FRRouting (\S+)", text, re.MULTILINE)
+    if platform in _VERSION:
+        found = re.search(_VERSION[platform], text, re.MULTILINE)
         return platform, found.group(1) if found else None
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
     return platform, first or None
+
+
+# The version in each platform's `show version`: FRR's "FRRouting 8.4.4 (...)", IOS's
+# "Cisco IOS Software, ... Version 15.9(3)M6, RELEASE ...", AOS-CX's "Version      : FL.10.13.1000".
+_VERSION = {
+    "frr": r"^FRRouting (\S+)",
+    "ios": r"^Cisco IOS.*?, Version ([^,\s]+)",
+    "aoscx": r"^Version\s+:\s+(\S+)",
+}
 
 
 def parse_hostname(config: str) -> str | None:
@@ -115,23 +130,15 @@ def parse_hostname(config: str) -> str | None:
     return found.group(1) if found else None
 
 
-def parse_interface_brief(text: str) -> list[DeviceInterface]:
+def parse_interface_brief(text: str, project: Path | None = None) -> list[DeviceInterface]:
     """FRR's ``show interface brief``: a header, then ``NAME STATUS VRF [ADDRESS]`` per interface,
     further addresses on lines of their own indented to the address column, ``+ `` before the
-    address of a subnet that holds more than one."""
-    rows: list[dict[str, Any]] = []
-    for number, line in enumerate(text.splitlines(), 1):
-        words = [w for w in line.split() if w != "+"]
-        if not words or words[:4] == ["Interface", "Status", "VRF", "Addresses"] or set(line) <= {"-", " "}:
-            continue
-        if line[0].isspace():
-            if not rows or len(words) != 1:
-                raise Unreadable(f"show interface brief: line {number} not understood: {line.strip()!r}")
-            rows[-1]["addresses"].append(words[0])
-        elif len(words) in (3, 4) and words[1] in ("up", "down"):
-            rows.append({"name": words[0], "state": words[1], "addresses": words[3:]})
-        else:
-            raise Unreadable(f"show interface brief: line {number} not understood: {line.strip()!r}")
+    address of a subnet that holds more than one — parsed by the net_facts role's TextFSM template
+    (:mod:`overflyt.discovery.interfaces`)."""
+    try:
+        rows = interfaces.from_parsed("frr", interfaces.parse(project or find_project(), "frr", "brief", text))
+    except interfaces.NotParsed as exc:
+        raise Unreadable(str(exc)) from None
     try:
         return [DeviceInterface.model_validate(row) for row in rows]
     except ValidationError as exc:
@@ -160,29 +167,15 @@ class _Policy(paramiko.MissingHostKeyPolicy):
             raise _UnknownHostKey(hostname)
 
 
-def _show(client: paramiko.SSHClient, command: str) -> str:
-    """One read-only command's answer. A device that says it did not take the command (a non-zero
-    exit status, or an answer beginning with ``%``) fails the read."""
-    if not command.startswith("show "):
-        raise ValueError(f"discovery sends only show commands, not {command!r}")
-    _, stdout, stderr = client.exec_command(command, timeout=COMMAND_TIMEOUT_S)
-    answer = stdout.read().decode("utf-8", "surrogateescape")
-    complaint = stderr.read().decode("utf-8", "replace").strip()
-    status = stdout.channel.recv_exit_status()  # -1: the device sends no exit status
-    if status > 0 or answer.lstrip().startswith("%"):
-        said = next((x.strip() for x in (answer + "\n" + complaint).splitlines() if x.strip()), "nothing")
-        raise Unreadable(f"{command!r} was not taken: the device answered {said[:200]!r} (exit status {status})")
-    return answer
-
-
-def read_device(
+def check_device(
     device: NetworkDevice,
     credential: ResolvedCredential,
     known_hosts: Path | None,
     *,
     insecure: bool = False,
 ) -> DeviceRead:
-    """Read one device over SSH; never raises for what the device or the network does (``error``)."""
+    """Check one device's host key and login over SSH, sending no command; never raises for what
+    the device or the network does (``error``)."""
     started = time.monotonic()
     address = str(device.management)
     common: dict[str, Any] = {"hostname": device.hostname, "address": address, "port": device.port}
@@ -242,28 +235,10 @@ def read_device(
             host_key = "match"
         transport = client.get_transport()
         fingerprint = transport.get_remote_server_key().fingerprint if transport else None
-        try:
-            platform, version = parse_version(_show(client, "show version"))
-            interfaces = parse_interface_brief(_show(client, "show interface brief")) if platform == "frr" else None
-            config = _show(client, "show running-config")
-        except Unreadable as exc:
-            return failed(str(exc))
-        except TimeoutError:
-            return failed(f"no complete answer within {COMMAND_TIMEOUT_S} s")
-        except (paramiko.SSHException, EOFError, OSError) as exc:
-            return failed(f"SSH session failed: {exc or type(exc).__name__}")
     finally:
         client.close()
     return DeviceRead(
-        **common,
-        host_key=host_key,
-        host_key_fingerprint=fingerprint,
-        name=parse_hostname(config),
-        platform=platform,
-        version=version,
-        interfaces=interfaces,
-        config_sha256=config_sha256(config),
-        duration_s=round(time.monotonic() - started, 3),
+        **common, host_key=host_key, host_key_fingerprint=fingerprint, duration_s=round(time.monotonic() - started, 3)
     )
 
 
@@ -304,19 +279,24 @@ def read_devices(
     credentials: Mapping[str, ResolvedCredential],
     known_hosts: Path | None,
     *,
+    plan_path: Path,
     workers: int = WORKERS,
     on_read: Callable[[DeviceRead], None] | None = None,
 ) -> list[DeviceRead]:
-    """Every device of the plan, read ``workers`` at a time, in the plan's order; ``credentials``
-    by hostname (:func:`device_credentials`), ``known_hosts`` from :func:`known_hosts_file`. What a
+    """Every device of the plan (at ``plan_path``), in the plan's order: host key and login checked
+    ``workers`` at a time (:func:`check_device`), then every device that passed read by the
+    ``net_facts`` role in one playbook run (:mod:`.role_read`, ``workers`` forks). ``credentials`` by
+    hostname (:func:`device_credentials`), ``known_hosts`` from :func:`known_hosts_file`. What a
     device does is in its ``error``; ``on_read`` hears of each device as soon as it is done."""
+    from overflyt.discovery.role_read import read_with_role
+
     if workers < 1:
         raise UsageError(f"--workers must be at least 1, not {workers}")
-    done: dict[str, DeviceRead] = {}
+    checked: dict[str, DeviceRead] = {}
     with ThreadPoolExecutor(max_workers=min(workers, max(len(plan.devices), 1))) as pool:
         futures = [
             pool.submit(
-                read_device,
+                check_device,
                 device,
                 credentials[device.hostname],
                 known_hosts,
@@ -326,11 +306,52 @@ def read_devices(
         ]
         for future in as_completed(futures):
             read = future.result()
-            log.debug("read %s in %.1f s: %s", read.where, read.duration_s, read.error or "ok")
-            done[read.hostname] = read
-            if on_read is not None:
-                on_read(read)
-    return [done[d.hostname] for d in plan.devices]
+            checked[read.hostname] = read
+            if read.error:
+                log.debug("%s: %s", read.where, read.error)
+                if on_read is not None:
+                    on_read(read)
+    passed = [d.hostname for d in plan.devices if not checked[d.hostname].error]
+    started = time.monotonic()
+    answers = read_with_role(plan_path, plan, credentials, passed, forks=workers, timeout_s=ROLE_TIMEOUT_S)
+    for name in passed:
+        read = _as_read(checked[name], answers[name], time.monotonic() - started)
+        checked[name] = read
+        if on_read is not None:
+            on_read(read)
+    return [checked[d.hostname] for d in plan.devices]
+
+
+def _as_read(check: DeviceRead, answer: RoleRead, role_s: float) -> DeviceRead:
+    """A checked device with what the role read of it: platform and version from ``show version``,
+    hostname and hash from the running configuration, the interfaces from cli_parse's rows."""
+    duration = round(check.duration_s + role_s, 3)
+    if answer.error or answer.config is None:
+        error = answer.error or "the role saved no running configuration"
+        return check.model_copy(update={"error": error, "duration_s": duration})
+    platform, version = parse_version(answer.version_text)
+    found: list[DeviceInterface] | None = None
+    if answer.interfaces is not None:
+        rows = interfaces.from_parsed(
+            str(answer.interfaces["platform"]), list(answer.interfaces["brief"]), list(answer.interfaces["config"])
+        )
+        try:
+            found = [DeviceInterface.model_validate(row) for row in rows]
+        except ValidationError as exc:
+            bad = exc.errors(include_url=False)[0]
+            return check.model_copy(
+                update={"error": f"interfaces: {bad['msg']} (value: {bad['input']!r})", "duration_s": duration}
+            )
+    return check.model_copy(
+        update={
+            "name": parse_hostname(answer.config),
+            "platform": platform,
+            "version": version,
+            "interfaces": found,
+            "config_sha256": config_sha256(answer.config),
+            "duration_s": duration,
+        }
+    )
 
 
 # -- what was read, against an estate file and the plan --------------------------------------------
