@@ -4,6 +4,10 @@
 Found from, in this order: the ``OVERFLYT_PROJECT_DIR`` setting; the plan's project (the nearest
 directory above the plan file that holds ``playbooks/`` and ``roles/``); the current directory or
 one above it. Never from where the Python package happens to be installed.
+
+The state home (run records, wave states, locks, move slots) is ``OVERFLYT_STATE_DIR``, else
+``<project>/.overflyt/state`` of the plan's project: the same from every working directory, so
+runs, rollbacks and locks started from two directories see each other (:func:`state_home`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from pathlib import Path
 from overflyt.errors import UsageError
 
 PROJECT_ENV = "OVERFLYT_PROJECT_DIR"
+STATE_ENV = "OVERFLYT_STATE_DIR"
+STATE_IN_PROJECT = Path(".overflyt") / "state"
 
 
 def is_project(directory: Path) -> bool:
@@ -43,3 +49,13 @@ def find_project(plan_dir: Path | None = None) -> Path:
         + "; ".join(looked)
         + f": set {PROJECT_ENV} to it"
     )
+
+
+def state_home(plan_dir: Path | None = None) -> Path:
+    """Where run records, wave states, locks and move slots live: ``OVERFLYT_STATE_DIR``, else
+    ``.overflyt/state`` in the project of the plan in ``plan_dir`` (:func:`find_project`) — never a
+    directory that depends on where the command was started from when a plan is given."""
+    explicit = os.environ.get(STATE_ENV)
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    return find_project(plan_dir) / STATE_IN_PROJECT

@@ -196,7 +196,8 @@ def _findings(record: RunRecord, run_dir: Path) -> list[dict[str, Any]] | None:
                         "subject": f"{f.get('subject_kind', '')} {f.get('subject', '')}".strip(),
                         "site": f.get("site"),
                         "message": f.get("message", ""),
-                        "waived": "override" in (f.get("evidence") or {}),
+                        "waived": "override" in (f.get("evidence") or {}) or bool(f.get("waiver")),
+                        "waiver": f.get("waiver"),  # waivers.yml: who, why, until
                     }
                 )
     return sorted(out, key=lambda f: (f["severity"] != "critical", f["id"], f["subject"]))
