@@ -117,9 +117,9 @@ def _stale_waivers(
             continue
         what = "added" if key not in before else "removed or expired" if key not in after else "changed"
         line = f"waiver of {key[0]} for {key[1]} {what} since {when}"
-        if key[1] in site_of:  # a VM, device or site: its site, when this cutover is about it
-            concerned = [site_of[key[1]]] if site_of[key[1]] in sites else []
-        else:  # a wave-wide item (a vCenter, a datastore, ...): every site of the cutover
-            concerned = sites
+        # a VM, device or site: its site, when this cutover is about it; a wave-wide item (a vCenter,
+        # a datastore, ...): every site of the cutover
+        own = site_of.get(key[1])
+        concerned = sites if key[1] not in site_of else [own] if own in sites else []
         for site in concerned:
             changes.setdefault(site, []).append(line)
