@@ -21,7 +21,8 @@ def add_parser(commands: Commands) -> None:
         "Built only from the run records and wave states under $OVERFLYT_STATE_DIR (default "
         ".overflyt/state in the plan's project): no vCenter or device is contacted, and a municipality with "
         "no runs yet gets a pack with everything pending. A wave state written from another version of the "
-        "plan (its wave's sites, VMs or devices changed since) is refused. Times are Europe/Copenhagen with their offset. "
+        "plan (its wave's sites, VMs or devices changed since) is refused. Times are Europe/Copenhagen with "
+        "their offset. "
         "The file is <output>/evidence-<kommunekode>.<html|md|pdf>; a PDF is printed from the HTML (kept "
         "beside it) by headless Chromium ($OVERFLYT_CHROMIUM, else chromium on PATH).",
         epilog=EPILOG,
