@@ -120,6 +120,6 @@ def _stale_waivers(
         # a VM, device or site: its site, when this cutover is about it; a wave-wide item (a vCenter,
         # a datastore, ...): every site of the cutover
         own = site_of.get(key[1])
-        concerned = sites if key[1] not in site_of else [own] if own in sites else []
+        concerned: list[str] = sites if own is None else [own] if own in sites else []
         for site in concerned:
             changes.setdefault(site, []).append(line)
