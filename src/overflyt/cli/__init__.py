@@ -5,6 +5,7 @@ commands and no logic of its own (that lives in the wing the command drives):
 - :mod:`.precheck` — ``precheck``
 - :mod:`.wave` — ``wave run``, ``rollback``
 - :mod:`.report` — ``report`` (the evidence pack)
+- :mod:`.status` — ``status`` (where each wave and site stands)
 - :mod:`.lab` — ``lab up | down | status``
 - :mod:`.serve` — ``serve``
 - :mod:`.discover` — ``discover vcenter | devices``
@@ -27,7 +28,7 @@ import sys
 from collections.abc import Sequence
 
 from overflyt import __version__
-from overflyt.cli import discover, lab, plan, precheck, report, serve, wave
+from overflyt.cli import discover, lab, plan, precheck, report, serve, status, wave
 from overflyt.cli.common import EPILOG, Parser
 from overflyt.errors import EXIT_OK, OverflytError
 
@@ -44,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens in detail")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.required = True
-    for group in (plan, precheck, wave, report, lab, serve, discover):  # the order `overflyt --help` lists them in
+    # the order `overflyt --help` lists them in
+    for group in (plan, precheck, wave, status, report, lab, serve, discover):
         group.add_parser(commands)
     return parser
 
