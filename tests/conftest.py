@@ -2,6 +2,8 @@
 
 ``lab``: brings the lab up once per session through the same code path as ``overflyt lab up``
 and yields its status (the dict ``overflyt lab status --json`` prints); brings it down at the end.
+A lab found up (left by `make demo`, `overflyt lab up` or a session that died, perhaps with a wave cut
+over) is first brought back to the plan's initial state — down, then up — and the session says so.
 If the lab cannot come up, every test that needs it FAILS (never skips).
 """
 
@@ -28,16 +30,27 @@ def lab_plan() -> Path:
     return PLAN
 
 
+RESET = (
+    "overflyt tests: the lab was already up (left by `make demo`, `overflyt lab up` or an earlier session, "
+    "perhaps with a wave cut over): bringing it back to the plan's initial state (lab down, then lab up)"
+)
+
+
 @pytest.fixture(scope="session")
-def lab(lab_plan: Path) -> Iterator[dict[str, Any]]:
+def lab(lab_plan: Path, pytestconfig: pytest.Config) -> Iterator[dict[str, Any]]:
     """The lab is one per machine: concurrent test sessions (several checkouts, CI's clone, a
     benchmark) take turns on its machine-wide lock, waiting up to 15 minutes."""
     from overflyt.errors import OverflytError
-    from overflyt.lab import down, exclusive, up
+    from overflyt.lab import down, exclusive, status, up
 
     try:
         with exclusive(900):
             try:
+                if status(lab_plan)["up"]:  # what it holds is not known: rebuilt from the plan
+                    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+                    if reporter is not None:
+                        reporter.write_line(RESET)
+                    down(lab_plan)
                 state = up(lab_plan)
             except OverflytError as exc:
                 pytest.fail(f"the lab did not come up: {exc}", pytrace=False)
