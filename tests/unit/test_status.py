@@ -147,3 +147,24 @@ def test_the_state_home_is_the_plans_project_from_any_working_directory(
     monkeypatch.setenv("OVERFLYT_STATE_DIR", str(tmp_path / "elsewhere"))
     assert state_home(plan.parent) == tmp_path / "elsewhere"
     assert os.getcwd() == "/"
+
+
+def test_the_last_precheck_verdict_is_the_newest_precheck_of_any_wave(
+    recorded: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from overflyt.record import Run
+
+    plan, state = recorded
+    older = Run.create("precheck", "707", 1, ["grenaa-raadhus"], dry_run=True, base=state)
+    older.record.notes.update(counts={"critical": 0, "warning": 1, "info": 4}, blocked=False)
+    older.finish("succeeded")
+    newer = Run.create("precheck", "707", 2, ["auning-adm"], dry_run=True, base=state)
+    newer.record.notes.update(counts={"critical": 2, "warning": 0, "info": 3}, blocked=True)
+    newer.finish("failed")
+    assert main(["status", str(plan), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["last_precheck"] == {
+        "wave": 2, "run_id": newer.record.run_id, "at": newer.record.started_at.isoformat(),
+        "operator": newer.record.operator, "verdict": "blocked", "critical": 2, "warning": 0,
+    }  # fmt: skip
+    assert main(["status", str(plan)]) == 0
+    assert "last pre-check: wave 2, " in capsys.readouterr().out

@@ -118,10 +118,7 @@ def last_precheck(municipality_dir: Path) -> dict[str, Any] | None:
     """The newest pre-check run of the municipality (`overflyt precheck`, the nightly `precheck-wave`)."""
     newest: RunRecord | None = None
     for path in municipality_dir.glob("wave-*/precheck/*/record.json"):
-        try:
-            record = RunRecord.model_validate_json(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue  # a record being written or damaged: the one before it still answers
+        record = RunRecord.model_validate_json(path.read_text(encoding="utf-8"))  # read by evidence_view first
         if newest is None or record.started_at > newest.started_at:
             newest = record
     if newest is None:
