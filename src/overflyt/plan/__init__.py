@@ -3,7 +3,8 @@
 Owns: :mod:`.model` (the plan's schema), :mod:`.loader` (the only reader of plan and inventory files;
 ``load`` returns a :class:`LoadedPlan`), :mod:`.rules` (cross-field rules), :mod:`.names` (what a VM
 name may be; its alias), :mod:`.select` (which wave and sites a command works on),
-:mod:`.credentials` (credentials references resolved at run time).
+:mod:`.credentials` (credentials references resolved at run time), :mod:`.waivers` (the accepted
+pre-check findings of ``waivers.yml`` beside the plan; read by the loader: ``LoadedPlan.waivers``).
 May import: ``overflyt.errors``, ``overflyt.project``. Contacts nothing.
 """
 
