@@ -26,15 +26,23 @@ def is_project(directory: Path) -> bool:
     return (directory / "playbooks").is_dir() and (directory / "roles").is_dir()
 
 
+# The project of the plans this process has looked one up for: what a lookup without a plan (the
+# report templates) uses, so a command run from another directory finds its plan's project.
+_PLAN_PROJECTS: list[Path] = []
+
+
 def find_project(plan_dir: Path | None = None) -> Path:
-    """The project directory for a plan in ``plan_dir`` (or for no plan); UsageError naming where
-    it looked when there is none."""
+    """The project directory for a plan in ``plan_dir`` (or for no plan: the project of the last
+    plan this process found one for, else the current directory's); UsageError naming where it
+    looked when there is none."""
     explicit = os.environ.get(PROJECT_ENV)
     if explicit:
         path = Path(explicit).expanduser().resolve()
         if not is_project(path):
             raise UsageError(f"{PROJECT_ENV}={explicit}: no playbooks/ and roles/ there")
         return path
+    if plan_dir is None and _PLAN_PROJECTS:
+        return _PLAN_PROJECTS[-1]
     looked: list[str] = []
     for start in (plan_dir, Path.cwd()):
         if start is None:
@@ -42,6 +50,8 @@ def find_project(plan_dir: Path | None = None) -> Path:
         start = start.resolve()
         for directory in (start, *start.parents):
             if is_project(directory):
+                if plan_dir is not None:
+                    _PLAN_PROJECTS[:] = [directory]
                 return directory
         looked.append(f"{start} and above")
     raise UsageError(
@@ -58,4 +68,8 @@ def state_home(plan_dir: Path | None = None) -> Path:
     explicit = os.environ.get(STATE_ENV)
     if explicit:
         return Path(explicit).expanduser().resolve()
-    return find_project(plan_dir) / STATE_IN_PROJECT
+    try:
+        project = find_project(plan_dir)
+    except UsageError as exc:
+        raise UsageError(f"{exc} (or {STATE_ENV} to where run records live)") from None
+    return project / STATE_IN_PROJECT

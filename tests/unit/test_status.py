@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 from test_evidence import RECORDS, plan_of_records
 
+from overflyt import reports
 from overflyt.cli import main
 from overflyt.cutover.admission import admit_rollback
 from overflyt.cutover.status import plan_status
 from overflyt.errors import UsageError
 from overflyt.plan import load_plan
-from overflyt.project import state_home
+from overflyt.project import find_project, state_home
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -144,6 +145,9 @@ def test_the_state_home_is_the_plans_project_from_any_working_directory(
     assert str(refused.value) == (
         f"site grenaa-raadhus has no recorded cutover in wave 1 (looked in {where}): there is nothing to roll back"
     )
+    # what looks the project up without a plan (the report templates) finds the plan's, not "/"'s
+    assert find_project() == tmp_path / "project"
+    assert reports.labels("da")["waived"] == "Dispenseret"
     monkeypatch.setenv("OVERFLYT_STATE_DIR", str(tmp_path / "elsewhere"))
     assert state_home(plan.parent) == tmp_path / "elsewhere"
     assert os.getcwd() == "/"

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from overflyt.cutover.evidence import evidence_view
+from overflyt.cutover.evidence import wave_views
 from overflyt.plan import Plan
 from overflyt.record import RunRecord
 
@@ -32,9 +32,8 @@ STATES = {
 def plan_status(plan: Plan, state_home: Path, now: datetime | None = None) -> dict[str, Any]:
     """The status of ``plan``'s municipality as plain data (what `overflyt status --json` prints)."""
     moment = now or datetime.now(UTC)
-    view = evidence_view(plan, "en", state_home)
     waves = []
-    for wave in view["waves"]:
+    for wave in wave_views(plan, state_home):
         units = [_unit(site) for site in wave["sites"]]
         waves.append(
             {
