@@ -3,8 +3,8 @@
 The plan is a project of its own (its playbooks/ and roles/ are this one's) holding a copy of the
 sample that differs from Norddjurs: another municipality name and site names, wave 1 cuts over
 Kattegatskolen (whose router rejects a line of its push) and then the town hall, and a failed site is
-left for a person (`rollback: manual`). No OVERFLYT_STATE_DIR is set: the state lives in the
-project, whatever the working directory.
+left for a person (`rollback: manual`). Neither OVERFLYT_STATE_DIR nor OVERFLYT_PROJECT_DIR is set:
+the state lives in the plan's project, whatever the working directory.
 
 1. ndj-dc02 has a snapshot; its waiver in waivers.yml expired yesterday: the wave is blocked by
    vm.snapshots before any change, and the expired waiver is a warning.
@@ -91,7 +91,7 @@ def test_waivers_status_and_the_state_home(
     monkeypatch.delenv("OVERFLYT_STATE_DIR", raising=False)
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
     plan = project_plan(lab, tmp_path)
-    monkeypatch.setenv("OVERFLYT_PROJECT_DIR", str(plan.parents[2]))
+    monkeypatch.delenv("OVERFLYT_PROJECT_DIR")  # found from the plan: the project it lies in
     home = plan.parents[2] / ".overflyt" / "state" / "707"
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir()
