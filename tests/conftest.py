@@ -9,6 +9,7 @@ If the lab cannot come up, every test that needs it FAILS (never skips).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,9 +48,7 @@ def lab(lab_plan: Path, pytestconfig: pytest.Config) -> Iterator[dict[str, Any]]
         with exclusive(900):
             try:
                 if status(lab_plan)["up"]:  # what it holds is not known: rebuilt from the plan
-                    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-                    if reporter is not None:
-                        reporter.write_line(RESET)
+                    _say(pytestconfig, RESET)
                     down(lab_plan)
                 state = up(lab_plan)
             except OverflytError as exc:
@@ -60,6 +59,16 @@ def lab(lab_plan: Path, pytestconfig: pytest.Config) -> Iterator[dict[str, Any]]
             down(lab_plan)
     except OverflytError as exc:
         pytest.fail(str(exc), pytrace=False)
+
+
+def _say(config: pytest.Config, line: str) -> None:
+    """A line on the terminal, past pytest's capturing (as `make test` shows it)."""
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+        reporter.write_line(line)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
