@@ -172,3 +172,37 @@ def test_the_last_precheck_verdict_is_the_newest_precheck_of_any_wave(
     }  # fmt: skip
     assert main(["status", str(plan)]) == 0
     assert "last pre-check: wave 2, " in capsys.readouterr().out
+
+
+def test_locks_and_move_slots_of_two_working_directories_see_each_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from overflyt.plan import load
+    from overflyt.record import RunLocked, municipality_lock
+    from overflyt.steps.slots import Need, SlotsUnavailable, hold
+
+    plan = project_with_plan(tmp_path)
+    monkeypatch.delenv("OVERFLYT_STATE_DIR", raising=False)
+    monkeypatch.delenv("OVERFLYT_PROJECT_DIR", raising=False)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    first = load(plan)
+    holder = {"municipality": "707", "wave": 1, "site": "grenaa-raadhus"}
+    with (
+        municipality_lock("707", "wave 1 cutover", first.state),
+        hold([Need("datastore:x", 1, 1)], holder, timeout_s=0, base=first.state),
+    ):
+        monkeypatch.chdir(tmp_path / "b")
+        second = load(plan)
+        assert second.state == first.state
+        with (
+            pytest.raises(RunLocked, match="municipality 707 is busy: wave 1 cutover by "),
+            municipality_lock("707", "rollback", second.state),
+        ):
+            pytest.fail("a second lock of the municipality was granted")
+        with (
+            pytest.raises(SlotsUnavailable, match="grenaa-raadhus"),
+            hold([Need("datastore:x", 1, 1)], {"site": "other"}, timeout_s=0, base=second.state),
+        ):
+            pytest.fail("a full slot was granted")
