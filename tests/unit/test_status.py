@@ -206,3 +206,19 @@ def test_locks_and_move_slots_of_two_working_directories_see_each_other(
             hold([Need("datastore:x", 1, 1)], {"site": "other"}, timeout_s=0, base=second.state),
         ):
             pytest.fail("a full slot was granted")
+
+
+def test_a_command_from_another_directory_works_in_the_plans_project(tmp_path: Path) -> None:
+    """Without OVERFLYT_PROJECT_DIR, from a directory outside any project: the plan's project is used
+    from the start (the report languages are checked in it), so the command gets to its own answer."""
+    import subprocess
+    import sys
+
+    plan = project_with_plan(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k not in ("OVERFLYT_PROJECT_DIR", "OVERFLYT_STATE_DIR")}
+    for command in (["wave", "run", str(plan), "--wave", "9", "--dry-run"], ["precheck", str(plan), "--wave", "9"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "overflyt", *command], cwd="/", env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.endswith("overflyt: wave 9 is not in the plan (its waves: 1, 2, 3)\n"), done.stderr

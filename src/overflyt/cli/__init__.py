@@ -22,6 +22,7 @@ Exit codes, across every command: 0 ok; 1 checks or migration failed (and were r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -59,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
+        _anchor_project(getattr(args, "plan", None))
         code: int = args.func(args)
     except OverflytError as exc:
         print(f"overflyt: {exc}", file=sys.stderr)
@@ -71,6 +73,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
     return code
+
+
+def _anchor_project(plan: object) -> None:
+    """A command given a plan works in the plan's project (its report templates too), whatever the
+    working directory: looked up first (a plan that is not there is the command's own error)."""
+    if isinstance(plan, str) and plan:
+        from pathlib import Path
+
+        from overflyt.project import find_project
+
+        with contextlib.suppress(OverflytError):
+            find_project(Path(plan).parent)
 
 
 __all__ = ["build_parser", "main"]
