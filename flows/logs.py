@@ -13,6 +13,7 @@ from overflyt.ansible.runner import AnsibleEvent
 from overflyt.cutover.evidence import evidence_markdown
 from overflyt.errors import OverflytError
 from overflyt.plan import load_plan
+from overflyt.record import state_dir
 
 
 def key(*parts: object) -> str:
@@ -50,7 +51,7 @@ def publish_evidence(plan_path: Path, lang: str | None = None) -> None:
     logger = get_run_logger()
     try:
         plan = load_plan(plan_path)
-        text = evidence_markdown(plan, lang)
+        text = evidence_markdown(plan, lang, state_dir(plan_path.parent))
     except OverflytError as exc:
         logger.warning("evidence pack not published: %s", exc)
         return

@@ -13,6 +13,17 @@ export OVERFLYT_STATE_DIR=${OVERFLYT_STATE_DIR:-$PWD/.overflyt/state}
 
 step() { printf '\n== %s\n' "$*"; }
 
+# The lab is one per machine: the demo takes its turn on the lock test sessions and benchmarks take
+# (up to 15 min), and hands it to what it starts (OVERFLYT_LAB_LOCK_FD; a caller holding it passes its own).
+if [ -z "${OVERFLYT_LAB_LOCK_FD:-}" ]; then
+  exec 9>>/run/lock/overflyt-lab-tests.lock
+  if ! flock -n 9; then
+    echo "waiting for the lab: a test session or a benchmark is using it (/run/lock/overflyt-lab-tests.lock) ..."
+    flock -w 900 9 || { echo "the lab stayed in use for 15 min; try again later" >&2; exit 1; }
+  fi
+  export OVERFLYT_LAB_LOCK_FD=9
+fi
+
 step "Validating the sample plan"
 $bin/overflyt plan validate "$PLAN"
 $bin/overflyt plan show "$PLAN" | head -20

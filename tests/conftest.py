@@ -2,11 +2,14 @@
 
 ``lab``: brings the lab up once per session through the same code path as ``overflyt lab up``
 and yields its status (the dict ``overflyt lab status --json`` prints); brings it down at the end.
+A lab found up (left by `make demo`, `overflyt lab up` or a session that died, perhaps with a wave cut
+over) is first brought back to the plan's initial state — down, then up — and the session says so.
 If the lab cannot come up, every test that needs it FAILS (never skips).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,16 +31,25 @@ def lab_plan() -> Path:
     return PLAN
 
 
+RESET = (
+    "overflyt tests: the lab was already up (left by `make demo`, `overflyt lab up` or an earlier session, "
+    "perhaps with a wave cut over): bringing it back to the plan's initial state (lab down, then lab up)"
+)
+
+
 @pytest.fixture(scope="session")
-def lab(lab_plan: Path) -> Iterator[dict[str, Any]]:
+def lab(lab_plan: Path, pytestconfig: pytest.Config) -> Iterator[dict[str, Any]]:
     """The lab is one per machine: concurrent test sessions (several checkouts, CI's clone, a
     benchmark) take turns on its machine-wide lock, waiting up to 15 minutes."""
     from overflyt.errors import OverflytError
-    from overflyt.lab import down, exclusive, up
+    from overflyt.lab import down, exclusive, status, up
 
     try:
         with exclusive(900):
             try:
+                if status(lab_plan)["up"]:  # what it holds is not known: rebuilt from the plan
+                    _say(pytestconfig, RESET)
+                    down(lab_plan)
                 state = up(lab_plan)
             except OverflytError as exc:
                 pytest.fail(f"the lab did not come up: {exc}", pytrace=False)
@@ -47,6 +59,16 @@ def lab(lab_plan: Path) -> Iterator[dict[str, Any]]:
             down(lab_plan)
     except OverflytError as exc:
         pytest.fail(str(exc), pytrace=False)
+
+
+def _say(config: pytest.Config, line: str) -> None:
+    """A line on the terminal, past pytest's capturing (as `make test` shows it)."""
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+        reporter.write_line(line)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

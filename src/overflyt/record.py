@@ -1,6 +1,7 @@
 """Run records: what each run did, written durably before and after every step.
 
-Layout under the state directory (``$OVERFLYT_STATE_DIR``, default ``.overflyt/state``)::
+Layout under the state directory (``$OVERFLYT_STATE_DIR``, default ``.overflyt/state`` in the plan's
+project: :func:`overflyt.project.state_home`)::
 
     <state>/<kommunekode>/lock                      held while a run of the municipality is active
     <state>/<kommunekode>/wave-<N>/<kind>/<run-id>/
@@ -32,15 +33,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from overflyt.errors import EXIT_BAD_INPUT, OverflytError
+from overflyt.project import state_home
 
-STATE_ENV = "OVERFLYT_STATE_DIR"
 RunKind = Literal["precheck", "wave", "rollback"]
 StepStatus = Literal["started", "done", "failed", "skipped", "timeout", "canceled", "rolled_back"]
 RunStatus = Literal["running", "succeeded", "failed", "rolled_back", "rollback_failed", "canceled", "timeout"]
 
 
-def state_dir() -> Path:
-    return Path(os.environ.get(STATE_ENV) or ".overflyt/state").resolve()
+def state_dir(plan_dir: Path | None = None) -> Path:
+    """The state home of the plan in ``plan_dir`` (see :func:`overflyt.project.state_home`)."""
+    return state_home(plan_dir)
 
 
 KEEP_ENV = "OVERFLYT_KEEP_RUNNER_ARTIFACTS"

@@ -15,7 +15,7 @@ from overflyt.plan import load_plan
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = "inventories/norddjurs/plan.yml"
-COMMANDS = ("plan", "precheck", "wave", "rollback", "report", "lab", "serve", "discover")
+COMMANDS = ("plan", "precheck", "wave", "rollback", "status", "report", "lab", "serve", "discover")
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -126,7 +126,7 @@ def test_a_flow_run_in_the_same_process_uses_the_cli_s_admission(monkeypatch: py
         return real_load(path)
 
     monkeypatch.setattr(admission, "load", counting_load)
-    monkeypatch.setattr(admission, "_refuse_busy", lambda code: None)
+    monkeypatch.setattr(admission, "_refuse_busy", lambda code, home: None)
     for name in ("NDJ_NETWORK", "NDJ_VCENTER", "MJ_VCENTER"):
         monkeypatch.setenv(f"OVERFLYT_{name}_PASSWORD", "x")
     first = admission.admit(PLAN, 1, dry_run=True, approval_given=False, can_ask=False)

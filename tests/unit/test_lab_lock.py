@@ -66,3 +66,25 @@ def test_free_lab_is_entered_at_once_and_released_after(tmp_path: Path) -> None:
     with exclusive(0, lambda: calls.append(1), lock_path=lock):  # released: no wait needed
         pass
     assert calls == []
+
+
+def test_a_process_started_by_the_holder_takes_its_turn_within_the_holders(tmp_path: Path) -> None:
+    """`make demo` holds the lock with flock(1) and passes its descriptor (OVERFLYT_LAB_LOCK_FD): a
+    process it starts enters; one without the descriptor, or with another one, still waits."""
+    lock = tmp_path / "lab.lock"
+    enter = (
+        "import sys; from pathlib import Path; from overflyt.lab import LabError, exclusive\n"
+        "try:\n    with exclusive(1.5, lock_path=Path(sys.argv[1])): print('entered')\n"
+        "except LabError: print('waited and gave up')\n"
+    )
+    script = (
+        f'exec 9>>"$1"; flock -n 9 || exit 9\n'
+        f'OVERFLYT_LAB_LOCK_FD=9 "{sys.executable}" -c "$2" "$1"\n'
+        f'env -u OVERFLYT_LAB_LOCK_FD "{sys.executable}" -c "$2" "$1"\n'
+        f'OVERFLYT_LAB_LOCK_FD=1 "{sys.executable}" -c "$2" "$1"\n'
+    )
+    done = subprocess.run(["bash", "-c", script, "bash", str(lock), enter], capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stdout.split("\n")) == (
+        0,
+        ["entered", "waited and gave up", "waited and gave up", ""],
+    )

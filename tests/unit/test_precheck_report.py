@@ -98,6 +98,7 @@ def test_json_is_the_whole_report() -> None:
             "site": "grenaa-raadhus",
             "message": "ndj-dc01 has 1 snapshot (før patch); delete or consolidate them before the wave",
             "evidence": {"snapshots": ["før patch"]},
+            "waiver": None,
         }
     ]
 

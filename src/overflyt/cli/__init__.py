@@ -5,6 +5,7 @@ commands and no logic of its own (that lives in the wing the command drives):
 - :mod:`.precheck` — ``precheck``
 - :mod:`.wave` — ``wave run``, ``rollback``
 - :mod:`.report` — ``report`` (the evidence pack)
+- :mod:`.status` — ``status`` (where each wave and site stands)
 - :mod:`.lab` — ``lab up | down | status``
 - :mod:`.serve` — ``serve``
 - :mod:`.discover` — ``discover vcenter | devices``
@@ -21,13 +22,14 @@ Exit codes, across every command: 0 ok; 1 checks or migration failed (and were r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
 from collections.abc import Sequence
 
 from overflyt import __version__
-from overflyt.cli import discover, lab, plan, precheck, report, serve, wave
+from overflyt.cli import discover, lab, plan, precheck, report, serve, status, wave
 from overflyt.cli.common import EPILOG, Parser
 from overflyt.errors import EXIT_OK, OverflytError
 
@@ -44,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens in detail")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.required = True
-    for group in (plan, precheck, wave, report, lab, serve, discover):  # the order `overflyt --help` lists them in
+    # the order `overflyt --help` lists them in
+    for group in (plan, precheck, wave, status, report, lab, serve, discover):
         group.add_parser(commands)
     return parser
 
@@ -57,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
+        _anchor_project(getattr(args, "plan", None))
         code: int = args.func(args)
     except OverflytError as exc:
         print(f"overflyt: {exc}", file=sys.stderr)
@@ -69,6 +73,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
     return code
+
+
+def _anchor_project(plan: object) -> None:
+    """A command given a plan works in the plan's project (its report templates too), whatever the
+    working directory: looked up first (a plan that is not there is the command's own error)."""
+    if isinstance(plan, str) and plan:
+        from pathlib import Path
+
+        from overflyt.project import find_project
+
+        with contextlib.suppress(OverflytError):
+            find_project(Path(plan).parent)
 
 
 __all__ = ["build_parser", "main"]

@@ -51,8 +51,12 @@ def add_parser(commands: Commands) -> None:
     show.set_defaults(func=_plan_show)
 
     schema = plan_commands.add_parser(
-        "schema", help="JSON Schema of the plan file", description="Print the JSON Schema of plan files."
+        "schema",
+        help="JSON Schema of the plan file (or of waivers.yml)",
+        description="Print the JSON Schema of plan files; with --waivers, that of waivers.yml, the accepted "
+        "pre-check findings beside a plan (README, 'Waivers').",
     )
+    schema.add_argument("--waivers", action="store_true", help="the schema of waivers.yml instead")
     schema.set_defaults(func=_plan_schema)
 
 
@@ -315,9 +319,10 @@ def _plan_show(args: argparse.Namespace) -> int:
 
 def _plan_schema(args: argparse.Namespace) -> int:
     from overflyt.plan.model import Plan as PlanModel
+    from overflyt.plan.waivers import WaiversFile
 
-    schema = PlanModel.model_json_schema(by_alias=True)
+    schema = (WaiversFile if getattr(args, "waivers", False) else PlanModel).model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "overflyt plan"
+    schema["title"] = "overflyt waivers" if getattr(args, "waivers", False) else "overflyt plan"
     print(json.dumps(schema, indent=2, ensure_ascii=False))
     return EXIT_OK

@@ -22,7 +22,7 @@ def add_parser(commands: Commands) -> None:
         description="Read both vCenters and the wave's devices (read-only, through Ansible in check mode), "
         "judge them against the plan and report every finding. Exit 0 when nothing critical was found, "
         "1 when the wave is blocked, 2 on bad input. Every run leaves report.{json,junit.xml,ctrf.json,md} "
-        "in its run record under $OVERFLYT_STATE_DIR (default .overflyt/state).",
+        "in its run record under $OVERFLYT_STATE_DIR (default .overflyt/state in the plan's project).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

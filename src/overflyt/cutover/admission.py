@@ -62,7 +62,7 @@ def admit(
             f"wave {wave} of {plan.municipality.name} needs approval before its cutover: "
             "give --approved-by NAME (and --ticket REF), or run it with --dry-run"
         )
-    _refuse_busy(plan.municipality.code)
+    _refuse_busy(plan.municipality.code, loaded.state)
     return Admission(loaded, wave, tuple(chosen), credentials, dry_run)
 
 
@@ -76,7 +76,7 @@ def admit_rollback(plan_path: Path, site_id: str) -> Admission:
     wave = next((w.number for w in plan.waves if site_id in w.sites), None)
     if wave is None:
         raise UsageError(f"site {site_id!r} is in no wave of the plan (sites: {', '.join(s.id for s in plan.sites)})")
-    store = WaveStore(plan.municipality.code, wave)
+    store = WaveStore(plan.municipality.code, wave, loaded.state)
     state = store.state.sites.get(site_id)
     if state is None or (not state.backups and not state.placements):
         raise UsageError(
@@ -84,12 +84,12 @@ def admit_rollback(plan_path: Path, site_id: str) -> Admission:
             "roll back"
         )
     credentials = resolve_all(plan, loaded.directory)
-    _refuse_busy(plan.municipality.code)
+    _refuse_busy(plan.municipality.code, loaded.state)
     return Admission(loaded, wave, (site_id,), credentials, dry_run=False, kind="rollback")
 
 
-def _refuse_busy(code: str) -> None:
-    with municipality_lock(code, "checking that no other run is active"):
+def _refuse_busy(code: str, home: Path) -> None:
+    with municipality_lock(code, "checking that no other run is active", home):
         pass  # a busy municipality is refused here; the run takes the lock for real when it starts
 
 

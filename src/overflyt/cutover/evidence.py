@@ -196,7 +196,8 @@ def _findings(record: RunRecord, run_dir: Path) -> list[dict[str, Any]] | None:
                         "subject": f"{f.get('subject_kind', '')} {f.get('subject', '')}".strip(),
                         "site": f.get("site"),
                         "message": f.get("message", ""),
-                        "waived": "override" in (f.get("evidence") or {}),
+                        "waived": "override" in (f.get("evidence") or {}) or bool(f.get("waiver")),
+                        "waiver": f.get("waiver"),  # waivers.yml: who, why, until
                     }
                 )
     return sorted(out, key=lambda f: (f["severity"] != "critical", f["id"], f["subject"]))
@@ -245,11 +246,17 @@ def _wave_view(plan: Plan, number: int, base: Path) -> dict[str, Any]:
     }
 
 
+def wave_views(plan: Plan, base: Path | None = None) -> list[dict[str, Any]]:
+    """Every wave of the plan, in order, with its sites and each run's part in them, from the records
+    in ``base`` (the state directory) alone: what the pack and `overflyt status` are built from."""
+    root = (base or state_dir()) / plan.municipality.code
+    return [_wave_view(plan, w.number, root) for w in sorted(plan.waves, key=lambda w: w.number)]
+
+
 def evidence_view(plan: Plan, lang: str | None = None, base: Path | None = None) -> dict[str, Any]:
     """What the evidence pack shows, as plain data: the municipality, a summary, every wave and site
     with each run's part in it, and what is still pending. Reads only ``base`` (the state directory)."""
-    root = (base or state_dir()) / plan.municipality.code
-    waves = [_wave_view(plan, w.number, root) for w in sorted(plan.waves, key=lambda w: w.number)]
+    waves = wave_views(plan, base)
     sites = [s for w in waves for s in w["sites"]]
     entries = [e for s in sites for e in s["entries"]]
     done_entries = [e for s in sites if s["status"] == "done" for e in s["entries"] if e["status"] == "done"]

@@ -45,6 +45,7 @@ from overflyt.precheck.gather import gather_estate
 from overflyt.precheck.registry import CheckContext, Mode
 from overflyt.precheck.report import render
 from overflyt.precheck.rules.plan import waive_window
+from overflyt.precheck.waivers import apply_waivers, in_force, today
 from overflyt.record import Run, municipality_lock
 from overflyt.reports import labels, one_line
 
@@ -125,7 +126,7 @@ class WaveRun:
         recorded state: their VMs are already (partly) in the target by our own doing."""
         a, dry_run = self.admission, self.admission.dry_run
         plan = a.loaded.plan
-        self.store = None if dry_run else WaveStore(plan.municipality.code, a.wave)
+        self.store = None if dry_run else WaveStore(plan.municipality.code, a.wave, a.loaded.state)
         if self.store is not None:  # the evidence pack refuses a plan whose wave is not this one
             self.store.state.plan_version = plan_version(plan, a.wave)
         store = self.store
@@ -140,7 +141,7 @@ class WaveRun:
             context = CheckContext(
                 plan=plan, wave=a.wave, facts=facts, now=self.clock(), sites=tuple(self.untouched), mode=mode
             )
-            report = run_checks(context)
+            report = apply_waivers(run_checks(context), a.loaded.waivers, plan, context.now)
             if self.override is not None and not dry_run:
                 report = waive_window(report, self.override)  # an ended window, run anyway on purpose
             self.report = report
@@ -178,7 +179,9 @@ class WaveRun:
         if self.store is None or saved is None or facts is None:
             return
         plan, wave = self.admission.loaded.plan, self.admission.wave
-        self.refused = fingerprint.stale(plan, saved, fingerprint.take(plan, wave, self.untouched, facts))
+        waivers = in_force(self.admission.loaded.waivers, today(plan, wave, self.clock()))
+        now = fingerprint.take(plan, wave, self.untouched, facts, waivers)
+        self.refused = fingerprint.stale(plan, saved, now)
         self.run.record.notes["stale"] = self.refused
 
     def cut_sites(self, site_runner: SiteRunner, step_runner: StepRunner) -> None:
@@ -275,9 +278,9 @@ def run_wave(
         plan_path, wave, sites, dry_run=dry_run, approval_given=approval is not None,
         can_ask=decide_approval is not None,
     )  # fmt: skip
-    code = admission.loaded.plan.municipality.code
-    with municipality_lock(code, f"wave {wave} {'dry run' if dry_run else 'cutover'}"):
-        run = Run.create("wave", code, wave, list(admission.sites), dry_run=dry_run)
+    code, home = admission.loaded.plan.municipality.code, admission.loaded.state
+    with municipality_lock(code, f"wave {wave} {'dry run' if dry_run else 'cutover'}", home):
+        run = Run.create("wave", code, wave, list(admission.sites), dry_run=dry_run, base=home)
         leftovers.stop_leftovers(run)  # what dead runs of the municipality left: stopped before anything
         outcome = WaveOutcome(
             code, wave, dry_run, run.record.run_id, run.dir, names=names_of(admission.loaded.plan, wave)
@@ -307,10 +310,10 @@ def rollback_site(
     if lang is not None:
         labels(lang)  # an unknown language is refused before anything runs
     admission = admit_rollback(plan_path, site_id)
-    code, wave = admission.loaded.plan.municipality.code, admission.wave
-    with municipality_lock(code, f"rollback of {site_id}"):
-        store = WaveStore(code, wave)
-        run = Run.create("rollback", code, wave, [site_id], dry_run=False)
+    code, wave, home = admission.loaded.plan.municipality.code, admission.wave, admission.loaded.state
+    with municipality_lock(code, f"rollback of {site_id}", home):
+        store = WaveStore(code, wave, home)
+        run = Run.create("rollback", code, wave, [site_id], dry_run=False, base=home)
         leftovers.stop_leftovers(run)  # what dead runs of the municipality left: stopped before anything
         names = names_of(admission.loaded.plan, wave)
         outcome = WaveOutcome(code, wave, False, run.record.run_id, run.dir, kind="rollback", names=names)

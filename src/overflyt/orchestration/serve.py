@@ -74,7 +74,7 @@ def municipalities(inventories: Path, now: datetime | None = None) -> list[Munic
 
 def deployments(found: list[Municipality], workdir: Path) -> list[RunnerDeployment]:
     """The deployments of the three flows, one of each per municipality; their runs start in WORKDIR
-    (where run records land, unless OVERFLYT_STATE_DIR says otherwise)."""
+    (run records land in each plan's state home: OVERFLYT_STATE_DIR, else its project's .overflyt/state)."""
     from flows import migrate_wave, precheck_wave, rollback_site
     from prefect.schedules import Cron, RRule
 

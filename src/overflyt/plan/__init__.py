@@ -4,7 +4,8 @@ Owns: :mod:`.model` (the plan's schema), :mod:`.loader` (the only reader of plan
 ``load`` returns a :class:`LoadedPlan`), :mod:`.ansible_inventory` (the inventory beside a plan
 as Ansible itself reads it: layouts, precedence, vault), :mod:`.rules` (cross-field rules),
 :mod:`.names` (what a VM name may be; its alias), :mod:`.select` (which wave and sites a command works on),
-:mod:`.credentials` (credentials references resolved at run time).
+:mod:`.credentials` (credentials references resolved at run time), :mod:`.waivers` (the accepted
+pre-check findings of ``waivers.yml`` beside the plan; read by the loader: ``LoadedPlan.waivers``).
 May import: ``overflyt.errors``, ``overflyt.project``. Contacts nothing.
 """
 

@@ -27,6 +27,8 @@ from overflyt.errors import OverflytError, PlanInvalid, PlanIssue
 from overflyt.plan import ansible_inventory
 from overflyt.plan.model import Plan
 from overflyt.plan.rules import Problem, validate_plan
+from overflyt.plan.waivers import FILE as WAIVERS_FILE
+from overflyt.plan.waivers import PlacedWaiver, WaiversFile
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,7 @@ class LoadedPlan:
     plan: Plan
     path: Path
     connections: Inventory
+    waivers: tuple[PlacedWaiver, ...] = ()  # waivers.yml beside the plan (overflyt.plan.waivers)
 
     @property
     def directory(self) -> Path:
@@ -91,12 +94,21 @@ class LoadedPlan:
 
         return find_project(self.directory)
 
+    @functools.cached_property
+    def state(self) -> Path:
+        """Where this plan's run records, wave states, locks and move slots live
+        (:func:`overflyt.project.state_home`): the same from every working directory."""
+        from overflyt.project import state_home
+
+        return state_home(self.directory)
+
 
 def load(path: str | Path) -> LoadedPlan:
     """Read, parse and validate a plan file and the inventory beside it, each once."""
     plan_path = Path(path)
     plan, inventory = _load(plan_path)
-    return LoadedPlan(plan=plan, path=plan_path, connections=inventory or Inventory(directory=plan_path.parent))
+    connections = inventory or Inventory(directory=plan_path.parent)
+    return LoadedPlan(plan=plan, path=plan_path, connections=connections, waivers=load_waivers(plan_path))
 
 
 def load_plan(path: str | Path) -> Plan:
@@ -117,6 +129,8 @@ def _load(plan_path: Path) -> tuple[Plan, Inventory | None]:
     if ansible_inventory.source_of(plan_path.parent) is not None:
         inventory, inventory_issues = _read_inventory(plan_path.parent, plan)
         issues.extend(inventory_issues)
+    if (plan_path.parent / WAIVERS_FILE).exists():
+        issues.extend(_read_waivers(plan_path.parent / WAIVERS_FILE)[1])
     if issues:
         raise PlanInvalid(sorted(issues, key=_order))
     log.debug(
@@ -138,6 +152,49 @@ def load_inventory(plan_path: str | Path, plan: Plan) -> Inventory:
     if issues:
         raise PlanInvalid(sorted(issues, key=_order))
     return inventory
+
+
+def load_waivers(plan_path: str | Path) -> tuple[PlacedWaiver, ...]:
+    """The waivers in ``waivers.yml`` beside the plan (none when there is no such file); PlanInvalid
+    naming file, line and reason for each problem."""
+    path = Path(plan_path).parent / WAIVERS_FILE
+    if not path.exists():
+        return ()
+    waivers, issues = _read_waivers(path)
+    if issues:
+        raise PlanInvalid(sorted(issues, key=_order))
+    return waivers
+
+
+def _read_waivers(path: Path) -> tuple[tuple[PlacedWaiver, ...], list[PlanIssue]]:
+    doc = read_yaml(path, "a waivers file")
+    if doc.data is None:
+        return (), []
+    if not isinstance(doc.data, dict):
+        return (), [PlanIssue(doc.file, "", "a waivers file must be a mapping with the key `waivers`", 1)]
+    try:
+        parsed = WaiversFile.model_validate(doc.data)
+    except ValidationError as exc:
+        return (), list(_schema_issues(doc, exc))
+    placed: list[PlacedWaiver] = []
+    issues: list[PlanIssue] = []
+    first: dict[tuple[str, str], int] = {}
+    for i, waiver in enumerate(parsed.waivers):
+        line = doc.line_of(("waivers", i)) or 1
+        item = PlacedWaiver(waiver, f"{doc.file}:{line}")
+        if item.key in first:
+            issues.append(
+                PlanIssue(
+                    doc.file,
+                    f"waivers[{i}]",
+                    f"waiver of {waiver.finding} for {waiver.item!r} given twice (first at line {first[item.key]})",
+                    line,
+                )
+            )
+            continue
+        first[item.key] = line
+        placed.append(item)
+    return tuple(placed), issues
 
 
 def _order(issue: PlanIssue) -> tuple[str, int, str]:

@@ -7,7 +7,8 @@ in docs/prechecks.md.
 
 Owns also: :mod:`.facts` (the shape of what is read), :mod:`.gather` (reading it, read-only, through
 one playbook), :mod:`.fingerprint` (what a pre-check saw, the baseline of the stale-plan check) and
-:mod:`.wave` (a wave's pre-check end to end, with its run record and reports).
+:mod:`.wave` (a wave's pre-check end to end, with its run record and reports), :mod:`.waivers` (the
+plan's waivers applied to a report: waived, expired, unused).
 May import: ``plan``, ``ansible``, ``overflyt.record``/``errors``. Never the cutover, never Prefect.
 """
 

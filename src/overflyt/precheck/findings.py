@@ -9,7 +9,7 @@ data and never carries a secret.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Literal
 
@@ -55,13 +55,31 @@ _RANK = {Severity.info: 0, Severity.warning: 1, Severity.critical: 2}
 # Most severe first: the order reports list findings in.
 SEVERITIES: tuple[Severity, ...] = (Severity.critical, Severity.warning, Severity.info)
 
-SubjectKind = Literal["vcenter", "vm", "host", "cluster", "datastore", "folder", "portgroup", "device", "site", "wave"]
+SubjectKind = Literal[
+    "vcenter", "vm", "host", "cluster", "datastore", "folder", "portgroup", "device", "site", "wave", "waiver"
+]
 
 Status = Literal["passed", "warning", "failed", "skipped"]
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class WaiverMark(_Model):
+    """The waiver (waivers.yml beside the plan) a finding was accepted by: it no longer blocks."""
+
+    approved_by: str
+    reason: str
+    expires: date = Field(description="The last day the waiver applies.")
+    severity: Severity = Field(
+        description="The finding's severity before it was waived (a waived critical is a warning)."
+    )
+    where: str = Field(description="Where the waiver is written: waivers.yml:LINE.")
+
+    def text(self) -> str:
+        """``waived by NAME until DATE: REASON`` — how every report says it."""
+        return f"waived by {self.approved_by} until {self.expires.isoformat()}: {self.reason}"
 
 
 class Finding(_Model):
@@ -74,6 +92,7 @@ class Finding(_Model):
     site: str | None = Field(description="Site id the subject belongs to; None for wave-wide subjects.")
     message: str = Field(description="What is wrong and what to do, naming the subject.")
     evidence: dict[str, JsonValue] = Field(default={}, description="What was observed; never a secret.")
+    waiver: WaiverMark | None = Field(default=None, description="The waiver that accepted it, if any.")
 
 
 class CheckResult(_Model):

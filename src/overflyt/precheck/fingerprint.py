@@ -2,23 +2,30 @@
 
 Like a saved Terraform plan: a pre-check records, per VM, its host, datastores, power state and
 portgroups, and per device the sha256 of its running config. A cutover re-reads the estate and
-compares; a site with any item that differs is refused, naming each item and what changed.
+compares; a site with any item that differs is refused, naming each item and what changed. The
+waivers in force (waivers.yml) are part of it: one added, changed, removed or expired since the
+pre-check refuses the sites it concerns (every site of the wave when its item is wave-wide).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from overflyt.plan import Plan
+from overflyt.plan.waivers import PlacedWaiver
 from overflyt.precheck.facts import EstateFacts
 
 FILE = "fingerprints.json"
 
 
-def take(plan: Plan, wave: int, sites: list[str], facts: EstateFacts) -> dict[str, Any]:
-    """The fingerprint of the wave's VMs and devices in ``sites``, from observed facts."""
+def take(
+    plan: Plan, wave: int, sites: list[str], facts: EstateFacts, waivers: Sequence[PlacedWaiver] = ()
+) -> dict[str, Any]:
+    """The fingerprint of the wave's VMs and devices in ``sites``, from observed facts, and of the
+    ``waivers`` in force."""
     vms: dict[str, Any] = {}
     seen = {
         v.name: v for v in (facts.source.vms.values() if facts.source else []) if v.datacenter == plan.source.datacenter
@@ -42,7 +49,15 @@ def take(plan: Plan, wave: int, sites: list[str], facts: EstateFacts) -> dict[st
         for d in plan.devices
         if d.site in sites
     }
-    return {"vms": vms, "devices": devices}
+    return {"vms": vms, "devices": devices, "sites": list(sites), "waivers": waiver_prints(waivers)}
+
+
+def waiver_prints(waivers: Sequence[PlacedWaiver]) -> list[dict[str, str]]:
+    """The waivers as the fingerprint holds them: what each says, sorted (not where it is written)."""
+    return sorted(
+        ({k: str(v) for k, v in w.waiver.model_dump(mode="json").items()} for w in waivers),
+        key=lambda d: (d["finding"], d["item"]),
+    )
 
 
 def save(directory: Path, fingerprint: dict[str, Any], run_id: str, taken_at: str) -> Path:
@@ -85,4 +100,26 @@ def stale(plan: Plan, saved: dict[str, Any], now: dict[str, Any]) -> dict[str, l
                 f"device {host}'s running config changed since {when} (sha256 {str(before)[:12]} -> "
                 f"{str(now['devices'][host])[:12]})"
             )
+    _stale_waivers(plan, saved, now, when, changes)
     return changes
+
+
+def _stale_waivers(
+    plan: Plan, saved: dict[str, Any], now: dict[str, Any], when: str, changes: dict[str, list[str]]
+) -> None:
+    before = {(w["finding"], w["item"]): w for w in saved.get("waivers") or []}
+    after = {(w["finding"], w["item"]): w for w in now.get("waivers") or []}
+    site_of = {vm.name: vm.site for vm in plan.vms} | {d.hostname: d.site for d in plan.devices}
+    site_of |= {s.id: s.id for s in plan.sites}
+    sites = list(now.get("sites") or [])
+    for key in sorted(before.keys() | after.keys()):
+        if before.get(key) == after.get(key):
+            continue
+        what = "added" if key not in before else "removed or expired" if key not in after else "changed"
+        line = f"waiver of {key[0]} for {key[1]} {what} since {when}"
+        # a VM, device or site: its site, when this cutover is about it; a wave-wide item (a vCenter,
+        # a datastore, ...): every site of the cutover
+        own = site_of.get(key[1])
+        concerned: list[str] = sites if own is None else [own] if own in sites else []
+        for site in concerned:
+            changes.setdefault(site, []).append(line)

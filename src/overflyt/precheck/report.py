@@ -105,6 +105,17 @@ def _title(report: PrecheckReport) -> str:
     return f"{m.name} ({m.code}), wave {report.wave} — {report.wave_name}"
 
 
+def _severity_label(finding: Finding) -> str:
+    """``WARNING``, or ``WARNING (WAIVED)`` for a waived finding."""
+    return finding.severity.value.upper() + (" (WAIVED)" if finding.waiver is not None else "")
+
+
+def _message(finding: Finding) -> str:
+    """The finding's message on one line, and the waiver that accepted it (who, until, why)."""
+    waived = f" [{reports.one_line(finding.waiver.text())}]" if finding.waiver is not None else ""
+    return reports.one_line(finding.message) + waived
+
+
 def _evidence(finding: Finding) -> str:
     return json.dumps(finding.evidence, ensure_ascii=False, sort_keys=True)
 
@@ -119,10 +130,10 @@ def _table(report: PrecheckReport) -> str:
     groups = _groups(report)
     rows = [
         (
-            finding.severity.value.upper(),
+            _severity_label(finding),
             finding.id,
             f"{finding.subject_kind} {finding.subject}",
-            reports.one_line(finding.message),
+            _message(finding),
         )
         for _, results in groups
         for _, finding in _findings(results)
@@ -137,13 +148,13 @@ def _table(report: PrecheckReport) -> str:
         )
         for _, finding in _findings(results):
             severity, rule_id, subject = (
-                finding.severity.value.upper(),
+                _severity_label(finding),
                 finding.id,
                 f"{finding.subject_kind} {finding.subject}",
             )
             lines.append(
                 f"  {severity:<{widths[0]}}  {rule_id:<{widths[1]}}  {subject:<{widths[2]}}  "
-                f"{reports.one_line(finding.message)}".rstrip()
+                f"{_message(finding)}".rstrip()
             )
     lines.append("")
     lines.append(_checks_line(list(report.results)))
@@ -183,6 +194,9 @@ def _testcase(parent: ET.Element, result: CheckResult) -> None:
     ET.SubElement(properties, "property", name="site", value=result.site or WAVE_WIDE)
     if worst is not None:
         ET.SubElement(properties, "property", name="severity", value=worst.value)
+    for f in result.findings:
+        if f.waiver is not None:
+            ET.SubElement(properties, "property", name="waiver", value=_xml(f"{f.waiver.text()} ({f.waiver.where})"))
     critical = [f for f in result.findings if f.severity is Severity.critical]
     if critical:
         failure = ET.SubElement(
@@ -195,7 +209,11 @@ def _testcase(parent: ET.Element, result: CheckResult) -> None:
     if other:
         out = ET.SubElement(case, "system-out")
         out.text = _xml(
-            "\n".join(f"{f.severity.value.upper()}: {f.message}\n  evidence: {_evidence(f)}" for f in other)
+            "\n".join(
+                f"{_severity_label(f)}: {f.message}\n  evidence: {_evidence(f)}"
+                + (f"\n  {f.waiver.text()} ({f.waiver.where})" if f.waiver is not None else "")
+                for f in other
+            )
         )
 
 
@@ -248,7 +266,7 @@ def _ctrf_test(report: PrecheckReport, label: str, result: CheckResult) -> dict[
         "duration": 0,
         "suite": [f"overflyt precheck wave {report.wave}", label],
         "rawStatus": result.status,
-        "tags": list(dict.fromkeys(f.severity.value for f in ordered)),
+        "tags": list(dict.fromkeys([f.severity.value for f in ordered] + ["waived" for f in ordered if f.waiver])),
         "extra": {
             "rule": result.rule_id,
             "title": result.title,
@@ -257,11 +275,13 @@ def _ctrf_test(report: PrecheckReport, label: str, result: CheckResult) -> dict[
             "site": result.site,
             "severity": worst.value if worst else None,
             "evidence": ordered[0].evidence if ordered else {},
-            "findings": [f.model_dump(mode="json", include={"severity", "message", "evidence"}) for f in ordered],
+            "findings": [
+                f.model_dump(mode="json", include={"severity", "message", "evidence", "waiver"}) for f in ordered
+            ],
         },
     }
     if ordered:
-        test["message"] = "; ".join(f"{f.severity.value.upper()}: {f.message}" for f in ordered)
+        test["message"] = "; ".join(f"{_severity_label(f)}: {_message(f)}" for f in ordered)
     elif result.skipped is not None:
         test["message"] = f"skipped: {result.skipped}"
     return test
@@ -338,6 +358,7 @@ def markdown_view(report: PrecheckReport, lang: str = reports.DEFAULT_LANG) -> d
                         "subject_kind": f.subject_kind,
                         "subject": f.subject,
                         "message": f.message,
+                        "waiver": None if f.waiver is None else f.waiver.model_dump(mode="json"),
                     }
                     for _, f in _findings(results)
                 ],

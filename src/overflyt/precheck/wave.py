@@ -23,6 +23,7 @@ from overflyt.precheck.findings import PrecheckReport
 from overflyt.precheck.gather import gather_estate
 from overflyt.precheck.registry import CheckContext, Mode
 from overflyt.precheck.report import render
+from overflyt.precheck.waivers import apply_waivers, in_force, today
 from overflyt.record import Run
 from overflyt.reports import labels
 
@@ -56,22 +57,21 @@ def precheck_wave(
     plan = loaded.plan
     chosen = select_sites(plan, wave, sites)
     credentials = resolve_all(plan, loaded.directory)
-    run = Run.create("precheck", plan.municipality.code, wave, chosen, dry_run=True)
+    run = Run.create("precheck", plan.municipality.code, wave, chosen, dry_run=True, base=loaded.state)
     log.info("pre-checking wave %d (%s) into %s", wave, ", ".join(chosen), run.dir)
     with run.step("gather", f"wave {wave}"):
         ctx = StepContext(loaded, wave, run, credentials, on_event=on_event)
         facts, result = gather_estate(ctx, chosen, timeout_s=plan.timeouts.precheck_s)
-    # What this pre-check saw is the baseline a later cutover of the wave compares against.
-    seen = fingerprint.take(plan, wave, chosen, facts)
+    # What this pre-check saw (and the waivers in force) is the baseline a later cutover compares against.
+    moment = now or datetime.now(UTC)
+    waivers = in_force(loaded.waivers, today(plan, wave, moment))
+    seen = fingerprint.take(plan, wave, chosen, facts, waivers)
     taken_at = datetime.now(UTC).isoformat()
     fingerprint.save(run.dir, seen, run.record.run_id, taken_at)
     fingerprint.save(run.dir.parents[1], seen, run.record.run_id, taken_at)
     with run.step("judge", f"wave {wave}"):
-        report = run_checks(
-            CheckContext(
-                plan=plan, wave=wave, facts=facts, now=now or datetime.now(UTC), sites=tuple(chosen), mode=mode
-            )
-        )
+        report = run_checks(CheckContext(plan=plan, wave=wave, facts=facts, now=moment, sites=tuple(chosen), mode=mode))
+        report = apply_waivers(report, loaded.waivers, plan, moment)
     for fmt, name in REPORT_FILES.items():
         run.write(name, render(report, fmt, lang))
     run.record.notes["counts"] = {str(k): v for k, v in report.counts.items()}

@@ -133,7 +133,7 @@ def _slots(
     def waiting(line: str) -> None:
         log.info("site %s: %s", site_id, line)
 
-    with slots.hold(wanted, holder, timeout_s=max(0.0, timeout_s), on_wait=waiting) as waited:
+    with slots.hold(wanted, holder, timeout_s=max(0.0, timeout_s), base=ctx.loaded.state, on_wait=waiting) as waited:
         yield waited
 
 
