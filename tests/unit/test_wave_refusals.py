@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 
 from overflyt.cli import main
+from overflyt.cutover.admission import admit
 from overflyt.cutover.state import BackupRef, SiteState, WaveStore
 from overflyt.cutover.units import later_changes, to_undo
+from overflyt.discovery.estate import dump_estate
+from overflyt.lab import synth
 from overflyt.plan import load_plan
 from overflyt.plan.ahead import ahead_subnets, unit_name, unit_site, unit_subnets
 from overflyt.plan.select import select_units
@@ -53,7 +56,8 @@ def test_a_plan_that_splits_a_subnet_ahead_of_its_site_is_refused_naming_the_vms
     for wave in ("1", "2"):
         assert main(["wave", "run", str(plan_file), "--wave", wave, "--dry-run", "-q"]) == 2
         err = capsys.readouterr().err
-        assert "splits server subnet 10.70.30.0/24" in err and "Traceback" not in err, err
+        assert "splits server subnet 10.70.30.0/24" in err, err
+        assert "Traceback" not in err
     assert not (tmp_path / "state").exists()
 
 
@@ -65,12 +69,14 @@ def test_a_whole_subnet_ahead_is_a_unit_of_its_wave_with_its_own_devices_vms_and
     assert select_units(plan, 1, ["auning-adm"]) == [KEY]  # a site names its subnets moving ahead in the wave
     assert select_units(plan, 1, [KEY]) == [KEY]
     assert select_units(plan, 2) == ["auning-adm", "kattegatskolen", "auning-skole"]
-    assert unit_site(plan, KEY) == "auning-adm" and unit_site(plan, "auning-adm") == "auning-adm"
+    assert unit_site(plan, KEY) == "auning-adm"
+    assert unit_site(plan, "auning-adm") == "auning-adm"
     assert unit_name(plan, KEY) == "Administrationscenter Auning: subnet 10.70.30.0/24 (VM-Fil-Backup-30), ahead"
     # its VMs, and the site's own cutover later moves the rest and not them again
     assert [vm.name for vm in site_vms(plan, 1, KEY)] == SUBNET
     later = [vm.name for vm in site_vms(plan, 2, "auning-adm")]
-    assert later and not set(later) & set(SUBNET)
+    assert later
+    assert not set(later) & set(SUBNET)
     assert unit_subnets(plan, 1, KEY) == ["10.70.30.0/24"]
     assert unit_subnets(plan, 2, "auning-adm") == ["10.70.20.0/24"]
     # only the subnet's route, on the site's gateway (to its dc_link) and the upstream core (to its own)
@@ -130,3 +136,32 @@ def test_rollback_order_is_latest_first_and_another_sites_later_change_is_named(
     )
     state = json.loads((base / "707" / "wave-1" / "state.json").read_text())
     assert state["sites"][KEY]["status"] == "done"
+
+
+def test_the_planners_proposal_with_subnets_ahead_is_admitted_unit_by_unit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A synthetic municipality (825) whose proposed plan moves 26 VMs ahead of their site: every
+    wave is admitted for a dry run (nothing refused), and what it moves ahead is whole subnets, each
+    a unit with its devices, VMs and estimate row."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OVERFLYT_STATE_DIR", str(tmp_path / "state"))
+    (tmp_path / "estate.yml").write_text(dump_estate(synth.estate("825")), encoding="utf-8")
+    assert main(["plan", "waves", "estate.yml", "-o", "plan.yml", "--first-window", "2027-03-06 18:00"]) == 0
+    text = (tmp_path / "plan.yml").read_text(encoding="utf-8")
+    plan = load_plan(tmp_path / "plan.yml")
+    for credential in plan.credentials.values():
+        if credential.secret.env:
+            monkeypatch.setenv(credential.secret.env, "not used: nothing is contacted")
+    units = ahead_subnets(plan)
+    assert len(units) == 4
+    assert sorted(n for u in units for n in u.vms) == sorted(n for w in plan.waves for n in w.vms)
+    for wave in plan.waves:
+        admitted = admit(tmp_path / "plan.yml", wave.number, dry_run=True, approval_given=False, can_ask=False)
+        ahead = [u for u in units if u.wave == wave.number]
+        assert admitted.sites == (*wave.sites, *(u.key for u in ahead))
+        for unit in ahead:
+            assert [vm.name for vm in site_vms(plan, wave.number, unit.key)] == list(unit.vms)
+            assert ahead_device_changes(plan, unit)  # at least its site's gateway
+            assert f"  #   ahead: {unit.key}: subnet {unit.subnet} of site {unit.site}, " in text
+    capsys.readouterr()
