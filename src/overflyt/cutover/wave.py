@@ -49,6 +49,7 @@ from overflyt.precheck.report import render
 from overflyt.precheck.rules.plan import waive_window
 from overflyt.record import Run, municipality_lock
 from overflyt.reports import labels, one_line
+from overflyt.steps.vm_batches import site_vms
 
 log = logging.getLogger(__name__)
 
@@ -139,12 +140,20 @@ class WaveRun:
         # The pre-check is of the wave's sites; a subnet moving ahead of its site is checked with all of
         # them (the wave's VMs then include it; its site's devices are backed up and verified by its cutover).
         wave_sites = plan.wave(a.wave).sites
-        self.untouched = list(wave_sites) if any(is_ahead_key(u) for u in untouched) else untouched
+        ahead = any(is_ahead_key(u) for u in untouched)
+        self.untouched = list(wave_sites) if ahead else untouched
+        left = frozenset(vm.name for u in untouched for vm in site_vms(plan, a.wave, u)) if ahead else None
         with self.run.step("precheck", f"wave {a.wave}: {', '.join(untouched)}"):
             facts, _ = gather_estate(self.ctx, self.untouched, timeout_s=plan.timeouts.precheck_s)
             mode: Mode = "precheck" if dry_run or outside_window else "run"
             context = CheckContext(
-                plan=plan, wave=a.wave, facts=facts, now=self.clock(), sites=tuple(self.untouched), mode=mode
+                plan=plan,
+                wave=a.wave,
+                facts=facts,
+                now=self.clock(),
+                sites=tuple(self.untouched),
+                mode=mode,
+                only_vms=left,
             )
             report = run_checks(context)
             if self.override is not None and not dry_run:
@@ -197,7 +206,8 @@ class WaveRun:
         cutover = Cutover(ctx, on_step=self.on_step, step_runner=step_runner, before_step=before_step)
         for site_id in self.admission.sites:
             home = unit_site(plan, site_id)  # an ahead subnet is stale with what of its site changed
-            if home in self.refused:
+            under_way = store is not None and store.site(site_id).status not in ("pending", "rolled_back", "failed")
+            if home in self.refused and not under_way:
                 reason = "stale plan: " + "; ".join(self.refused[home]) + "; re-run the pre-check and review"
                 self.outcome.sites.append(SiteOutcome(site_id, "refused", error=reason))
                 if self.on_step is not None:
