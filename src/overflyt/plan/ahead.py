@@ -45,22 +45,21 @@ def is_ahead_key(key: str) -> bool:
     return SEPARATOR in key
 
 
-def subnet_members(plan: Plan, mapping: NetworkMapping) -> list[str]:
-    """The VMs on the subnet's portgroup (plan order)."""
-    return [vm.name for vm in plan.vms if mapping.source in vm.portgroups]
-
-
 def ahead_subnets(plan: Plan, wave: int | None = None) -> list[AheadSubnet]:
     """The subnets moved ahead of their site, of ``wave`` (of every wave when None), in wave and
     ``network_map`` order: each ``network_map`` entry whose VMs are all listed in one wave's ``vms``."""
     site_of = {vm.name: vm.site for vm in plan.vms}
+    members_of: dict[str, list[str]] = {}
+    for vm in plan.vms:
+        for pg in dict.fromkeys(vm.portgroups):
+            members_of.setdefault(pg, []).append(vm.name)
     out: list[AheadSubnet] = []
     for w in plan.waves:
-        if wave is not None and w.number != wave:
+        if (wave is not None and w.number != wave) or not w.vms:
             continue
         listed = set(w.vms)
         for mapping in plan.network_map:
-            members = subnet_members(plan, mapping)
+            members = members_of.get(mapping.source, [])
             if members and all(name in listed for name in members):
                 site = site_of[members[0]]
                 out.append(AheadSubnet(subnet_key(site, mapping), site, w.number, mapping, tuple(members)))

@@ -338,6 +338,10 @@ def ahead_moves_whole_subnets(plan: Plan) -> Iterator[Problem]:
     by_name = {vm.name: vm for vm in plan.vms}
     mapped = {m.source: m for m in plan.network_map}
     wave_of = _wave_of_vm(plan)  # only valid pulls: the others are vm_in_one_wave's, not to cascade here
+    members_of: dict[str, list[str]] = defaultdict(list)
+    for machine in plan.vms:
+        for pg in dict.fromkeys(machine.portgroups):
+            members_of[pg].append(machine.name)
     for i, wave in enumerate(plan.waves):
         listed = {name for name in wave.vms if wave_of.get(name) == wave.number}
         for j, name in enumerate(wave.vms):
@@ -349,8 +353,10 @@ def ahead_moves_whole_subnets(plan: Plan) -> Iterator[Problem]:
                     f"({', '.join(vm.portgroups)}) is in network_map",
                     name,
                 )
+        if not listed:
+            continue
         for mapping in plan.network_map:
-            members = [vm.name for vm in plan.vms if mapping.source in vm.portgroups]
+            members = members_of.get(mapping.source, [])
             moving = [n for n in members if n in listed]
             behind = [n for n in members if n not in listed]
             if moving and behind:
