@@ -20,7 +20,7 @@ from overflyt import reports
 from overflyt.cutover.state import WaveState, plan_version
 from overflyt.errors import EXIT_BAD_INPUT, OverflytError
 from overflyt.plan import Plan
-from overflyt.plan.ahead import find_ahead, unit_name, units_of_wave
+from overflyt.plan.ahead import find_ahead, is_ahead_key, unit_name, units_of_wave
 from overflyt.record import RunRecord, state_dir
 from overflyt.steps.ahead import ahead_device_changes
 from overflyt.steps.vm_batches import site_vms
@@ -100,12 +100,14 @@ def _sha_of(path: Path) -> str | None:
 
 
 def _devices(devices: dict[str, Any], run_dir: Path) -> list[dict[str, Any]]:
+    unit = str((devices or {}).get("site") or "")  # a subnet ahead of its site has its own backup folder
+    folder = run_dir / "backups" / "cutover" / (unit.replace(":", "_") if is_ahead_key(unit) else "")
     return [
         {
             "host": host,
             "pushed": list(dev.get("pushed_lines") or []),
             "pending": list(dev.get("pending_lines") or []),
-            "backup_sha": _sha_of(run_dir / "backups" / "cutover" / f"{host}.cfg"),
+            "backup_sha": _sha_of(folder / f"{host}.cfg"),
             "after_sha": dev.get("config_sha256"),
             "verified": bool(dev.get("verified")),
             "missing": list(dev.get("missing") or []),

@@ -136,11 +136,14 @@ def backup_site(
     dry_run: bool = False,
     timeout_s: int = 600,
 ) -> dict[str, Backup]:
-    """Save every device's running configuration of ``site_id`` into ``<run>/backups/cutover``.
+    """Save every device's running configuration of ``site_id`` into ``<run>/backups/cutover`` (a
+    subnet ahead of its site: into ``<run>/backups/cutover/<site>_<network>-<prefix>``).
 
     Read-only on the devices, dry run or not. Returns the backups by hostname."""
     devices = _site_devices(ctx, site_id)
     directory = ctx.run.dir / "backups" / "cutover"
+    if find_ahead(ctx.plan, site_id) is not None:  # its own backups: a site of the run may share a device
+        directory = directory / site_id.replace(":", "_")
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     device_vars = {host: {"net_backup_dir": str(directory)} for host in devices}
     result = _run(ctx, "net_backup.yml", "net-backup", site_id, device_vars, dry_run=dry_run, timeout_s=timeout_s)
