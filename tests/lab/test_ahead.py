@@ -137,7 +137,9 @@ def _auning_ahead_then_its_site(
 def test_a_different_plan_failure_in_the_subnets_configure_restores_it_alone_and_a_kill_mid_move_resumes(
     lab: dict[str, Any], si: Any, tmp_path: Path
 ) -> None:
-    """Wave 1 cuts over Kattegatskolen (no VMs) and moves the care centre's subnet ahead of its site."""
+    """Wave 1 cuts over Kattegatskolen (no VMs) and moves the care centre's subnet ahead of its site:
+    a dry run, a run whose subnet fails verification (restored alone, the school stays done), a run
+    killed mid-move, the run that resumes it, the care centre's rollback."""
     plan = plan_copy(lab, tmp_path)
     text = plan.read_text()
     for name in CARE:  # what the care centre's servers need moves later in this plan: no depends_on
@@ -162,6 +164,9 @@ def test_a_different_plan_failure_in_the_subnets_configure_restores_it_alone_and
 def _care_centre_ahead(
     lab: dict[str, Any], si: Any, plan: Path, before: dict[str, Any], bad: str, host_vars: Path
 ) -> None:
+    dry = run_wave(plan, 1, dry_run=True)  # the subnet is its own row of the dry run; nothing recorded
+    assert rows(dry) == [("kattegatskolen", "dry_run"), (CARE_KEY, "dry_run")], [s.error for s in dry.sites]
+    assert not (Path(os.environ["OVERFLYT_STATE_DIR"]) / "707" / "wave-1" / "state.json").exists()
     failed = run(plan, 1)
     assert rows(failed) == [("kattegatskolen", "done"), (CARE_KEY, "rolled_back")], [s.error for s in failed.sites]
     error = failed.sites[1].error or ""
