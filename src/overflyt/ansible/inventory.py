@@ -36,13 +36,15 @@ def build_inventory(
     plan_dir: Path,
     *,
     sites: list[str],
+    hosts: list[str] | None = None,
     credentials: Mapping[str, ResolvedCredential],
     device_vars: Mapping[str, Mapping[str, Any]] | None = None,
     controller_vars: Mapping[str, Any] | None = None,
     vm_hosts: Mapping[str, Mapping[str, Any]] | None = None,
     vcenters: bool = True,
 ) -> tuple[dict[str, Any], dict[str, SecretStr]]:
-    """The inventory for a run over ``sites``, and the secrets it refers to by name.
+    """The inventory for a run over ``sites`` (only the devices ``hosts`` names, when given), and the
+    secrets it refers to by name.
 
     ``device_vars`` adds per-device desired state (``overflyt_*``) and ``controller_vars`` adds
     variables of the controller host (which runs the vSphere tasks). ``vm_hosts`` (VM name →
@@ -60,7 +62,7 @@ def build_inventory(
     children: dict[str, Any] = {}
     network_hosts: dict[str, Any] = {}
     for device in plan.devices:
-        if device.site not in sites:
+        if device.site not in sites or (hosts is not None and device.hostname not in hosts):
             continue
         values: dict[str, Any] = dict(connections.host_vars.get(device.hostname, {}))
         for key in sorted(connections.secrets.get(device.hostname, frozenset())):

@@ -53,6 +53,7 @@ def run_step(
     step: str,
     *,
     sites: Sequence[str] = (),
+    hosts: Sequence[str] | None = None,
     device_vars: Mapping[str, Mapping[str, Any]] | None = None,
     controller_vars: Mapping[str, Any] | None = None,
     vm_hosts: Mapping[str, Mapping[str, Any]] | None = None,
@@ -62,12 +63,13 @@ def run_step(
     devices_home: bool = True,
     vcenters: bool = True,
 ) -> PlaybookResult:
-    """Run ``playbooks/<playbook>`` over the devices of ``sites`` (with their ``device_vars``), the
-    controller (``controller_vars``) and the VMs of ``vm_hosts``, in the run record's private dir
-    ``<NN>-<step>``. A device of ``plan.ssh.insecure_host_keys`` gets host-key checking off (the
-    plan's explicit, reported override); ``devices_home`` gives ansible-playbook a $HOME whose
-    known_hosts holds the plan's trusted device keys; ``vcenters`` puts the vCenters' connections
-    (and their secrets) into the inventory — a step that talks to devices only goes without."""
+    """Run ``playbooks/<playbook>`` over the devices of ``sites`` (only ``hosts`` of them when
+    given; with their ``device_vars``), the controller (``controller_vars``) and the VMs of
+    ``vm_hosts``, in the run record's private dir ``<NN>-<step>``. A device of
+    ``plan.ssh.insecure_host_keys`` gets host-key checking off (the plan's explicit, reported
+    override); ``devices_home`` gives ansible-playbook a $HOME whose known_hosts holds the plan's
+    trusted device keys; ``vcenters`` puts the vCenters' connections (and their secrets) into the
+    inventory — a step that talks to devices only goes without."""
     plan = ctx.plan
     values: dict[str, dict[str, Any]] = {}
     for host, extra in (device_vars or {}).items():
@@ -79,6 +81,7 @@ def run_step(
         ctx.loaded.connections,
         ctx.loaded.directory,
         sites=list(sites),
+        hosts=None if hosts is None else list(hosts),
         credentials=ctx.credentials,
         device_vars=values,
         controller_vars=controller_vars,

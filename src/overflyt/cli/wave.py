@@ -27,13 +27,24 @@ def add_parser(commands: Commands) -> None:
         "same playbooks run under --check --diff and nothing changes. No site starts after the wave's "
         "window has closed, or when what is left of it is shorter than the site's estimate plus the plan's "
         "margin (window_policy): such a site is reported not_started, untouched, and a rerun in the next "
-        "window (or with --outside-window) carries on with it.",
+        "window (or with --outside-window) carries on with it. A server subnet the wave moves ahead of its "
+        "site (waves[].vms: whole subnets only) is cut over after the wave's sites as a unit of its own, "
+        "SITE:NETWORK-PREFIXLEN: its site's gateway and the upstream core backed up, its VMs moved, only its "
+        "route changed, traffic checked from its site; a failure restores that unit alone. A site's own "
+        "wave then moves the rest of it (refused while a subnet of it that moves ahead has not moved).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     wave_run.add_argument("plan", metavar="PLAN")
     wave_run.add_argument("--wave", type=int, required=True, metavar="N")
-    wave_run.add_argument("--site", action="append", default=[], metavar="ID", help="only this site (repeatable)")
+    wave_run.add_argument(
+        "--site",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="only this site, or this subnet ahead of its site (SITE:NETWORK-PREFIXLEN; a site of another wave "
+        "selects its subnets moving ahead in this one); repeatable",
+    )
     wave_run.add_argument("--dry-run", action="store_true", help="show what would move and change; change nothing")
     wave_run.add_argument("--approved-by", metavar="NAME", help="who approved the cutover (plans that need approval)")
     wave_run.add_argument("--ticket", metavar="REF", help="the change ticket of the approval")
@@ -61,10 +72,12 @@ def add_parser(commands: Commands) -> None:
 
     rollback = commands.add_parser(
         "rollback",
-        help="roll a site's cutover back on demand",
-        description="Restore a site to what its cutover recorded before it changed anything: devices "
-        "to their backups (verified byte-equal), VMs to their host, datastore, folder, portgroups "
-        "and power state. Exit 3 when the rollback cannot finish: a human must act.",
+        help="roll back on demand everything of a site moved so far",
+        description="Restore a site to what was recorded before anything of it changed: its own cutover and "
+        "every subnet of it moved ahead in an earlier wave, latest first, each unit's devices to its own "
+        "backups (verified byte-equal) and its VMs to their host, datastore, folder, portgroups and power "
+        "state. Refused, naming it, when another site's cutover changed one of those devices later (roll "
+        "that site back first). Exit 3 when the rollback cannot finish: a human must act.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

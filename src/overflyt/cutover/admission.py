@@ -1,7 +1,8 @@
 """Admission: everything that is checked before a wave or a rollback contacts anything.
 
 :func:`admit` (a wave) and :func:`admit_rollback` (one site's rollback) load the plan once, choose
-the sites, refuse bad input (unknown wave or site, VMs pulled ahead of their site, a credential that
+the sites and ahead subnets, refuse bad input (unknown wave or site, a site whose subnet that moves
+ahead in an earlier wave has not moved, a credential that
 resolves to nothing, a missing approval, nothing recorded to roll back) and refuse a municipality
 another run holds — each with one message and exit 2, before Prefect or Ansible start.
 
@@ -19,10 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from overflyt.cutover.state import WaveStore
+from overflyt.cutover.units import later_changes, refuse_ahead_not_done, to_undo
 from overflyt.errors import UsageError
 from overflyt.plan import LoadedPlan, load
+from overflyt.plan.ahead import ahead_subnets
 from overflyt.plan.credentials import ResolvedCredential, resolve_all
-from overflyt.plan.select import refuse_vms_ahead_of_their_site, select_sites
+from overflyt.plan.select import select_units
 from overflyt.record import municipality_lock
 
 
@@ -54,8 +57,9 @@ def admit(
         return handed_over
     loaded = load(plan_path)
     plan = loaded.plan
-    chosen = select_sites(plan, wave, sites)
-    refuse_vms_ahead_of_their_site(plan)
+    chosen = select_units(plan, wave, sites)
+    if not dry_run:
+        refuse_ahead_not_done(plan, wave, chosen, loaded.state)
     credentials = resolve_all(plan, loaded.directory)
     if not dry_run and plan.approval_required and not approval_given and not can_ask:
         raise UsageError(
@@ -67,7 +71,9 @@ def admit(
 
 
 def admit_rollback(plan_path: Path, site_id: str) -> Admission:
-    """A rollback of ``site_id`` that may start: the site has a recorded cutover in its wave."""
+    """A rollback of ``site_id`` that may start: something of the site is in place (its own cutover,
+    or a subnet of it moved ahead in an earlier wave), and no other site's unit changed one of its
+    devices after it (that restore would undo it: refused, naming it)."""
     handed_over = _HANDED.get()
     if handed_over is not None and handed_over.matches("rollback", plan_path, None, [site_id], False):
         return handed_over
@@ -76,13 +82,17 @@ def admit_rollback(plan_path: Path, site_id: str) -> Admission:
     wave = next((w.number for w in plan.waves if site_id in w.sites), None)
     if wave is None:
         raise UsageError(f"site {site_id!r} is in no wave of the plan (sites: {', '.join(s.id for s in plan.sites)})")
-    store = WaveStore(plan.municipality.code, wave, loaded.state)
-    state = store.state.sites.get(site_id)
-    if state is None or (not state.backups and not state.placements):
+    undo = to_undo(plan, site_id, loaded.state)
+    if not undo:
+        store = WaveStore(plan.municipality.code, wave, loaded.state)
+        ahead = " nor a subnet moved ahead of it" if any(u.site == site_id for u in ahead_subnets(plan)) else ""
         raise UsageError(
-            f"site {site_id} has no recorded cutover in wave {wave} (looked in {store.path}): there is nothing to "
-            "roll back"
+            f"site {site_id} has no recorded cutover in wave {wave} (looked in {store.path}){ahead}: there is "
+            "nothing to roll back"
         )
+    conflicts = later_changes(plan, site_id, undo, loaded.state)
+    if conflicts:
+        raise UsageError(f"rollback of {site_id} refused, nothing changed: " + "; ".join(conflicts))
     credentials = resolve_all(plan, loaded.directory)
     _refuse_busy(plan.municipality.code, loaded.state)
     return Admission(loaded, wave, (site_id,), credentials, dry_run=False, kind="rollback")

@@ -20,7 +20,10 @@ from overflyt import reports
 from overflyt.cutover.state import WaveState, plan_version
 from overflyt.errors import EXIT_BAD_INPUT, OverflytError
 from overflyt.plan import Plan
+from overflyt.plan.ahead import find_ahead, is_ahead_key, unit_name, units_of_wave
 from overflyt.record import RunRecord, state_dir
+from overflyt.steps.ahead import ahead_device_changes
+from overflyt.steps.vm_batches import site_vms
 
 FORMATS = ("html", "md", "pdf")
 
@@ -97,12 +100,14 @@ def _sha_of(path: Path) -> str | None:
 
 
 def _devices(devices: dict[str, Any], run_dir: Path) -> list[dict[str, Any]]:
+    unit = str((devices or {}).get("site") or "")  # a subnet ahead of its site has its own backup folder
+    folder = run_dir / "backups" / "cutover" / (unit.replace(":", "_") if is_ahead_key(unit) else "")
     return [
         {
             "host": host,
             "pushed": list(dev.get("pushed_lines") or []),
             "pending": list(dev.get("pending_lines") or []),
-            "backup_sha": _sha_of(run_dir / "backups" / "cutover" / f"{host}.cfg"),
+            "backup_sha": _sha_of(folder / f"{host}.cfg"),
             "after_sha": dev.get("config_sha256"),
             "verified": bool(dev.get("verified")),
             "missing": list(dev.get("missing") or []),
@@ -207,7 +212,8 @@ def _wave_view(plan: Plan, number: int, base: Path) -> dict[str, Any]:
     wave = plan.wave(number)
     directory = base / f"wave-{number}"
     state = _wave_state(plan, number, directory)
-    entries: dict[str, list[dict[str, Any]]] = {s: [] for s in wave.sites}
+    units = units_of_wave(plan, number)  # its sites, then its subnets ahead of their site: own rows
+    entries: dict[str, list[dict[str, Any]]] = {s: [] for s in units}
     precheck: dict[str, Any] | None = None
     for record, run_dir in _runs(directory):
         findings = _findings(record, run_dir)
@@ -221,17 +227,19 @@ def _wave_view(plan: Plan, number: int, base: Path) -> dict[str, Any]:
             if site.get("site") in entries and site.get("status") not in ("skipped",):
                 entries[site["site"]].append(_entry(record, run_dir, report, site))
     sites = []
-    for site_id in wave.sites:
-        site = plan.site(site_id)
+    for site_id in units:
+        ahead = find_ahead(plan, site_id)
         recorded = state.sites.get(site_id) if state else None
         sites.append(
             {
                 "id": site_id,
-                "name": site.name,
+                "name": unit_name(plan, site_id),
                 "status": recorded.status if recorded else "pending",
                 "moved": list(recorded.moved) if recorded else [],
-                "vms": [vm.name for vm in plan.vms_of_wave(number) if vm.site == site_id],
-                "devices": [d.hostname for d in plan.devices_of_site(site_id)],
+                "vms": list(ahead.vms) if ahead else [vm.name for vm in site_vms(plan, number, site_id)],
+                "devices": list(ahead_device_changes(plan, ahead))
+                if ahead
+                else [d.hostname for d in plan.devices_of_site(site_id)],
                 "entries": entries[site_id],
             }
         )

@@ -16,6 +16,7 @@ from typing import Any
 
 from overflyt.cutover.outcome import Names, WaveOutcome
 from overflyt.plan import Plan
+from overflyt.plan.ahead import ahead_subnets, unit_name
 from overflyt.reports import labels, named, render
 
 
@@ -26,7 +27,7 @@ def names_of(plan: Plan, wave: int) -> Names:
         municipality=plan.municipality.name,
         wave=w.name,
         window={"start": w.window.start.isoformat(), "end": w.window.end.isoformat()},
-        sites={s.id: s.name for s in plan.sites},
+        sites={s.id: s.name for s in plan.sites} | {u.key: unit_name(plan, u.key) for u in ahead_subnets(plan)},
     )
 
 

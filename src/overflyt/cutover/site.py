@@ -1,4 +1,7 @@
 """One site's cutover: its VMs and its network change together, and one rollback restores both.
+The same itinerary cuts over a server subnet that moves ahead of its site, on a smaller scope
+(``site_id`` is then the subnet's key, :mod:`overflyt.plan.ahead`): the devices that route it, its
+VMs, its route only.
 
 The itinerary (:data:`overflyt.cutover.itinerary.ITINERARY`: backup → placements → migrate →
 configure (push + verify) → postcheck) is recorded in the wave state before and after each step. A
@@ -25,6 +28,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from overflyt.ansible import cancel
 from overflyt.ansible.step import StepContext
@@ -32,6 +36,7 @@ from overflyt.cutover.itinerary import ITINERARY, STEP_NAMES, ItineraryStep, Sit
 from overflyt.cutover.outcome import SiteOutcome, dump
 from overflyt.cutover.state import SiteState, WaveStore
 from overflyt.errors import OverflytError, PlaybookFailed, RollbackFailed
+from overflyt.plan.ahead import unit_site, unit_subnets
 from overflyt.steps import network, vms
 
 log = logging.getLogger(__name__)
@@ -88,6 +93,10 @@ class Cutover:
             # A new attempt after a rollback starts from scratch: the site is as it was.
             store.state.sites[site_id] = state = SiteState(attempts=state.attempts, runs=state.runs)
         state.status = "in_progress"
+        state.site = unit_site(self.ctx.plan, site_id)
+        state.subnets = unit_subnets(self.ctx.plan, self.ctx.wave, site_id)
+        if state.started_at is None:  # a new attempt; a resumed one keeps when its backups were taken
+            state.started_at = datetime.now(UTC)
         state.attempts += 1
         state.runs.append(self.ctx.run.record.run_id)
         state.error = None

@@ -35,7 +35,13 @@ class BackupRef(_Model):
 
 
 class SiteState(_Model):
+    """One unit of a wave: a site's own cutover (keyed by the site id) or a server subnet that moves
+    ahead of its site (keyed ``<site>:<network>-<prefix>``, :mod:`overflyt.plan.ahead`)."""
+
     status: SiteStatus = "pending"
+    site: str | None = None  # the site the unit belongs to (its own id for a site's cutover)
+    subnets: list[str] = []  # the server subnets this unit moves (the site's: those not moved ahead)
+    started_at: datetime | None = None  # when its latest attempt started (rollback order, later changes)
     current: Step | None = None  # the step that was started and has not finished
     done: list[Step] = []
     backups: dict[str, BackupRef] = {}  # device -> its configuration before this cutover

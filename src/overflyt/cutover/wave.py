@@ -35,8 +35,10 @@ from overflyt.cutover.outcome import Approval, SiteOutcome, WaveOutcome
 from overflyt.cutover.report import names_of, report_data, report_markdown
 from overflyt.cutover.site import Cutover, OnStep, StepRunner
 from overflyt.cutover.state import WaveStore, plan_version
+from overflyt.cutover.units import to_undo
 from overflyt.cutover.window import ROLLBACK_ANY_TIME, WindowGate, minutes_text, now, window_text
 from overflyt.errors import EXIT_FAILED, EXIT_OK, EXIT_ROLLBACK_FAILED
+from overflyt.plan.ahead import is_ahead_key, unit_site
 from overflyt.precheck import fingerprint
 from overflyt.precheck.engine import run_checks
 from overflyt.precheck.facts import EstateFacts
@@ -48,6 +50,7 @@ from overflyt.precheck.rules.plan import waive_window
 from overflyt.precheck.waivers import apply_waivers, in_force, today
 from overflyt.record import Run, municipality_lock
 from overflyt.reports import labels, one_line
+from overflyt.steps.vm_batches import site_vms
 
 log = logging.getLogger(__name__)
 
@@ -130,16 +133,28 @@ class WaveRun:
         if self.store is not None:  # the evidence pack refuses a plan whose wave is not this one
             self.store.state.plan_version = plan_version(plan, a.wave)
         store = self.store
-        self.untouched = [
+        untouched = [
             s for s in a.sites if store is None or store.site(s).status in ("pending", "rolled_back", "failed")
         ]
-        if not self.untouched:
+        if not untouched:
             return True
-        with self.run.step("precheck", f"wave {a.wave}: {', '.join(self.untouched)}"):
+        # The pre-check is of the wave's sites; a subnet moving ahead of its site is checked with all of
+        # them (the wave's VMs then include it; its site's devices are backed up and verified by its cutover).
+        wave_sites = plan.wave(a.wave).sites
+        ahead = any(is_ahead_key(u) for u in untouched)
+        self.untouched = list(wave_sites) if ahead else untouched
+        left = frozenset(vm.name for u in untouched for vm in site_vms(plan, a.wave, u)) if ahead else None
+        with self.run.step("precheck", f"wave {a.wave}: {', '.join(untouched)}"):
             facts, _ = gather_estate(self.ctx, self.untouched, timeout_s=plan.timeouts.precheck_s)
             mode: Mode = "precheck" if dry_run or outside_window else "run"
             context = CheckContext(
-                plan=plan, wave=a.wave, facts=facts, now=self.clock(), sites=tuple(self.untouched), mode=mode
+                plan=plan,
+                wave=a.wave,
+                facts=facts,
+                now=self.clock(),
+                sites=tuple(self.untouched),
+                mode=mode,
+                only_vms=left,
             )
             report = apply_waivers(run_checks(context), a.loaded.waivers, plan, context.now)
             if self.override is not None and not dry_run:
@@ -193,8 +208,10 @@ class WaveRun:
         ctx = dataclasses.replace(self.ctx, stop_moves=gate.stop_moves if gate is not None else None)
         cutover = Cutover(ctx, on_step=self.on_step, step_runner=step_runner, before_step=before_step)
         for site_id in self.admission.sites:
-            if site_id in self.refused:
-                reason = "stale plan: " + "; ".join(self.refused[site_id]) + "; re-run the pre-check and review"
+            home = unit_site(plan, site_id)  # an ahead subnet is stale with what of its site changed
+            under_way = store is not None and store.site(site_id).status not in ("pending", "rolled_back", "failed")
+            if home in self.refused and not under_way:
+                reason = "stale plan: " + "; ".join(self.refused[home]) + "; re-run the pre-check and review"
                 self.outcome.sites.append(SiteOutcome(site_id, "refused", error=reason))
                 if self.on_step is not None:
                     self.on_step(site_id, "cutover", "refused (stale plan)")
@@ -306,25 +323,35 @@ def rollback_site(
     step_runner: StepRunner | None = None,
     lang: str | None = None,
 ) -> WaveOutcome:
-    """Roll back a site's cutover on demand, from its wave's recorded state (its report.md in ``lang``)."""
+    """Roll back on demand everything of a site moved so far, from its waves' recorded states (its
+    report.md in ``lang``): its own cutover and the subnets of it moved ahead in earlier waves, latest
+    first, each to its own backups and placements. Stops at the first unit not rolled back (what
+    came before it stays in place: undoing it would not restore what was before)."""
     if lang is not None:
         labels(lang)  # an unknown language is refused before anything runs
     admission = admit_rollback(plan_path, site_id)
-    code, wave, home = admission.loaded.plan.municipality.code, admission.wave, admission.loaded.state
+    plan = admission.loaded.plan
+    code, wave, home = plan.municipality.code, admission.wave, admission.loaded.state
     with municipality_lock(code, f"rollback of {site_id}", home):
-        store = WaveStore(code, wave, home)
         run = Run.create("rollback", code, wave, [site_id], dry_run=False, base=home)
         leftovers.stop_leftovers(run)  # what dead runs of the municipality left: stopped before anything
-        names = names_of(admission.loaded.plan, wave)
+        names = names_of(plan, wave)
         outcome = WaveOutcome(code, wave, False, run.record.run_id, run.dir, kind="rollback", names=names)
         if lang is not None:
             outcome.lang = lang
-        window = admission.loaded.plan.wave(wave).window
+        window = plan.wave(wave).window
         outcome.window = {"note": f"{ROLLBACK_ANY_TIME} Wave {wave}'s window: {window_text(window)}."}
-        ctx = StepContext(admission.loaded, wave, run, admission.credentials, on_event=on_event)
-        cutover = Cutover(ctx, on_step=on_step, step_runner=step_runner or _direct)
-        with run.step("rollback", site_id), cancel.shielded():
-            outcome.sites.append(cutover.rollback_site(site_id, store))
+        undo = to_undo(plan, site_id, home)
+        run.record.notes["units"] = [{"unit": r.key, "wave": r.wave, "subnets": r.state.subnets} for r in undo]
+        for unit in undo:
+            store = WaveStore(code, unit.wave, home)
+            ctx = StepContext(admission.loaded, unit.wave, run, admission.credentials, on_event=on_event)
+            cutover = Cutover(ctx, on_step=on_step, step_runner=step_runner or _direct)
+            with run.step("rollback", unit.key), cancel.shielded():
+                result = cutover.rollback_site(unit.key, store)
+            outcome.sites.append(result)
+            if result.status != "rolled_back":
+                break
         _finish(run, outcome)
         return outcome
 

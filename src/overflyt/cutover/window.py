@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from overflyt.cutover.outcome import SiteOutcome
 from overflyt.cutover.site import OnStep, WindowClosed
+from overflyt.plan.ahead import unit_name
 from overflyt.plan.model import MaintenanceWindow, Plan
 from overflyt.planning.cost import move_cost
 from overflyt.steps.vm_batches import site_vms
@@ -99,7 +100,7 @@ class WindowGate:
         under_way = status not in ("pending", "rolled_back")
         estimate, margin = self.estimate(site_id), self.plan.window_policy.margin_min
         needs = (
-            f"{self.plan.site(site_id).name} needs about {minutes_text(estimate + margin)} "
+            f"{unit_name(self.plan, site_id)} needs about {minutes_text(estimate + margin)} "
             f"({minutes_text(estimate)} estimated + {minutes_text(margin)} margin)"
         )
         if now >= end:

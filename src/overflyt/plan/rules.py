@@ -332,6 +332,44 @@ def subnets_move_whole(plan: Plan) -> Iterator[Problem]:
 
 
 @rule
+def ahead_moves_whole_subnets(plan: Plan) -> Iterator[Problem]:
+    """What a wave moves ahead of its site (``waves[].vms``) is whole server subnets: every VM listed
+    is on a ``network_map`` portgroup, and every other VM of that subnet is listed in the same wave."""
+    by_name = {vm.name: vm for vm in plan.vms}
+    mapped = {m.source: m for m in plan.network_map}
+    wave_of = _wave_of_vm(plan)  # only valid pulls: the others are vm_in_one_wave's, not to cascade here
+    members_of: dict[str, list[str]] = defaultdict(list)
+    for machine in plan.vms:
+        for pg in dict.fromkeys(machine.portgroups):
+            members_of[pg].append(machine.name)
+    for i, wave in enumerate(plan.waves):
+        listed = {name for name in wave.vms if wave_of.get(name) == wave.number}
+        for j, name in enumerate(wave.vms):
+            vm = by_name.get(name)
+            if vm is not None and name in listed and not any(pg in mapped for pg in vm.portgroups):
+                yield Problem(
+                    ("waves", i, "vms", j),
+                    "only a whole server subnet moves ahead of its site, and none of this VM's portgroups "
+                    f"({', '.join(vm.portgroups)}) is in network_map",
+                    name,
+                )
+        if not listed:
+            continue
+        for mapping in plan.network_map:
+            members = members_of.get(mapping.source, [])
+            moving = [n for n in members if n in listed]
+            behind = [n for n in members if n not in listed]
+            if moving and behind:
+                yield Problem(
+                    ("waves", i, "vms"),
+                    f"splits server subnet {mapping.subnet} ({mapping.source}): {', '.join(moving)} would move "
+                    f"ahead in wave {wave.number} and leave {', '.join(behind)} behind; a subnet moves whole: "
+                    "list every VM of it or none",
+                    mapping.source,
+                )
+
+
+@rule
 def addresses_do_not_overlap(plan: Plan) -> Iterator[Problem]:
     named: list[tuple[PathKey, str, IPv4Network]] = []
     for i, site in enumerate(plan.sites):

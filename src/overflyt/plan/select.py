@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from overflyt.errors import UsageError
+from overflyt.plan.ahead import ahead_subnets, units_of_wave
 from overflyt.plan.model import Plan
 
 
@@ -26,17 +27,22 @@ def select_sites(plan: Plan, wave: int, sites: Sequence[str] = ()) -> list[str]:
     return [s for s in own if s in sites] if sites else own
 
 
-def refuse_vms_ahead_of_their_site(plan: Plan) -> None:
-    """A UsageError when the plan pulls VMs ahead of their site's wave (``waves[].vms``): no site's
-    cutover would move them in that wave and their own site's leaves them out, so `wave run` refuses
-    the plan rather than strand a VM behind a moved subnet."""
-    pulled = [(w.number, name) for w in plan.waves for name in w.vms]
-    if pulled:
-        names = ", ".join(f"{name} (wave {number})" for number, name in pulled)
-        raise UsageError(
-            f"the plan moves VMs ahead of their site's wave ({names}): `wave run` does not carry out "
-            "waves[].vms yet; put those VMs' sites in that wave or take them out of waves[].vms"
-        )
+def select_units(plan: Plan, wave: int, names: Sequence[str] = ()) -> list[str]:
+    """What a wave run cuts over, in the wave's order: its sites, then its subnets that move ahead of
+    their site (:mod:`overflyt.plan.ahead`; each by its key). ``names`` narrows them: a site of the
+    wave, an ahead subnet's key, or the site an ahead subnet of the wave belongs to (all of its
+    subnets moving ahead in this wave). Bad input is a UsageError."""
+    select_sites(plan, wave)  # an unknown wave is refused first
+    ahead = ahead_subnets(plan, wave)
+    keys = {unit.key for unit in ahead}
+    homes = {unit.site for unit in ahead}
+    if not names:
+        return units_of_wave(plan, wave)
+    own = set(plan.wave(wave).sites) if wave in [w.number for w in plan.waves] else set()
+    sites = [n for n in names if n not in keys and (n not in homes or n in own)]
+    chosen = set(select_sites(plan, wave, sites)) if sites else set()
+    chosen |= {u.key for u in ahead if u.key in names or (u.site in names and u.site not in own)}
+    return [u for u in units_of_wave(plan, wave) if u in chosen]
 
 
 def next_wave(plan: Plan, now: datetime | None = None) -> int:

@@ -7,6 +7,8 @@ import json
 import re
 from typing import Any
 
+from overflyt.plan.ahead import ahead_subnets
+from overflyt.planning.cost import move_cost
 from overflyt.planning.estimates import WaveEstimate, WavePlan
 from overflyt.planning.options import PLACEHOLDER, TIMEZONE, PlanningOptions
 
@@ -111,6 +113,9 @@ def render_plan(result: WavePlan, estate_name: str) -> str:
             f"of a {_hours(estimate.window_minutes)} window",
             f"  # (transfer {_hours(estimate.transfer_minutes)}, {_count(len(estimate.batches), 'batch')} x "
             f"{options.vm_minutes:g} min, {cutovers} x {options.site_minutes:g} min)",
+        ]
+        out += _ahead_rows(result, int(wave["number"]))
+        out += [
             f"  - number: {wave['number']}",
             f"    name: {_scalar(wave['name'])}",
             f"    window: {_flow(_window(estimate, options))}",
@@ -121,3 +126,21 @@ def render_plan(result: WavePlan, estate_name: str) -> str:
             out.append("    vms:")
             out += [f"      - {_scalar(v)}" for v in wave["vms"]]
     return "\n".join(out) + "\n"
+
+
+def _ahead_rows(result: WavePlan, wave: int) -> list[str]:
+    """One comment row per server subnet the wave moves ahead of its site: its own unit of the wave
+    (its VMs, disk and the minutes the cutover's window check will estimate for it)."""
+    plan, options = result.plan, result.options
+    storage = {m.source: m.target for m in plan.storage_map}
+    rows = []
+    for unit in ahead_subnets(plan, wave):
+        vms = [vm for vm in plan.vms if vm.name in unit.vms]
+        cost = move_cost(
+            vms, storage, plan.concurrency, bandwidth_mbps=options.bandwidth_mbps, vm_minutes=options.vm_minutes
+        )
+        rows.append(
+            f"  #   ahead: {unit.key}: subnet {unit.subnet} of site {unit.site}, {_count(len(vms), 'VM')}, "
+            f"{cost.disk_gb:,} GB: about {_hours(cost.minutes + options.site_minutes)}"
+        )
+    return rows

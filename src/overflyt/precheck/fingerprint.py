@@ -30,8 +30,9 @@ def take(
     seen = {
         v.name: v for v in (facts.source.vms.values() if facts.source else []) if v.datacenter == plan.source.datacenter
     }
+    pulled = set(plan.wave(wave).vms)  # VMs of subnets moving ahead of their site: always the wave's
     for vm in plan.vms_of_wave(wave):
-        if vm.site not in sites:
+        if vm.site not in sites and vm.name not in pulled:
             continue
         found = seen.get(vm.name)
         vms[vm.name] = (

@@ -57,6 +57,7 @@ class CheckContext:
     now: datetime
     sites: tuple[str, ...] = ()
     mode: Mode = "precheck"
+    only_vms: frozenset[str] | None = None  # a wave run resuming: only these of the selected VMs are left to move
 
     def __post_init__(self) -> None:
         numbers = [w.number for w in self.plan.waves]
@@ -87,6 +88,8 @@ class CheckContext:
         home site is selected.
         """
         wave_vms = self.plan.vms_of_wave(self.wave)
+        if self.only_vms is not None:
+            wave_vms = [vm for vm in wave_vms if vm.name in self.only_vms]
         if set(self.sites) == set(self.wave_plan.sites):
             return tuple(wave_vms)
         return tuple(vm for vm in wave_vms if vm.site in self.sites)

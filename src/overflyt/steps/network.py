@@ -1,5 +1,6 @@
 """The network half of a site cutover, one step per call: backup, configure (+ verify), verify,
-restore, post-check.
+restore, post-check. ``site_id`` may also be the key of a subnet that moves ahead of its site
+(:mod:`overflyt.plan.ahead`): the same steps over the devices that route it (:mod:`.ahead`).
 
 Each function takes the run's :class:`~overflyt.ansible.step.StepContext` and a site, runs one
 playbook over the site's devices through :func:`~overflyt.ansible.step.run_step` (desired state from
@@ -27,6 +28,8 @@ from overflyt.ansible.inventory import CONTROLLER
 from overflyt.ansible.runner import PlaybookResult
 from overflyt.ansible.step import StepContext, failure_text, raise_on_failure, run_step
 from overflyt.errors import PlaybookFailed, RollbackFailed, UsageError
+from overflyt.plan.ahead import find_ahead
+from overflyt.steps.ahead import ahead_device_changes, ahead_postcheck_targets
 from overflyt.steps.device_changes import device_changes, postcheck_targets
 
 log = logging.getLogger(__name__)
@@ -133,11 +136,14 @@ def backup_site(
     dry_run: bool = False,
     timeout_s: int = 600,
 ) -> dict[str, Backup]:
-    """Save every device's running configuration of ``site_id`` into ``<run>/backups/cutover``.
+    """Save every device's running configuration of ``site_id`` into ``<run>/backups/cutover`` (a
+    subnet ahead of its site: into ``<run>/backups/cutover/<site>_<network>-<prefix>``).
 
     Read-only on the devices, dry run or not. Returns the backups by hostname."""
     devices = _site_devices(ctx, site_id)
     directory = ctx.run.dir / "backups" / "cutover"
+    if find_ahead(ctx.plan, site_id) is not None:  # its own backups: a site of the run may share a device
+        directory = directory / site_id.replace(":", "_")
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     device_vars = {host: {"net_backup_dir": str(directory)} for host in devices}
     result = _run(ctx, "net_backup.yml", "net-backup", site_id, device_vars, dry_run=dry_run, timeout_s=timeout_s)
@@ -312,8 +318,10 @@ def postcheck_site(
 
     ``expect`` adds or overrides targets (address → expected side). A site without a probe is
     reported as skipped. Read-only: the same in a dry run (it then shows the traffic as it is)."""
-    site = ctx.plan.site(site_id)
-    targets: dict[str, Side] = {address: "target" for address in postcheck_targets(ctx.plan, ctx.wave, site_id)}
+    ahead = find_ahead(ctx.plan, site_id)
+    site = ctx.plan.site(ahead.site if ahead is not None else site_id)
+    moved = ahead_postcheck_targets(ctx.plan, ahead) if ahead else postcheck_targets(ctx.plan, ctx.wave, site_id)
+    targets: dict[str, Side] = {address: "target" for address in moved}
     targets.update(expect or {})
     controller: dict[str, Any] = {
         "site_postcheck_netns": site.probe.netns if site.probe else "",
@@ -344,11 +352,18 @@ def postcheck_site(
 
 
 def _site_devices(ctx: StepContext, site_id: str) -> dict[str, Any]:
+    """The devices a unit's change touches, with what it wants on each: a site's own (all its
+    devices), or those that route a subnet moving ahead of its site (``site_id`` its unit key)."""
     plan, wave = ctx.plan, ctx.wave
-    if site_id not in {s.id for s in plan.sites}:
-        raise UsageError(f"site {site_id!r}: not in the plan")
     if wave not in {w.number for w in plan.waves}:
         raise UsageError(f"wave {wave}: not in the plan")
+    ahead = find_ahead(plan, site_id)
+    if ahead is not None:
+        if ahead.wave != wave:
+            raise UsageError(f"subnet {ahead.subnet} of site {ahead.site} moves ahead in wave {ahead.wave}, not {wave}")
+        return dict(ahead_device_changes(plan, ahead))
+    if site_id not in {s.id for s in plan.sites}:
+        raise UsageError(f"site {site_id!r}: not in the plan")
     if site_id not in plan.wave(wave).sites:
         raise UsageError(f"site {site_id} is not cut over in wave {wave}")
     return dict(device_changes(plan, wave, site_id))
@@ -364,9 +379,10 @@ def _run(
     dry_run: bool,
     timeout_s: int,
 ) -> PlaybookResult:
+    sites = sorted({d.site for d in ctx.plan.devices if d.hostname in device_vars})
     result = run_step(
-        ctx, playbook, f"{step}-{site_id}", sites=[site_id], device_vars=device_vars, dry_run=dry_run,
-        timeout_s=timeout_s, vcenters=False,
+        ctx, playbook, f"{step}-{site_id}", sites=sites, hosts=list(device_vars), device_vars=device_vars,
+        dry_run=dry_run, timeout_s=timeout_s, vcenters=False,
     )  # fmt: skip
     log.info("%s of site %s: %s in %.1fs", step, site_id, result.status, result.duration_s)
     return result

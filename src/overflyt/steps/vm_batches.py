@@ -17,6 +17,7 @@ from overflyt.ansible.runner import PlaybookResult
 from overflyt.ansible.step import StepContext, run_step
 from overflyt.errors import MigrationStepFailed, UsageError
 from overflyt.plan import Plan
+from overflyt.plan.ahead import find_ahead
 from overflyt.plan.model import VirtualMachine
 from overflyt.plan.names import vm_alias
 from overflyt.planning.batches import schedule
@@ -28,14 +29,21 @@ log = logging.getLogger(__name__)
 
 def site_vms(plan: Plan, wave: int, site_id: str, vms: Sequence[str] | None = None) -> list[VirtualMachine]:
     """The VMs the cutover of ``site_id`` in ``wave`` moves (plan order): the wave's VMs of that
-    site; ``vms`` narrows them (each must be one of them)."""
-    if site_id not in {s.id for s in plan.sites}:
-        raise UsageError(f"site {site_id!r}: not in the plan")
+    site, or, for the key of a subnet that moves ahead of its site, that subnet's VMs; ``vms``
+    narrows them (each must be one of them)."""
     if wave not in {w.number for w in plan.waves}:
         raise UsageError(f"wave {wave}: not in the plan")
-    if site_id not in plan.wave(wave).sites:
-        raise UsageError(f"site {site_id} is not cut over in wave {wave}")
-    own = [vm for vm in plan.vms_of_wave(wave) if vm.site == site_id]
+    ahead = find_ahead(plan, site_id)
+    if ahead is not None:  # a subnet moving ahead of its site: its VMs
+        if ahead.wave != wave:
+            raise UsageError(f"subnet {ahead.subnet} of site {ahead.site} moves ahead in wave {ahead.wave}, not {wave}")
+        own = [vm for vm in plan.vms if vm.name in ahead.vms]
+    else:
+        if site_id not in {s.id for s in plan.sites}:
+            raise UsageError(f"site {site_id!r}: not in the plan")
+        if site_id not in plan.wave(wave).sites:
+            raise UsageError(f"site {site_id} is not cut over in wave {wave}")
+        own = [vm for vm in plan.vms_of_wave(wave) if vm.site == site_id]  # without what moved ahead
     if vms is None:
         return own
     names = {vm.name for vm in own}

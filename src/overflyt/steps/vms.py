@@ -36,6 +36,7 @@ from typing import Any
 from overflyt.ansible.reasons import explain
 from overflyt.ansible.step import StepContext, failure_text, run_step
 from overflyt.errors import MigrationStepFailed, PlaybookFailed, ProviderUnreachable, UsageError
+from overflyt.plan.ahead import find_ahead
 from overflyt.precheck.facts import VCenterFacts, VMFacts
 from overflyt.providers.vsphere import Placement
 from overflyt.providers.vsphere.placement import placement_of
@@ -323,7 +324,7 @@ def rollback_site_vms(
     plan = ctx.plan
     started = time.monotonic()
     deadline = started + timeout_s
-    if site_id not in {s.id for s in plan.sites}:
+    if site_id not in {s.id for s in plan.sites} and find_ahead(plan, site_id) is None:
         raise UsageError(f"site {site_id!r}: not in the plan")
     if not placements:
         return VmRollback(site=site_id, dry_run=dry_run, duration_s=0.0, batches=[], vms={})
