@@ -165,3 +165,24 @@ def test_the_planners_proposal_with_subnets_ahead_is_admitted_unit_by_unit(
             assert ahead_device_changes(plan, unit)  # at least its site's gateway
             assert f"  #   ahead: {unit.key}: subnet {unit.subnet} of site {unit.site}, " in text
     capsys.readouterr()
+
+
+def test_status_shows_a_subnet_moved_ahead_as_its_own_row(tmp_path: Path) -> None:
+    """`overflyt status`: wave 1's rows are its site, then the subnet it moved ahead of Auning (kind
+    `subnet`), each with its own state; wave 2 (Auning's own night) still pending."""
+    from overflyt.cutover.status import plan_status
+
+    plan = load_plan(_pulled(tmp_path, SUBNET))
+    base = tmp_path / "state"
+    wave1 = WaveStore("707", 1, base)
+    _unit(wave1, KEY, "auning-adm", ["ndj-auning-rtr-01", "ndj-core-01"], 30)
+    wave1.state.sites[KEY] = wave1.state.sites[KEY].model_copy(update={"moved": list(SUBNET)})
+    wave1.save()
+    data = plan_status(plan, base)
+    rows = [(u["kind"], u["id"], u["state"], len(u["vms_moved"]), u["vms"]) for u in data["waves"][0]["units"]]
+    assert rows == [
+        ("site", "grenaa-raadhus", "pending", 0, len(site_vms(plan, 1, "grenaa-raadhus"))),
+        ("subnet", KEY, "done", len(SUBNET), len(SUBNET)),
+    ]
+    assert [u["kind"] for u in data["waves"][1]["units"]] == ["site"] * len(data["waves"][1]["units"])
+    assert data["waves"][1]["state"] == "pending"

@@ -3,8 +3,8 @@ next window and the last pre-check's verdict — read from the durable state alo
 run records under the state home, through :mod:`.evidence`'s readers); nothing here contacts a
 vCenter or a device.
 
-A wave's rows are *units*: today each is a site (``kind: site``); a unit of another kind (a server
-subnet moved ahead of its site) is another row with its own ``kind`` and ``id`` and the same fields.
+A wave's rows are *units*: its sites (``kind: site``), then the server subnets it moves ahead of
+their site (``kind: subnet``, ``id`` such as ``auning-adm:10.70.30.0-24``), with the same fields.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 from overflyt.cutover.evidence import wave_views
 from overflyt.plan import Plan
+from overflyt.plan.ahead import is_ahead_key
 from overflyt.record import RunRecord
 
 # A unit's state as people read it (the wave state's status words, spelled out).
@@ -81,7 +82,7 @@ def _unit(site: dict[str, Any]) -> dict[str, Any]:
     state = STATES.get(site["status"], site["status"])
     changed = [] if cutover is None or state in ("rolled back", "pending") else cutover["devices"]
     return {
-        "kind": "site",
+        "kind": "subnet" if is_ahead_key(site["id"]) else "site",
         "id": site["id"],
         "name": site["name"],
         "state": state,
