@@ -47,7 +47,7 @@ def prepare_probe_host(c: Client, n: int, user: str, paths: Paths) -> dict[str, 
     address = f"{PROBE_NET}{n}"
     config = d / "sshd_config"
     lines = [
-        f"# probe host of site {c.site}: sshd -i inside namespace {c.host.namespace} (started per connection by the agent)",
+        f"# probe host of site {c.site}: sshd -i in namespace {c.host.namespace} (per connection, by the agent)",
         f"HostKey {key}",
         f"AllowUsers {user}",
         "PasswordAuthentication yes",

@@ -67,9 +67,10 @@ def start_sshd(r: Router, user: str, paths: Paths, cli: Path, ping: Path) -> dic
     session = d / "session"
     write(
         session,
-        "#!/bin/sh\n# The device's CLI: vtysh of its FRR instance, IOS ping translated (ForceCommand of its sshd).\n"
-        f'if [ -n "$SSH_ORIGINAL_COMMAND" ]; then exec /usr/bin/python3 {cli} {r.namespace} {ping} "$SSH_ORIGINAL_COMMAND"; fi\n'
-        f"exec /usr/bin/python3 {cli} {r.namespace} {ping}\n",
+        "#!/bin/sh\n# The device's CLI: vtysh of its FRR, IOS ping translated (ForceCommand of its sshd).\n"
+        f"cli='/usr/bin/python3 {cli} {r.namespace} {ping}'\n"
+        'if [ -n "$SSH_ORIGINAL_COMMAND" ]; then exec $cli "$SSH_ORIGINAL_COMMAND"; fi\n'
+        "exec $cli\n",
         0o755,
     )
     config = d / "sshd_config"

@@ -267,7 +267,9 @@ class Site(Model):
     uplink: Uplink | None = Field(default=None, description="None for the municipal core's own site.")
     dc_link: DCLink
     probe: SiteProbe | None = Field(
-        default=None, description="Traffic post-check from the site; without it the pre-check warns and the site's cutover is reported as done with no proof."
+        default=None,
+        description="Traffic post-check from the site; without it the pre-check warns and the site's "
+        "cutover is reported as done with no proof.",
     )
 
 

@@ -316,7 +316,8 @@ def postcheck_site(
     probe host at the site over SSH (``ssh``; TCP connects, as from the namespace), or the site's
     gateway device (``gateway``; the platform's ping sourced from its LAN interface: a reply is
     enough, the side cannot be told). ``expect`` adds or overrides targets (address → expected
-    side). A site without a probe is reported as skipped (no traffic proof). Read-only: the same in a dry run (it then shows the traffic as it is)."""
+    side). A site without a probe is reported as skipped (no traffic proof). Read-only: the same in
+    a dry run (it then shows the traffic as it is)."""
     site = ctx.plan.site(site_id)
     targets: dict[str, Side] = {address: "target" for address in postcheck_targets(ctx.plan, ctx.wave, site_id)}
     targets.update(expect or {})
