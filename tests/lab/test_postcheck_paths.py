@@ -24,6 +24,7 @@ from overflyt.plan import Plan, load_plan
 from overflyt.plan.credentials import resolve_all
 from overflyt.plan.model import ProbeSSH, SiteProbe
 from overflyt.record import Run
+from overflyt.steps.device_changes import postcheck_targets
 from overflyt.steps.network import postcheck_site
 
 from .labtools import LIGHT_VMS, estate, light_plan, step_ctx
@@ -71,18 +72,18 @@ def wave1(plan: Path, on_step: Callable[[str, str, str], None] | None = None) ->
 
 
 @pytest.fixture
-def blackhole() -> Iterator[Callable[[], None]]:
-    """Drops the shared datacentre's traffic to ndj-dc01 (10.70.10.11) once called; undone after."""
-    route = ["blackhole", "10.70.10.11/32"]
-    added: list[bool] = []
+def blackhole() -> Iterator[Callable[..., None]]:
+    """Drops traffic to ``prefix`` in ``namespace`` once called (default: the shared datacentre's
+    traffic to ndj-dc01, 10.70.10.11); undone after the test."""
+    added: list[tuple[str, str]] = []
 
-    def add() -> None:
-        subprocess.run(["ip", "netns", "exec", DC_CORE, "ip", "route", "replace", *route], check=True)
-        added.append(True)
+    def add(namespace: str = DC_CORE, prefix: str = "10.70.10.11/32") -> None:
+        subprocess.run(["ip", "netns", "exec", namespace, "ip", "route", "replace", "blackhole", prefix], check=True)
+        added.append((namespace, prefix))
 
     yield add
-    if added:
-        subprocess.run(["ip", "netns", "exec", DC_CORE, "ip", "route", "del", *route], check=True)
+    for namespace, prefix in added:
+        subprocess.run(["ip", "netns", "exec", namespace, "ip", "route", "del", "blackhole", prefix], check=True)
 
 
 def at_postcheck(inject: Callable[[], None]) -> Callable[[str, str, str], None]:
@@ -113,7 +114,7 @@ def test_the_router_cli_answers_an_ios_ping_sourced_from_its_lan(lab: dict[str, 
     assert "Packet sent with a source address of 10.70.100.1\n!!\n" in answer
     assert "Success rate is 100 percent (2/2), round-trip min/avg/max = " in answer
     assert ping("ping 10.70.10.11 repeat 1 source 10.9.9.9").startswith("% Invalid source address")
-    blackhole()
+    blackhole("ofl-src-10.70.10.0", "10.70.100.1/32")  # ndj-dc01 (still at home) drops its replies
     assert "Success rate is 0 percent (0/2)" in ping("ping 10.70.10.11 repeat 2 timeout 1 source 10.70.100.1")
 
 
@@ -128,7 +129,8 @@ def test_the_probe_host_checks_host_keys_and_probes_from_the_site(lab: dict[str,
     probed: Plan = plan.model_copy(update={"sites": sites})
     credentials = resolve_all(plan, plan_path.parent)
     run = Run.create("wave", plan.municipality.code, 2, ["kattegatskolen"], dry_run=False)
-    targets = {a: "source" for a in ["10.70.20.21", "10.70.20.22"]}
+    targets: dict[str, Any] = dict.fromkeys(postcheck_targets(probed, 2, "kattegatskolen"), "source")
+    assert targets
     result = postcheck_site(step_ctx(probed, plan_path, 2, run, credentials), "kattegatskolen", expect=targets)
     assert (result.skipped, result.via) == (False, "ssh")
     assert all(p.ok and p.side == "source" for p in result.probes.values()), result.probes
