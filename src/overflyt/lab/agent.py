@@ -32,6 +32,7 @@ PING = "/usr/bin/ping"
 SOURCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
 ADDRESS = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 STATS = re.compile(r"(\d+) packets transmitted, (\d+) received")
+BAD_SOURCE = re.compile(r"bind|Cannot assign requested address|unknown iface|SO_BINDTODEVICE")
 RTT = re.compile(r"= ([\d.]+)/([\d.]+)/([\d.]+)/")
 
 
@@ -57,9 +58,10 @@ def ios_ping(namespace: str, request: dict[str, Any]) -> str:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"% Ping failed: {exc}"
     stats = STATS.search(done.stdout)
-    if stats is None:
-        return "% Invalid source address- IP address not on any of our up interfaces"
-    tx, rx = int(stats.group(1)), int(stats.group(2))
+    if stats is None and source is not None and BAD_SOURCE.search(done.stderr):
+        return "% Invalid source address- IP address not on any of our up interfaces\n"
+    # no statistics otherwise: ping could not send at all (a blackhole or unreachable route)
+    tx, rx = (int(stats.group(1)), int(stats.group(2))) if stats else (count, 0)
     lines = [
         "Type escape sequence to abort.",
         f"Sending {count}, {size}-byte ICMP Echos to {dest}, timeout is {timeout} seconds:",
