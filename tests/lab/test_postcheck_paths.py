@@ -34,7 +34,7 @@ pytestmark = pytest.mark.lab
 NETNS_PROBE = "probe: {netns: ofl-cl-grenaa-raadhus, port: 7070}"
 APPROVAL = Approval("Mette Frederiksen (test)", "CHG-0017")
 DC_CORE = "ofl-dc-core"
-LIGHT_ADDRESSES = ["10.70.10.11", "10.70.10.12", "10.70.10.16"]  # ndj-dc01, ndj-dc02, ndj-dhcp01
+LIGHT_ADDRESSES = ["10.70.10.11", "10.70.10.12", "10.70.10.13"]  # ndj-dc01, ndj-dc02, ndj-dhcp01
 
 
 @pytest.fixture(autouse=True)
