@@ -3,7 +3,7 @@
 The router's sshd runs this (copied into the state directory, run by ``/usr/bin/python3`` as the
 lab's user) as its ``ForceCommand``: ``ioscli.py NAMESPACE PING_SOCKET`` (plus the command of an
 ``ssh host COMMAND``). Every line goes to ``vtysh -N NAMESPACE`` unchanged, except an IOS ping —
-``ping A.B.C.D [repeat N] [timeout T] [size S] [df-bit] [source IF|ADDR]`` — which vtysh does not
+``ping [ip] A.B.C.D [repeat N] [timeout T] [size S] [df-bit] [source IF|ADDR]`` — which vtysh does not
 have: it is answered by the lab's agent (:mod:`overflyt.lab.agent`), which runs a real ping inside
 the router's namespace, sourced as asked, and prints IOS's result lines (``Success rate is ...``).
 
@@ -28,7 +28,7 @@ import tty
 from typing import Any
 
 VTYSH = "/usr/bin/vtysh"
-PING = re.compile(r"^\s*ping\s+(\d{1,3}(?:\.\d{1,3}){3})((?:\s+\S+)*)\s*$")
+PING = re.compile(r"^\s*ping\s+(?:ip\s+)?(\d{1,3}(?:\.\d{1,3}){3})((?:\s+\S+)*)\s*$")
 OPTIONS = {"repeat": "count", "timeout": "timeout", "size": "size", "source": "source"}
 
 
