@@ -102,7 +102,12 @@ def test_status_json_lists_both_vcenters_every_device_clients_and_servers(lab: d
         "OVERFLYT_NDJ_NETWORK_PASSWORD",
     }
     known_hosts = Path(status["known_hosts"]).read_text().splitlines()
-    assert [line.split()[0] for line in known_hosts] == [f"[{d['management']}]:{d['port']}" for d in PLAN["devices"]]
+    assert [line.split()[0] for line in known_hosts] == [
+        f"[{d['management']}]:{d['port']}" for d in PLAN["devices"]
+    ] + [f"[{c['ssh']['address']}]:{c['ssh']['port']}" for c in status["clients"]]  # then each site's probe host
+    assert [c["ssh"]["address"] for c in status["clients"]] == [
+        f"127.0.71.{n}" for n in range(1, len(PLAN["sites"]) + 1)
+    ]
 
 
 def test_lab_up_again_is_quick_and_changes_nothing(lab: dict[str, Any]) -> None:
@@ -349,7 +354,7 @@ def test_lab_down_leaves_nothing_behind(lab: dict[str, Any]) -> None:
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     assert [line for line in netns.splitlines() if line.startswith("ofl-")] == []
     assert lab_processes(state, "overflyt") == {}
-    for pid in [lab["vcsim_pid"], *(d["sshd_pid"] for d in lab["devices"])]:
+    for pid in [lab["vcsim_pid"], lab["agent_pid"], *(d["sshd_pid"] for d in lab["devices"])]:
         assert not Path(f"/proc/{pid}/cmdline").exists() or not Path(f"/proc/{pid}/cmdline").read_bytes()
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
     assert [line for line in links.splitlines() if "veth" in line or " to-" in line] == []
@@ -358,7 +363,13 @@ def test_lab_down_leaves_nothing_behind(lab: dict[str, Any]) -> None:
     assert not state.exists()
     assert list(Path("/etc/frr").glob("ofl-*")) == []
     assert list(Path("/var/run/frr").glob("ofl-*")) == []
-    for endpoint in [("127.0.0.1", 18443), ("127.0.0.1", 18444)] + [(d["address"], d["port"]) for d in lab["devices"]]:
+    probe_hosts = [(c["ssh"]["address"], c["ssh"]["port"]) for c in lab["clients"]]
+    for endpoint in [
+        ("127.0.0.1", 18443),
+        ("127.0.0.1", 18444),
+        *((d["address"], d["port"]) for d in lab["devices"]),
+        *probe_hosts,
+    ]:
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(endpoint, timeout=2).close()
     status = lab_cli("status", "--json")

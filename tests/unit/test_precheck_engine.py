@@ -174,6 +174,7 @@ def test_the_rules_of_the_issue_are_registered_with_their_severity() -> None:
         "device.backup": "critical",
         "plan.dependencies": "critical",
         "plan.window": "critical",
+        "plan.traffic_proof": "warning",
     }
 
 

@@ -21,7 +21,7 @@ from overflyt.ansible.runner import secret_lookup
 from overflyt.errors import UsageError
 from overflyt.plan import Inventory, Plan
 from overflyt.plan.credentials import ResolvedCredential
-from overflyt.plan.model import VCenterEndpoint
+from overflyt.plan.model import ProbeSSH, VCenterEndpoint
 
 CONTROLLER = "overflyt-controller"
 
@@ -42,6 +42,7 @@ def build_inventory(
     controller_vars: Mapping[str, Any] | None = None,
     vm_hosts: Mapping[str, Mapping[str, Any]] | None = None,
     vcenters: bool = True,
+    probe_hosts: Mapping[str, ProbeSSH] | None = None,
 ) -> tuple[dict[str, Any], dict[str, SecretStr]]:
     """The inventory for a run over ``sites`` (only the devices ``hosts`` names, when given), and the
     secrets it refers to by name.
@@ -52,6 +53,8 @@ def build_inventory(
     run on the controller's python (``ansible_connection: local``) with the same
     ``overflyt_vcenters`` as the controller, so a play over ``vms`` moves VMs ``forks`` at a time.
     Without ``vcenters`` (a step that talks to devices only) no vCenter connection or secret is in it.
+    ``probe_hosts`` (inventory name → plan ``probe.ssh``) adds the group ``probes``: Linux hosts
+    reached over SSH (paramiko, password from the credentials, host key checked like a device's).
     """
     secrets: dict[str, SecretStr] = {}
 
@@ -98,6 +101,20 @@ def build_inventory(
         "controller": {"hosts": {CONTROLLER: controller}},
         "network": {"hosts": network_hosts, "children": children},
     }
+    if probe_hosts:
+        groups["probes"] = {
+            "hosts": {
+                name: {
+                    "ansible_host": p.host,
+                    "ansible_port": p.port,
+                    "ansible_connection": "ansible.builtin.paramiko_ssh",
+                    "ansible_user": credentials[p.credentials].username,
+                    "ansible_password": password(p.credentials),
+                    "ansible_python_interpreter": "auto_silent",
+                }
+                for name, p in probe_hosts.items()
+            }
+        }
     if vm_hosts is not None:
         clash = sorted(set(vm_hosts) & ({CONTROLLER} | set(network_hosts)))
         if clash:

@@ -263,6 +263,9 @@ def _ansible_env(project: Path, private_dir: Path, home: Path | None, control: P
         "ANSIBLE_PARAMIKO_HOST_KEY_AUTO_ADD": "False",
         "ANSIBLE_PARAMIKO_RECORD_HOST_KEYS": "False",
         "ANSIBLE_PARAMIKO_LOOK_FOR_KEYS": "False",
+        # paramiko_ssh (probe hosts): an unknown host key fails at once instead of prompting; no
+        # other effect here (network_cli is persistent anyway, local and paramiko_ssh never are)
+        "ANSIBLE_USE_PERSISTENT_CONNECTIONS": "True",
         "ANSIBLE_NETWORK_CLI_SSH_TYPE": "paramiko",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_NOCOLOR": "True",

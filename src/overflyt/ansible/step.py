@@ -22,6 +22,7 @@ from overflyt.ansible.runner import AnsibleEvent, PlaybookResult, run_playbook
 from overflyt.errors import PlaybookFailed
 from overflyt.plan import LoadedPlan, Plan
 from overflyt.plan.credentials import ResolvedCredential
+from overflyt.plan.model import ProbeSSH
 from overflyt.record import Run
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ def run_step(
     forks: int = 10,
     devices_home: bool = True,
     vcenters: bool = True,
+    probe_hosts: Mapping[str, ProbeSSH] | None = None,
 ) -> PlaybookResult:
     """Run ``playbooks/<playbook>`` over the devices of ``sites`` (only ``hosts`` of them when
     given; with their ``device_vars``), the controller (``controller_vars``) and the VMs of
@@ -69,7 +71,8 @@ def run_step(
     ``plan.ssh.insecure_host_keys`` gets host-key checking off (the plan's explicit, reported
     override); ``devices_home`` gives ansible-playbook a $HOME whose known_hosts holds the plan's
     trusted device keys; ``vcenters`` puts the vCenters' connections (and their secrets) into the
-    inventory — a step that talks to devices only goes without."""
+    inventory — a step that talks to devices only goes without; ``probe_hosts`` adds SSH probe
+    hosts (group ``probes``, their keys checked like devices')."""
     plan = ctx.plan
     values: dict[str, dict[str, Any]] = {}
     for host, extra in (device_vars or {}).items():
@@ -87,6 +90,7 @@ def run_step(
         controller_vars=controller_vars,
         vm_hosts=vm_hosts,
         vcenters=vcenters,
+        probe_hosts=probe_hosts,
     )
     result = run_playbook(
         playbook,

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from overflyt.cli.common import EPILOG, Commands, Parser, add_lang
+from overflyt.cutover.outcome import shown_status
 from overflyt.errors import OverflytError, UsageError
 
 
@@ -112,7 +113,8 @@ def _print_wave(data: dict[str, Any], quiet: bool, fmt: str = "table", output: s
         for line in plan_lines(data):
             print(line)
     for site in data.get("sites", []):
-        print(f"{site['site']}: {site['status']}" + (f" — {site['error']}" if site.get("error") else ""))
+        status = "no proof" if shown_status(site["status"], site.get("postcheck")) == "no_proof" else site["status"]
+        print(f"{site['site']}: {status}" + (f" — {site['error']}" if site.get("error") else ""))
         if site.get("window") and site["window"] != site.get("error"):
             print(f"{site['site']}: window — {site['window']}")
     if data.get("blocked_by_prechecks"):

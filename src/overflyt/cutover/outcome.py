@@ -26,6 +26,12 @@ class SiteOutcome:
     window: str | None = None  # what the wave's window meant for it: ran over it, closed under it
 
 
+def shown_status(status: str, postcheck: dict[str, Any] | None) -> str:
+    """The status a report shows: a site cut over whose post-check sent no traffic (the plan gives
+    it no probe) is ``no_proof``, not ``done``."""
+    return "no_proof" if status == "done" and (postcheck or {}).get("skipped") else status
+
+
 def dump(value: Any) -> Any:
     """A step's result as JSON-ready data (pydantic models dumped, anything else as it is)."""
     model_dump = getattr(value, "model_dump", None)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from overflyt.cutover.outcome import Names, WaveOutcome
+from overflyt.cutover.outcome import Names, WaveOutcome, shown_status
 from overflyt.plan import Plan
 from overflyt.plan.ahead import ahead_subnets, unit_name
 from overflyt.reports import labels, named, render
@@ -97,7 +97,7 @@ def markdown_view(outcome: WaveOutcome) -> dict[str, Any]:
         sites.append(
             {
                 "site": named(site_name(site.site), site.site),
-                "status": site.status,
+                "status": shown_status(site.status, site.postcheck),
                 "error": site.error,
                 "steps": site.steps,
                 "vms": _vm_rows(vms),

@@ -80,6 +80,10 @@ def find_problems(record: dict[str, Any]) -> list[str]:
     for c in record["clients"]:
         if c["namespace"] not in existing:
             problems.append(f"namespace {c['namespace']} is missing")
+        elif "ssh" in c and not port_open(c["ssh"]["address"], c["ssh"]["port"]):
+            problems.append(f"probe host of {c['site']} is not serving {c['ssh']['address']}:{c['ssh']['port']}")
+    if "agent_pid" in record and not alive(record["agent_pid"]):
+        problems.append("the lab's agent is not running")
     return problems
 
 

@@ -32,6 +32,7 @@ from overflyt.lab.common import (
 )
 from overflyt.lab.health import find_problems, self_check, status_of
 from overflyt.lab.network import create_namespaces, has_pid, routes_installed, start_frr, start_responder
+from overflyt.lab.probehosts import cli_program, ping_socket, prepare_probe_host, start_agent
 from overflyt.lab.processes import teardown, wait_process
 from overflyt.lab.simulator import certificates, start_vcsim, thumbprints
 from overflyt.lab.sshd import create_user, start_sshd
@@ -101,8 +102,12 @@ def _up(spec: LabSpec, paths: Paths, digest: str) -> dict[str, Any]:
     create_namespaces(spec)
     for router in spec.routers:
         start_frr(router, paths)
-    devices = [start_sshd(r, spec.device_user, paths) for r in spec.routers if r.management is not None]
-    write(paths.known_hosts, "".join(d.pop("known_hosts_line") for d in devices))
+    cli = cli_program(paths)
+    managed = [r for r in spec.routers if r.management is not None]
+    devices = [start_sshd(r, spec.device_user, paths, cli, ping_socket(r, paths)) for r in managed]
+    probe_hosts = [prepare_probe_host(c, n, spec.device_user, paths) for n, c in enumerate(spec.clients, start=1)]
+    agent_pid = start_agent(probe_hosts, managed, spec.device_user, paths)
+    write(paths.known_hosts, "".join(d.pop("known_hosts_line") for d in [*devices, *probe_hosts]))
     responders = [start_responder(z.host.namespace, z.side, paths) for z in spec.zones]
 
     for v in spec.vcenters:
@@ -120,12 +125,16 @@ def _up(spec: LabSpec, paths: Paths, digest: str) -> dict[str, Any]:
             paths.ssh / d["name"] / "sshd.log",
             functools.partial(port_open, d["address"], d["port"]),
         )
+    wait_process("the lab's agent", agent_pid, paths.state / "agent.log", lambda: (paths.state / "agent.pid").exists())
     for r in spec.routers:
         wait(f"FRR routes of {r.name} (namespace {r.namespace})", functools.partial(routes_installed, r))
     for z, pidfile in zip(spec.zones, responders, strict=True):
         wait(f"responder in {z.host.namespace}", functools.partial(has_pid, pidfile))
 
     record = _record(spec, paths, passwords, devices, [read_pid(p) or 0 for p in responders], vcsim_pid, digest)
+    record["agent_pid"] = agent_pid
+    for client, probe_host in zip(record["clients"], probe_hosts, strict=True):
+        client["ssh"] = {k: probe_host[k] for k in ("address", "port", "host_key_fingerprint")}
     write(paths.record, json.dumps(record, indent=2) + "\n", 0o600)
     self_check(record)
     return record

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pwd
 import shutil
+from pathlib import Path
 from typing import Any
 
 from overflyt.lab.common import (
@@ -52,9 +53,10 @@ def create_user(name: str, password: str, paths: Paths) -> None:
     run(["chpasswd"], f"setting the password of user {name}", stdin=f"{name}:{password}\n")
 
 
-def start_sshd(r: Router, user: str, paths: Paths) -> dict[str, Any]:
+def start_sshd(r: Router, user: str, paths: Paths, cli: Path, ping: Path) -> dict[str, Any]:
     """One sshd per device in the root namespace on the device's loopback management address;
-    its session is vtysh on that device."""
+    its session is vtysh on that device, through ``cli`` (:mod:`.ioscli`: IOS ``ping`` translated,
+    answered by the lab's agent on the unix socket ``ping``)."""
     assert r.management is not None
     assert r.port is not None
     d = paths.ssh / r.name
@@ -65,9 +67,10 @@ def start_sshd(r: Router, user: str, paths: Paths) -> dict[str, Any]:
     session = d / "session"
     write(
         session,
-        "#!/bin/sh\n# The device's CLI: vtysh of its FRR instance (ForceCommand of its sshd).\n"
-        f'if [ -n "$SSH_ORIGINAL_COMMAND" ]; then exec /usr/bin/vtysh -N {r.namespace} -c "$SSH_ORIGINAL_COMMAND"; fi\n'
-        f"exec /usr/bin/vtysh -N {r.namespace}\n",
+        "#!/bin/sh\n# The device's CLI: vtysh of its FRR, IOS ping translated (ForceCommand of its sshd).\n"
+        f"cli='/usr/bin/python3 {cli} {r.namespace} {ping}'\n"
+        'if [ -n "$SSH_ORIGINAL_COMMAND" ]; then exec $cli "$SSH_ORIGINAL_COMMAND"; fi\n'
+        "exec $cli\n",
         0o755,
     )
     config = d / "sshd_config"

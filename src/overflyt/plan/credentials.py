@@ -44,6 +44,7 @@ def references(plan: Plan) -> list[str]:
     """Every credentials reference the plan uses, in first-use order."""
     names = [plan.source.vcenter.credentials, plan.target.vcenter.credentials]
     names += [d.credentials for d in plan.devices]
+    names += [s.probe.ssh.credentials for s in plan.sites if s.probe is not None and s.probe.ssh is not None]
     return list(dict.fromkeys(names))
 
 

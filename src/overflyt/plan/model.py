@@ -11,11 +11,20 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Network
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from overflyt.plan.names import check_vm_name
 
@@ -193,15 +202,61 @@ class DCLink(Model):
         return _point_to_point(value)
 
 
+class ProbeSSH(Model):
+    """A Linux box at the site (one the team places there, or the site's jump host), reached over
+    SSH: the post-check connects from it to each moved server. Its host key must be in the plan's
+    `ssh.known_hosts` (as the devices' keys); it needs `python3` and SFTP (Ansible's `script`)."""
+
+    host: Name = Field(description="Address or DNS name overflyt connects to over SSH.")
+    port: int = Field(default=22, ge=1, le=65535)
+    credentials: Slug = Field(description="Name of an entry in `credentials` (the probe host's login).")
+
+
+class ProbeGateway(Model):
+    """The site's gateway device pings each moved server with the platform's ping module
+    (`cisco.ios.ios_ping`), sourced from its LAN interface: proves reachability from the site's
+    LAN address, not which side answers."""
+
+    source: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9./:-]{0,63}$",
+        description="The ping's source: the gateway's LAN interface (e.g. Vlan100) or its address there.",
+    )
+    device: Name | None = Field(default=None, description="Default: the site's core/distribution device.")
+    count: int = Field(default=3, ge=1, le=20, description="Echo requests per server.")
+
+
 class SiteProbe(Model):
-    """Where the post-check sends real traffic from, as a client of the site would.
+    """Where the post-check sends real traffic from, as a client of the site would. Exactly one of:
 
     `netns`: a network namespace on the orchestrator's machine that sits in the site's client LAN
-    (the lab's clients). Each migrated server address is probed with a TCP connection on `port`.
+    (the lab's clients); `ssh`: a probe host at the site reached over SSH; `gateway`: the site's
+    gateway device's own ping. With `netns` and `ssh` each migrated server address is probed with a
+    TCP connection on `port` (its first answered line is shown; the lab's servers name their side).
     """
 
-    netns: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    netns: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    ssh: ProbeSSH | None = None
+    gateway: ProbeGateway | None = None
     port: int = Field(default=7070, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SiteProbe:
+        given = [k for k in ("netns", "ssh", "gateway") if getattr(self, k) is not None]
+        if len(given) != 1:
+            have = ", ".join(given) or "none"
+            raise ValueError(f"a site probe takes exactly one of netns, ssh, gateway (given: {have})")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _unset_ways_left_out(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # a probe dumps as the plan says it (a netns probe as before ssh and gateway existed), so a
+        # wave's recorded plan fingerprint stays the same
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if v is not None or k not in ("netns", "ssh", "gateway")}
+
+    @property
+    def via(self) -> str:
+        return "netns" if self.netns is not None else "ssh" if self.ssh is not None else "gateway"
 
 
 class Site(Model):
@@ -212,7 +267,9 @@ class Site(Model):
     uplink: Uplink | None = Field(default=None, description="None for the municipal core's own site.")
     dc_link: DCLink
     probe: SiteProbe | None = Field(
-        default=None, description="Traffic post-check from the site; without it the check is reported as skipped."
+        default=None,
+        description="Traffic post-check from the site; without it the pre-check warns and the site's "
+        "cutover is reported as done with no proof.",
     )
 
 

@@ -412,3 +412,59 @@ def sites_have_a_gateway(plan: Plan) -> Iterator[Problem]:
                 f"site has more than one core/distribution router ({', '.join(gateways[site.id])})",
                 site.id,
             )
+
+
+PING_PLATFORMS = ("ios", "frr")  # driven through cisco.ios (cisco.ios.ios_ping); the lab's FRR translates it
+
+
+@rule
+def probes_resolve(plan: Plan) -> Iterator[Problem]:
+    devices = {d.hostname: d for d in plan.devices}
+    for i, site in enumerate(plan.sites):
+        if site.probe is None:
+            continue
+        if site.probe.ssh is not None and site.probe.ssh.credentials not in plan.credentials:
+            known = ", ".join(sorted(plan.credentials)) or "none defined"
+            yield Problem(
+                ("sites", i, "probe", "ssh", "credentials"),
+                f"credentials reference resolves to nothing (known: {known})",
+                site.probe.ssh.credentials,
+            )
+        gateway = site.probe.gateway
+        if gateway is None:
+            continue
+        path: PathKey = ("sites", i, "probe", "gateway", "device")
+        if gateway.device is None:
+            own = [d.hostname for d in plan.devices if d.site == site.id and d.role in GATEWAY_ROLES]
+            if len(own) != 1:
+                yield Problem(path, "the site has no single core/distribution device to ping from; name one", None)
+                continue
+            device = devices[own[0]]
+        elif gateway.device not in devices:
+            yield Problem(path, "not a device of the plan", gateway.device)
+            continue
+        else:
+            device = devices[gateway.device]
+        if device.site != site.id:
+            yield Problem(path, f"device {device.hostname} is at site {device.site}, not at this site", device.hostname)
+        elif device.platform.value not in PING_PLATFORMS:
+            yield Problem(
+                path,
+                f"no gateway ping for platform {device.platform.value} (only {', '.join(PING_PLATFORMS)}); "
+                "use a probe host (probe.ssh)",
+                device.hostname,
+            )
+
+
+GATEWAY_ROLES = (DeviceRole.core, DeviceRole.distribution)
+
+
+def probe_device(plan: Plan, site_id: str) -> str | None:
+    """The device whose ping is the site's post-check (plan ``probe.gateway``), or None."""
+    site = plan.site(site_id)
+    if site.probe is None or site.probe.gateway is None:
+        return None
+    if site.probe.gateway.device is not None:
+        return site.probe.gateway.device
+    own = [d.hostname for d in plan.devices if d.site == site_id and d.role in GATEWAY_ROLES]
+    return own[0] if len(own) == 1 else None

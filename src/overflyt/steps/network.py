@@ -29,6 +29,7 @@ from overflyt.ansible.runner import PlaybookResult
 from overflyt.ansible.step import StepContext, failure_text, raise_on_failure, run_step
 from overflyt.errors import PlaybookFailed, RollbackFailed, UsageError
 from overflyt.plan.ahead import find_ahead
+from overflyt.plan.rules import probe_device
 from overflyt.steps.ahead import ahead_device_changes, ahead_postcheck_targets
 from overflyt.steps.device_changes import device_changes, postcheck_targets
 
@@ -127,6 +128,7 @@ class PostcheckResult(_Model):
     netns: str
     duration_s: float
     probes: dict[str, Probe] = {}
+    via: str = ""  # netns | ssh | gateway; "" when skipped
 
 
 def backup_site(
@@ -316,21 +318,37 @@ def postcheck_site(
     """Real traffic from the site's client LAN (plan ``site.probe``) to every powered-on server of
     the subnets the cutover moved: each must answer from the shared datacentre (``target``).
 
-    ``expect`` adds or overrides targets (address → expected side). A site without a probe is
-    reported as skipped. Read-only: the same in a dry run (it then shows the traffic as it is)."""
+    The traffic comes from the plan's ``site.probe`` (of the unit's site: a subnet moved ahead of
+    its site is probed from that site): a namespace on the controller (``netns``), a probe host at
+    the site over SSH (``ssh``; TCP connects, as from the namespace), or the site's gateway device
+    (``gateway``; the platform's ping sourced from its LAN interface: a reply is enough, the side
+    cannot be told). ``expect`` adds or overrides targets (address → expected side). A site without
+    a probe is reported as skipped (no traffic proof). Read-only: the same in a dry run (it then
+    shows the traffic as it is)."""
     ahead = find_ahead(ctx.plan, site_id)
-    site = ctx.plan.site(ahead.site if ahead is not None else site_id)
+    home = ahead.site if ahead is not None else site_id
+    site = ctx.plan.site(home)
     moved = ahead_postcheck_targets(ctx.plan, ahead) if ahead else postcheck_targets(ctx.plan, ctx.wave, site_id)
     targets: dict[str, Side] = {address: "target" for address in moved}
     targets.update(expect or {})
+    probe = site.probe
+    probe_host = f"probe-{home}"
+    gateway = probe_device(ctx.plan, home) or ""
     controller: dict[str, Any] = {
-        "site_postcheck_netns": site.probe.netns if site.probe else "",
-        "site_postcheck_port": site.probe.port if site.probe else 7070,
+        "site_postcheck_via": probe.via if probe else "",
+        "site_postcheck_netns": (probe.netns or "") if probe else "",
+        "site_postcheck_probe_host": probe_host if probe and probe.ssh else "",
+        "site_postcheck_gateway": gateway,
+        "site_postcheck_source": probe.gateway.source if probe and probe.gateway else "",
+        "site_postcheck_count": probe.gateway.count if probe and probe.gateway else 3,
+        "site_postcheck_port": probe.port if probe else 7070,
         "site_postcheck_targets": [{"address": a, "expect": e} for a, e in targets.items()],
     }
     result = run_step(
         ctx, "site_postcheck.yml", f"site-postcheck-{site_id}", controller_vars=controller, dry_run=False,
-        timeout_s=timeout_s, devices_home=False, vcenters=False,
+        timeout_s=timeout_s, devices_home=bool(probe and not probe.netns), vcenters=False,
+        sites=[home] if gateway else [],
+        probe_hosts={probe_host: probe.ssh} if probe and probe.ssh else None,
     )  # fmt: skip
     data: dict[str, Any] = dict(result.result.get("postcheck") or {})
     probes = {address: Probe(address=address, **values) for address, values in (data.get("probes") or {}).items()}
@@ -343,6 +361,7 @@ def postcheck_site(
         skipped=bool(data.get("skipped", not targets)),
         reason=data.get("reason") or (None if targets else "no moved server to probe"),
         netns=str(data.get("netns") or ""),
+        via=str(data.get("via") or ""),
         duration_s=result.duration_s,
         probes=probes,
     )

@@ -134,3 +134,25 @@ def waive_window(report: PrecheckReport, override: str) -> PrecheckReport:
             result = result.model_copy(update={"findings": findings})
         results.append(result)
     return report.model_copy(update={"results": tuple(results)})
+
+
+@rule("plan.traffic_proof", title="The post-check can send traffic from the site", severity=Severity.warning)
+def plan_traffic_proof(ctx: CheckContext) -> Iterator[Outcome]:
+    """Each site of the wave has a post-check probe (plan `sites[].probe`): a probe host at the site
+    reached over SSH (`ssh`), the site's gateway device's own ping (`gateway`), or a namespace on the
+    orchestrator's machine in the site's client LAN (`netns`, the lab's).
+
+    Fires (a warning) for a site with none: it would be cut over without a traffic proof, and its
+    report says "no proof" instead of "done". Give the site a `probe` (see README, "Pointing it at a
+    real estate"). When every site has one, the wave passes.
+    """
+    unproven = [s for s in ctx.sites if ctx.plan.site(s).probe is None]
+    if not unproven:
+        yield ok(Subject("wave", str(ctx.wave)))
+    for site_id in unproven:
+        yield fail(
+            Subject("site", site_id, site_id),
+            f"Site {site_id} has no post-check probe: it will be cut over without a traffic proof "
+            "(give it sites[].probe: ssh or gateway)",
+            {"probe": None},
+        )
