@@ -36,7 +36,7 @@ from overflyt.errors import UsageError
 if TYPE_CHECKING:
     from prefect.blocks.abstract import NotificationBlock
     from prefect.client.orchestration import SyncPrefectClient
-    from prefect.events.schemas.automations import AutomationCore
+    from prefect.events.schemas.automations import Automation, AutomationCore
 
 TAG = "overflyt"  # on every automation overflyt made: the ones sync() may remove
 BLOCK_PREFIX = "overflyt-notify-"
@@ -100,7 +100,7 @@ def notification_block(url: str) -> NotificationBlock:
             name="overflyt",
             url=url,
             json_data={"subject": "{{subject}}", "text": "{{body}}"},
-            timeout=10,
+            timeout=5,  # Prefect's actions wait for it: an address that never answers holds the others
         )
     except ValueError as exc:  # the block's own check of the URL
         first = str(exc).splitlines()[0]
@@ -174,6 +174,13 @@ def targets(found: Iterable[tuple[str, str, str, Iterable[str]]], urls: Iterable
     return [Target(slug, code, name, tuple(dict.fromkeys(common + tuple(own)))) for slug, code, name, own in found]
 
 
+def _automations(client: SyncPrefectClient) -> list[Automation]:
+    """Every automation on the server (the sync client's defaults send a null sort and limit)."""
+    from prefect.client.schemas.sorting import AutomationSort
+
+    return client.read_automations(sort=AutomationSort.NAME_ASC, limit=200)
+
+
 def sync(client: SyncPrefectClient, wanted: Iterable[Target]) -> tuple[list[str], list[str]]:
     """Make the server's overflyt automations and blocks exactly WANTED's: (names there now, names removed)."""
     blocks: dict[str, UUID] = {}
@@ -188,7 +195,7 @@ def sync(client: SyncPrefectClient, wanted: Iterable[Target]) -> tuple[list[str]
             for automation in automations(target, [blocks[u] for u in target.urls]):
                 desired[automation.name] = automation
     removed: list[str] = []
-    for existing in client.read_automations():
+    for existing in _automations(client):
         if TAG not in existing.tags:
             continue
         if existing.name in desired:
@@ -198,11 +205,11 @@ def sync(client: SyncPrefectClient, wanted: Iterable[Target]) -> tuple[list[str]
             removed.append(existing.name)
     for automation in desired.values():
         client.create_automation(automation)
-    for document in client.read_block_documents(include_secrets=False):
+    for document in client.read_block_documents(offset=0, limit=200, include_secrets=False):
         name = document.name or ""
         if name.startswith(BLOCK_PREFIX) and name not in {block_name(u) for u in blocks}:
             client.delete_block_document(document.id)
-    now = sorted(a.name for a in client.read_automations() if TAG in a.tags)
+    now = sorted(a.name for a in _automations(client) if TAG in a.tags)
     return now, sorted(removed)
 
 
@@ -212,7 +219,12 @@ def remove_gone_deployments(client: SyncPrefectClient, slugs: Iterable[str]) -> 
 
     keep = set(slugs)
     removed: list[str] = []
-    for deployment in client.read_deployments(flow_filter=FlowFilter(name=FlowFilterName(any_=list(FLOWS)))):
+    from prefect.client.schemas.sorting import DeploymentSort
+
+    found = client.read_deployments(
+        flow_filter=FlowFilter(name=FlowFilterName(any_=list(FLOWS))), sort=DeploymentSort.NAME_ASC, limit=200, offset=0
+    )
+    for deployment in found:
         if deployment.name not in keep:
             flow = client.read_flow(deployment.flow_id)
             client.delete_deployment(deployment.id)
