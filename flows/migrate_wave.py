@@ -108,10 +108,10 @@ def migrate_wave(params: MigrateWaveParams) -> dict[str, Any]:
         context = FlowRunContext.get()  # a deployment's run was started through the API, not the CLI
         from_deployment = bool(context and context.flow_run and context.flow_run.deployment_id)
         approval = Approval(params.approved_by, params.ticket, principal=approval_principal(via_api=from_deployment))
+    progress = WaveProgress(params.plan, params.wave, params.sites, params.dry_run)
     gate = None
     if params.ask_approval:
-        gate = ApprovalGate(params.wave, params.approval_timeout_s, params.plan, params.sites)
-    progress = WaveProgress(params.plan, params.wave, params.sites, params.dry_run)
+        gate = ApprovalGate(params.wave, params.approval_timeout_s, params.plan, progress.sites)
     with slot_waits_in_run_log():
         outcome = run_wave(
             Path(params.plan),

@@ -75,6 +75,7 @@ def precheck_wave(params: PrecheckWaveParams) -> dict[str, Any]:
             for f in report.findings
             if str(f.severity) == "critical"
         ]
-        send(precheck_blocked(params.plan, wave, params.sites, critical))
+        sites = params.sites or list(load_plan(params.plan).wave(wave).sites)
+        send(precheck_blocked(params.plan, wave, sites, critical))
         return Failed(message=f"wave {wave} is blocked by critical findings", data=data)  # type: ignore[return-value]
     return data
