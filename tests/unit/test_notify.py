@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from prefect.states import Failed
 from overflyt.cli import main
 from overflyt.errors import UsageError
 from overflyt.orchestration.notify import PRECHECK_BLOCKED, block_name, check_url
+from overflyt.orchestration.serve import start_server, stop, wait_healthy
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -89,37 +89,36 @@ def municipality(inventories: Path, slug: str, name: str, code: str, notify: lis
 
 
 @contextmanager
-def serving(home: Path, inventories: Path, *notify: str) -> Iterator[tuple[str, Path]]:
+def prefect_server(home: Path) -> Iterator[str]:
+    """A Prefect server with its services (automations included), as `overflyt serve` starts it: its URL."""
     port = free_port()
-    env = dict(os.environ, PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    env.pop("PREFECT_API_URL", None)
-    out = home.parent / f"serve-{port}.out"
-    args = ["--port", str(port), "--workers", "0", "--inventories", str(inventories)]
-    for url in notify:
-        args += ["--notify", url]
-    with open(out, "w") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "overflyt.cli", "serve", *args],
-            cwd=REPO,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    server = start_server(port, home / "overflyt-server.log", home=home)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while f"overflyt: Prefect UI: {url}\n" not in out.read_text():
-            assert proc.poll() is None, out.read_text()
-            assert time.monotonic() < deadline, out.read_text()
-            time.sleep(0.5)
+        wait_healthy(f"{url}/api", server)
         with temporary_settings(updates={PREFECT_API_URL: f"{url}/api"}):
-            yield url, out
+            yield url
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(90)
-    print(out.read_text())
-    assert proc.returncode == 0, out.read_text()
+        stop(server)
+
+
+def serve(url: str, home: Path, inventories: Path, *notify: str) -> str:
+    """`overflyt serve --api-url URL --workers 0` (registers, then returns): what it said."""
+    env = dict(os.environ, PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    args = ["--api-url", f"{url}/api", "--workers", "0", "--inventories", str(inventories)]
+    for address in notify:
+        args += ["--notify", address]
+    done = subprocess.run(
+        [sys.executable, "-m", "overflyt.cli", "serve", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stderr
 
 
 def ours() -> dict[str, int]:
@@ -136,7 +135,8 @@ def test_notifications_are_sent_by_prefects_automations_and_removed_with_their_u
     syddjurs = municipality(inventories, "syddjurs", "Syddjurs Kommune", "706", [f"{receiver.url}/syddjurs"])
     municipality(inventories, "favrskov", "Favrskov Kommune", "710", [])
     home = tmp_path / "home"
-    with serving(home, inventories, f"{receiver.url}/ops", dead) as (url, _):
+    with prefect_server(home) as url:
+        print(serve(url, home, inventories, f"{receiver.url}/ops", dead))
         assert ours() == {
             "overflyt/favrskov: run failed": 2,
             "overflyt/favrskov: rollback failed": 2,
@@ -163,6 +163,7 @@ def test_notifications_are_sent_by_prefects_automations_and_removed_with_their_u
         assert "What to do next: read the run's log and report in the UI" in failed["text"]
         assert failed["text"].endswith(f"Flow run: {url}/runs/flow-run/{run.id}")
         assert receiver.wait("/ops", why) == failed  # serve's --notify too
+        print(json.dumps(failed, indent=2, ensure_ascii=False))
 
         # what a flow emits (flows.notify), as Prefect relates it to its run
         event = {
@@ -189,9 +190,10 @@ def test_notifications_are_sent_by_prefects_automations_and_removed_with_their_u
             time.sleep(1)
         assert "httpx.ConnectError: All connection attempts failed" in log.read_text()
 
-    # favrskov's plan is gone and serve has no --notify: only syddjurs's own URL is left
-    shutil.rmtree(inventories / "favrskov")
-    with serving(home, inventories) as (_, out):
+        # favrskov's plan is gone and serve has no --notify: only syddjurs's own URL is left
+        shutil.rmtree(inventories / "favrskov")
+        said = serve(url, home, inventories)
+        print(said)
         assert ours() == {
             "overflyt/syddjurs: run failed": 1,
             "overflyt/syddjurs: rollback failed": 1,
@@ -206,10 +208,9 @@ def test_notifications_are_sent_by_prefects_automations_and_removed_with_their_u
         blocks = sorted(d.name or "" for d in documents if (d.name or "").startswith("overflyt"))
         assert deployments == ["syddjurs", "syddjurs", "syddjurs"]
         assert blocks == [block_name(f"{receiver.url}/syddjurs")]
-    said = out.read_text()
-    for flow in ("migrate-wave", "precheck-wave", "rollback-site"):
-        assert f"overflyt: removed deployment {flow}/favrskov: its plan is gone\n" in said
-    assert "overflyt: removed automation overflyt/favrskov: run failed\n" in said
+        for flow in ("migrate-wave", "precheck-wave", "rollback-site"):
+            assert f"overflyt: removed deployment {flow}/favrskov: its plan is gone\n" in said
+        assert "overflyt: removed automation overflyt/favrskov: run failed\n" in said
 
 
 @pytest.mark.parametrize("url", ["ftp://example.org/x", "hooks.example.org", "mailto:nobody"])
