@@ -17,8 +17,10 @@ For every ``inventories/<kommune>/plan.yml`` (the directory's name is the deploy
   window (a real cutover that pauses for approval), each paused until someone switches it on;
 - ``rollback-site/<kommune>``: no schedule; the UI asks for the site.
 
-Registering again keeps what people switched on or off in the UI. Ctrl-C (or SIGTERM) stops the
-workers, then the server.
+Registering again keeps what people switched on or off in the UI; the deployments of a plan that is
+gone are deleted, and the notification automations and blocks made what ``--notify`` and the plans'
+``notify`` say (:mod:`overflyt.orchestration.notify`). Ctrl-C (or SIGTERM) stops the workers, then
+the server.
 """
 
 from __future__ import annotations
