@@ -1,6 +1,9 @@
 """The Prefect flows of overflyt: ``migrate-wave`` → ``site-cutover`` (one task per itinerary
 step, and the rollback), ``precheck-wave`` and ``rollback-site``.
 
+Runs are named per municipality and a wave shows its progress (:mod:`flows.progress`); what needs a
+human is emitted as an event the notification automations send (:mod:`flows.notify`).
+
 Thin: each flow calls the library (:mod:`overflyt.cutover`, :mod:`overflyt.precheck`) and shows
 its results in Prefect (logs, artifacts, states); the library never imports Prefect. The
 deployments that ``overflyt serve`` registers (:mod:`overflyt.orchestration.serve`) point at these

@@ -3,11 +3,14 @@ run's log, artifact keys stable per municipality, and the municipality's evidenc
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from prefect.exceptions import MissingContextError
 
 from overflyt.ansible.runner import AnsibleEvent
 from overflyt.cutover.evidence import evidence_markdown
@@ -60,3 +63,41 @@ def publish_evidence(plan_path: Path, lang: str | None = None) -> None:
         key=key("evidence", plan.municipality.code),
         description=f"Evidence pack of {plan.municipality.name} ({plan.municipality.code})",
     )
+
+
+SLOT_WAIT_LOGGER = "overflyt.steps.vm_batches"  # where a batch says it waits for move slots
+
+
+class _ToRunLog(logging.Handler):
+    """A library log line as a warning of the current task or flow run (its log in the UI, and the
+    console a CLI run prints Prefect's run log to)."""
+
+    def __init__(self, fallback: logging.Logger | logging.LoggerAdapter[logging.Logger]) -> None:
+        super().__init__(logging.INFO)
+        self.fallback = fallback
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = get_run_logger()
+        except MissingContextError:  # a thread of the run without Prefect's context
+            logger = self.fallback
+        logger.warning("%s", record.getMessage())
+
+
+@contextlib.contextmanager
+def slot_waits_in_run_log() -> Iterator[None]:
+    """While the block runs, waits for move slots ("waiting for move slots: datastore … held by
+    municipality 706 wave 1 site …") are warnings in the run's log, not INFO lines of a library
+    logger nobody sees."""
+    source = logging.getLogger(SLOT_WAIT_LOGGER)
+    handler = _ToRunLog(get_run_logger())
+    level, propagate = source.level, source.propagate
+    source.addHandler(handler)
+    source.setLevel(logging.INFO)
+    source.propagate = False  # said once: through the run's log (which a CLI run prints too)
+    try:
+        yield
+    finally:
+        source.removeHandler(handler)
+        source.setLevel(level)
+        source.propagate = propagate

@@ -21,6 +21,7 @@ errors); ``params.outside_window_reason`` says why a run with ``outside_window``
 from __future__ import annotations
 
 import getpass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,10 @@ from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.states import Failed
 
-from flows.logs import key, log_events, log_steps, publish_evidence
+from flows.logs import key, log_events, log_steps, publish_evidence, slot_waits_in_run_log
+from flows.notify import approval_waiting, rollback_failed, send
 from flows.params import ApprovalInput, MigrateWaveParams
+from flows.progress import WaveProgress, migrate_wave_name
 from flows.site_cutover import run_site_as_subflow, run_step_as_task
 from overflyt import run_wave
 from overflyt.ansible.cancel import install_cancel_handlers
@@ -48,10 +51,12 @@ class ApprovalGate:
     """run_wave's ``decide_approval`` hook: pause the flow run until someone resumes it with an
     :class:`ApprovalInput` (who, which ticket), or until ``timeout_s`` has passed (then None)."""
 
-    def __init__(self, wave: int, timeout_s: int) -> None:
+    def __init__(self, wave: int, timeout_s: int, plan: str | None = None, sites: Sequence[str] = ()) -> None:
         self.wave = wave
         self.timeout_s = timeout_s
         self.timed_out = False
+        self.plan = plan  # with it, the pause is announced (flows.notify): the automations tell people
+        self.sites = list(sites)
 
     def __call__(self) -> Approval | None:
         logger = get_run_logger()
@@ -61,6 +66,8 @@ class ApprovalGate:
             self.wave,
             self.timeout_s,
         )
+        if self.plan is not None:
+            send(approval_waiting(self.plan, self.wave, self.sites, self.timeout_s))
         try:
             given = pause_flow_run(
                 wait_for_input=ApprovalInput,
@@ -89,7 +96,11 @@ def approval_principal(*, via_api: bool) -> str:
     return f"local user {getpass.getuser()}"
 
 
-@flow(name="migrate-wave", description="Pre-check a wave, then cut its sites over (VMs and network together).")
+@flow(
+    name="migrate-wave",
+    flow_run_name=migrate_wave_name,
+    description="Pre-check a wave, then cut its sites over (VMs and network together).",
+)
 def migrate_wave(params: MigrateWaveParams) -> dict[str, Any]:
     install_cancel_handlers()  # Prefect cancels a run with SIGTERM: stop the step, roll back
     approval = None
@@ -97,22 +108,27 @@ def migrate_wave(params: MigrateWaveParams) -> dict[str, Any]:
         context = FlowRunContext.get()  # a deployment's run was started through the API, not the CLI
         from_deployment = bool(context and context.flow_run and context.flow_run.deployment_id)
         approval = Approval(params.approved_by, params.ticket, principal=approval_principal(via_api=from_deployment))
-    gate = ApprovalGate(params.wave, params.approval_timeout_s) if params.ask_approval else None
-    outcome = run_wave(
-        Path(params.plan),
-        params.wave,
-        params.sites,
-        dry_run=params.dry_run,
-        approval=approval,
-        outside_window=params.outside_window,
-        outside_window_reason=params.outside_window_reason,
-        on_event=log_events(),
-        on_step=log_steps(),
-        decide_approval=gate,
-        site_runner=run_site_as_subflow,
-        step_runner=run_step_as_task,
-        lang=params.lang,
-    )
+    progress = WaveProgress(params.plan, params.wave, params.sites, params.dry_run)
+    gate = None
+    if params.ask_approval:
+        gate = ApprovalGate(params.wave, params.approval_timeout_s, params.plan, progress.sites)
+    with slot_waits_in_run_log():
+        outcome = run_wave(
+            Path(params.plan),
+            params.wave,
+            params.sites,
+            dry_run=params.dry_run,
+            approval=approval,
+            outside_window=params.outside_window,
+            outside_window_reason=params.outside_window_reason,
+            on_event=log_events(),
+            on_step=log_steps(),
+            decide_approval=gate,
+            site_runner=progress.site_runner(run_site_as_subflow),
+            step_runner=run_step_as_task,
+            lang=params.lang,
+        )
+    progress.finish(outcome)
     create_markdown_artifact(
         markdown=report_markdown(outcome),
         key=key("wave-report", outcome.municipality, "wave", outcome.wave),
@@ -131,6 +147,9 @@ def migrate_wave(params: MigrateWaveParams) -> dict[str, Any]:
             logger.warning("%s: %s", site.site, site.window)
     for line in outcome.decided_by() if outcome.exit_code != 0 else []:
         logger.error("%s", line)
+    for site in outcome.sites:
+        if site.status == "rollback_failed":
+            send(rollback_failed(params.plan, outcome.wave, site.site, f"{site.error}; its record: {outcome.run_dir}"))
     if gate is not None and gate.timed_out:
         message = f"wave {outcome.wave}: approval not given within {gate.timeout_s} s: nothing was changed"
         return Failed(message=message, data=data)  # type: ignore[return-value]

@@ -12,7 +12,9 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Failed
 
 from flows.logs import key, log_events
+from flows.notify import precheck_blocked, send
 from flows.params import PrecheckWaveParams
+from flows.progress import precheck_wave_name
 from overflyt import precheck_wave as run_precheck
 from overflyt.plan import load_plan
 from overflyt.plan.select import next_wave
@@ -34,7 +36,11 @@ def findings_table(report: PrecheckReport) -> list[dict[str, str]]:
     return rows or [{"severity": "", "check": "", "site": "", "subject": "", "message": "no findings"}]
 
 
-@flow(name="precheck-wave", description="Check what would block a wave, touching nothing.")
+@flow(
+    name="precheck-wave",
+    flow_run_name=precheck_wave_name,
+    description="Check what would block a wave, touching nothing.",
+)
 def precheck_wave(params: PrecheckWaveParams) -> dict[str, Any]:
     wave = params.wave or next_wave(load_plan(params.plan))
     outcome = run_precheck(
@@ -64,5 +70,12 @@ def precheck_wave(params: PrecheckWaveParams) -> dict[str, Any]:
         "run_dir": str(outcome.run_dir),
     }
     if report.blocked:
+        critical = [
+            f"{f.id} ({f.site + ', ' if f.site else ''}{f.subject_kind} {f.subject}): {f.message}"
+            for f in report.findings
+            if str(f.severity) == "critical"
+        ]
+        sites = params.sites or list(load_plan(params.plan).wave(wave).sites)
+        send(precheck_blocked(params.plan, wave, sites, critical))
         return Failed(message=f"wave {wave} is blocked by critical findings", data=data)  # type: ignore[return-value]
     return data

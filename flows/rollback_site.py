@@ -12,13 +12,19 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.states import Failed
 
 from flows.logs import key, log_events, log_steps, publish_evidence
+from flows.notify import rollback_failed, send
 from flows.params import RollbackSiteParams
+from flows.progress import rollback_site_name
 from flows.site_cutover import run_step_as_task
 from overflyt import rollback_site as run_rollback
 from overflyt.cutover.report import report_data, report_markdown
 
 
-@flow(name="rollback-site", description="Roll a site's cutover back to what it recorded before changing anything.")
+@flow(
+    name="rollback-site",
+    flow_run_name=rollback_site_name,
+    description="Roll a site's cutover back to what it recorded before changing anything.",
+)
 def rollback_site(params: RollbackSiteParams) -> dict[str, Any]:
     outcome = run_rollback(
         Path(params.plan),
@@ -39,6 +45,10 @@ def rollback_site(params: RollbackSiteParams) -> dict[str, Any]:
         decided = "; ".join(outcome.decided_by())
         for line in outcome.decided_by():
             get_run_logger().error("%s", line)
-        message = f"rollback of {params.site} ended with exit code {outcome.exit_code}: {decided}"
+        for site in outcome.sites:
+            if site.status == "rollback_failed":
+                left = f"{site.error}; its record: {outcome.run_dir}"
+                send(rollback_failed(params.plan, outcome.wave, site.site, left))
+        message = f"rollback of {params.site} (wave {outcome.wave}) ended with exit code {outcome.exit_code}: {decided}"
         return Failed(message=message, data=data)  # type: ignore[return-value]
     return data

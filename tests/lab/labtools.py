@@ -14,7 +14,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -252,9 +252,9 @@ def port_open(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def serving(lab: dict[str, Any], home: Path) -> Iterator[tuple[str, Path]]:
+def serving(lab: dict[str, Any], home: Path, args: Sequence[str] = ()) -> Iterator[tuple[str, Path]]:
     """`overflyt serve` (server, the deployments, one worker) on a free port with its Prefect home and
-    run records under ``home``: yields (UI URL, state dir). On leaving it is stopped with SIGTERM,
+    run records under ``home``, ARGS added to its command line: yields (UI URL, state dir). On leaving it is stopped with SIGTERM,
     which must end it cleanly (exit 0, "overflyt: stopped") and leave nothing on its port."""
     port = free_port()
     state = home / "state"
@@ -269,7 +269,7 @@ def serving(lab: dict[str, Any], home: Path) -> Iterator[tuple[str, Path]]:
     env.pop("PREFECT_API_URL", None)
     out = home / "serve.out"
     with open(out, "w") as sink:
-        command = [sys.executable, "-m", "overflyt.cli", "serve", "--port", str(port)]
+        command = [sys.executable, "-m", "overflyt.cli", "serve", "--port", str(port), *args]
         proc = subprocess.Popen(
             command, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
         )

@@ -10,6 +10,7 @@ from pathlib import Path
 from overflyt.cli.common import Commands
 from overflyt.errors import EXIT_OK, UsageError
 from overflyt.orchestration.auth import auth_string, is_loopback
+from overflyt.orchestration.notify import check_url
 from overflyt.orchestration.serve import HOST, POOL, serve
 
 
@@ -50,6 +51,18 @@ def add_parser(commands: Commands) -> None:
     )
     parser.add_argument("--workers", type=int, default=1, metavar="N", help="workers to start here (default 1)")
     parser.add_argument("--pool", default=POOL, help=f"the process work pool (default {POOL})")
+    parser.add_argument(
+        "--notify",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="tell URL (repeatable; a plan's notify adds its own) when a cutover or rollback run fails or crashes, "
+        "a rollback fails, a pre-check is blocked or a run waits for approval: Prefect automations per "
+        "municipality and a Prefect notification block per URL — http(s)://… (JSON POST {subject, text}), "
+        "msteams+https://… (Teams workflow), mailto:ADDR[,ADDR] (SendGrid; key in OVERFLYT_SENDGRID_API_KEY). "
+        "Each serve makes the server's notifications what its --notify and the plans say: without it, they "
+        "are removed",
+    )
     parser.set_defaults(func=_serve)
 
 
@@ -60,6 +73,8 @@ def _serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--workers {args.workers}: must be 0 or more")
     if args.api_url is not None and args.host != HOST:
         raise UsageError(f"--host {args.host}: starts a server; with --api-url none is started")
+    for url in args.notify:
+        check_url(url)
     auth = auth_string(args.auth_file, server=args.api_url is None)
     if args.api_url is None and auth is None and not is_loopback(args.host):
         raise UsageError(
@@ -75,6 +90,7 @@ def _serve(args: argparse.Namespace) -> int:
         api_url=args.api_url,
         workers=args.workers,
         pool=args.pool,
+        notify=args.notify,
         on_progress=lambda line: print(f"overflyt: {line}", file=sys.stderr),
         on_ready=lambda url: print(f"overflyt: Prefect UI: {url}", flush=True),
     )

@@ -17,8 +17,10 @@ For every ``inventories/<kommune>/plan.yml`` (the directory's name is the deploy
   window (a real cutover that pauses for approval), each paused until someone switches it on;
 - ``rollback-site/<kommune>``: no schedule; the UI asks for the site.
 
-Registering again keeps what people switched on or off in the UI. Ctrl-C (or SIGTERM) stops the
-workers, then the server.
+Registering again keeps what people switched on or off in the UI; the deployments of a plan that is
+gone are deleted, and the notification automations and blocks made what ``--notify`` and the plans'
+``notify`` say (:mod:`overflyt.orchestration.notify`). Ctrl-C (or SIGTERM) stops the workers, then
+the server.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -55,6 +57,9 @@ class Municipality:
     plan: Path  # absolute path of its plan.yml
     next_wave: int
     waves: tuple[tuple[int, datetime, str], ...]  # (number, window start, its time zone) of every wave
+    code: str = ""
+    name: str = ""
+    notify: tuple[str, ...] = ()  # the plan's notify URLs
 
 
 def municipalities(inventories: Path, now: datetime | None = None) -> list[Municipality]:
@@ -66,7 +71,17 @@ def municipalities(inventories: Path, now: datetime | None = None) -> list[Munic
     for plan_path in sorted(inventories.glob("*/plan.yml")):
         plan = load_plan(plan_path)
         waves = tuple((w.number, w.window.start, w.window.timezone) for w in plan.waves)
-        found.append(Municipality(plan_path.parent.name, plan_path.resolve(), next_wave(plan, now), waves))
+        found.append(
+            Municipality(
+                plan_path.parent.name,
+                plan_path.resolve(),
+                next_wave(plan, now),
+                waves,
+                plan.municipality.code,
+                plan.municipality.name,
+                tuple(plan.notify),
+            )
+        )
     if not found:
         raise UsageError(f"no plans found as {inventories}/<kommune>/plan.yml: nothing to serve")
     return found
@@ -167,12 +182,29 @@ def register(found: list[Municipality], pool: str, workdir: Path) -> list[str]:
     return names
 
 
-def _registered(found: list[Municipality], pool: str, workdir: Path, api_url: str) -> list[str]:
-    """register(), a server that refuses our credentials named in one sentence."""
+def notifications(found: list[Municipality], urls: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
+    """The server's overflyt automations made what URLS and the plans say, and the deployments of plans
+    that are gone removed (:mod:`overflyt.orchestration.notify`): (automations, those removed, deployments
+    removed)."""
+    from prefect.client.orchestration import get_client
+
+    from overflyt.orchestration.notify import remove_gone_deployments, sync, targets
+
+    wanted = targets(((m.slug, m.code, m.name, m.notify) for m in found), urls)
+    with get_client(sync_client=True) as client:
+        now, removed = sync(client, wanted)
+        gone = remove_gone_deployments(client, [m.slug for m in found])
+    return now, removed, gone
+
+
+def _registered(
+    found: list[Municipality], pool: str, workdir: Path, api_url: str, notify: Sequence[str] = ()
+) -> tuple[list[str], tuple[list[str], list[str], list[str]]]:
+    """register() and notifications(), a server that refuses our credentials named in one sentence."""
     import httpx
 
     try:
-        return register(found, pool, workdir)
+        return register(found, pool, workdir), notifications(found, notify)
     except httpx.HTTPStatusError as exc:
         if exc.response.status_code not in (401, 403):
             raise
@@ -202,6 +234,8 @@ def start_server(
         PREFECT_SERVER_API_PORT=str(port),
         # else the UI's pages call port 4200; behind a proxy, PREFECT_UI_API_URL names the proxy's address
         PREFECT_UI_API_URL=os.environ.get("PREFECT_UI_API_URL") or f"{local_url(host, port)}/api",
+        # the address notifications link a flow run with (Prefect's ui_url filter, on the server)
+        PREFECT_UI_URL=os.environ.get("PREFECT_UI_URL") or local_url(host, port),
         **(env or {}),
     )
     if home is not None:
@@ -312,15 +346,21 @@ def serve(
     pool: str,
     on_progress: Callable[[str], None],
     on_ready: Callable[[str], None],
+    notify: Sequence[str] = (),
 ) -> bool:
     """See the module's docstring. Blocks until Ctrl-C or SIGTERM (returns at once with no workers and
     a server elsewhere). ON_PROGRESS hears each thing started or registered, ON_READY the UI's address
     once everything runs. Returns whether it stopped something (what it started, or on a signal).
     AUTH: the API's auth string: the server started here asks for it, and this process and the
-    workers send it (in their environment, PREFECT_API_AUTH_STRING)."""
+    workers send it (in their environment, PREFECT_API_AUTH_STRING). NOTIFY: where every municipality's
+    notifications go (besides its plan's notify)."""
     from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
+    from overflyt.orchestration.notify import notification_block
+
     found = municipalities(inventories)
+    for url in dict.fromkeys([*notify, *(u for m in found for u in m.notify)]):
+        notification_block(url)  # a URL no block can send to is refused before anything starts
     workdir = Path.cwd()
     stopping: list[int] = []
 
@@ -349,8 +389,14 @@ def serve(
             os.environ[CLIENT_ENV] = auth  # the workers' (their environment; never their command line)
             updates[PREFECT_API_AUTH_STRING] = auth
         with temporary_settings(updates=updates):
-            names = _registered(found, pool, workdir, api_url)
+            names, (automations, removed, gone) = _registered(found, pool, workdir, api_url, notify)
         on_progress(f"registered in work pool {pool}: {', '.join(names)}")
+        for name in gone:
+            on_progress(f"removed deployment {name}: its plan is gone")
+        for name in removed:
+            on_progress(f"removed automation {name}")
+        if automations:
+            on_progress(f"notifications: {len(automations)} automations ({', '.join(automations)})")
         host = socket.gethostname()
         for n in range(1, workers + 1):
             log_file = home / f"overflyt-worker-{n}.log"

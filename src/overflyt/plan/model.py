@@ -40,6 +40,7 @@ class Model(BaseModel):
 
 Slug = Annotated[str, Field(pattern=SLUG, min_length=2, max_length=63)]
 Name = Annotated[str, Field(pattern=NAME, min_length=1, max_length=80)]
+NotifyURL = Annotated[str, Field(pattern=r"^(https?://|msteams\+https://|mailto:)\S+$", max_length=2000)]
 # A VM's vSphere display name as people see it: any characters vSphere accepts (see overflyt.plan.names)
 VMName = Annotated[
     str,
@@ -453,6 +454,13 @@ class Plan(Model):
     timeouts: Timeouts = Timeouts()
     window_policy: WindowPolicy = WindowPolicy()
     waves: list[Wave] = Field(min_length=1)
+    notify: list[NotifyURL] = Field(
+        default=[],
+        description="Where `overflyt serve` sends this municipality's notifications (a failed or crashed cutover "
+        "or rollback, a rollback that failed, a blocked pre-check, a run waiting for approval), besides its "
+        "--notify URLs: http(s)://… (a JSON POST), msteams+https://… (a Teams workflow), mailto:ADDR[,ADDR] "
+        "(SendGrid, its key in OVERFLYT_SENDGRID_API_KEY).",
+    )
 
     # Convenience lookups; the rules module guarantees the references they follow exist.
     def site(self, site_id: str) -> Site:
