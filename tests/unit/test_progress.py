@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -113,7 +114,12 @@ def test_a_wave_shows_its_progress_and_its_sites_as_artifacts_and_its_slot_waits
         {"wave": "2", "site": "kattegatskolen", "name": "Kattegatskolen", "state": "rolled_back", "vms": "0 of 0"},
         {"wave": "2", "site": "auning-skole", "name": "Auning Skole", "state": "pending", "vms": "0 of 0"},
     ]
+    wanted = (logging.WARNING, "site auning-skole: waiting for move slots: datastore X held by 706")
+    deadline = time.monotonic() + 30  # Prefect ships run logs in the background, in batches
     said = [(log.level, log.message) for log in asyncio.run(_logs(run_id))]
+    while wanted not in said and time.monotonic() < deadline:
+        time.sleep(0.5)
+        said = [(log.level, log.message) for log in asyncio.run(_logs(run_id))]
     assert (logging.WARNING, "site auning-skole: waiting for move slots: datastore X held by 706") in said
     assert logging.getLogger(SLOT_WAIT_LOGGER).propagate  # as it was outside the flow
 

@@ -28,7 +28,7 @@ import hashlib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from overflyt.errors import UsageError
@@ -174,11 +174,29 @@ def targets(found: Iterable[tuple[str, str, str, Iterable[str]]], urls: Iterable
     return [Target(slug, code, name, tuple(dict.fromkeys(common + tuple(own)))) for slug, code, name, own in found]
 
 
+PAGE = 200  # what one read of the API returns at most
+
+
 def _automations(client: SyncPrefectClient) -> list[Automation]:
     """Every automation on the server (the sync client's defaults send a null sort and limit)."""
     from prefect.client.schemas.sorting import AutomationSort
 
-    return client.read_automations(sort=AutomationSort.NAME_ASC, limit=200)
+    found: list[Automation] = []
+    while True:  # page by page: 98 municipalities have four each, more than one page holds
+        page = client.read_automations(sort=AutomationSort.NAME_ASC, limit=PAGE, offset=len(found))
+        found.extend(page)
+        if len(page) < PAGE:
+            return found
+
+
+def _block_documents(client: SyncPrefectClient) -> list[Any]:
+    """Every block document on the server, page by page."""
+    found: list[Any] = []
+    while True:
+        page = client.read_block_documents(offset=len(found), limit=PAGE, include_secrets=False)
+        found.extend(page)
+        if len(page) < PAGE:
+            return found
 
 
 def sync(client: SyncPrefectClient, wanted: Iterable[Target]) -> tuple[list[str], list[str]]:
@@ -205,7 +223,7 @@ def sync(client: SyncPrefectClient, wanted: Iterable[Target]) -> tuple[list[str]
             removed.append(existing.name)
     for automation in desired.values():
         client.create_automation(automation)
-    for document in client.read_block_documents(offset=0, limit=200, include_secrets=False):
+    for document in _block_documents(client):
         name = document.name or ""
         if name.startswith(BLOCK_PREFIX) and name not in {block_name(u) for u in blocks}:
             client.delete_block_document(document.id)
@@ -221,9 +239,17 @@ def remove_gone_deployments(client: SyncPrefectClient, slugs: Iterable[str]) -> 
     removed: list[str] = []
     from prefect.client.schemas.sorting import DeploymentSort
 
-    found = client.read_deployments(
-        flow_filter=FlowFilter(name=FlowFilterName(any_=list(FLOWS))), sort=DeploymentSort.NAME_ASC, limit=200, offset=0
-    )
+    found: list[Any] = []
+    while True:  # page by page: 98 municipalities have more deployments than one page holds
+        page = client.read_deployments(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=list(FLOWS))),
+            sort=DeploymentSort.NAME_ASC,
+            limit=PAGE,
+            offset=len(found),
+        )
+        found.extend(page)
+        if len(page) < PAGE:
+            break
     for deployment in found:
         if deployment.name not in keep:
             flow = client.read_flow(deployment.flow_id)
