@@ -119,3 +119,6 @@ def test_a_site_without_a_probe_is_warned_about_and_reported_as_no_proof(tmp_pat
     assert shown_status("done", skipped) == "no_proof"
     assert shown_status("done", {"skipped": False, "probes": {"10.70.10.11": {}}}) == "done"
     assert shown_status("rolled_back", skipped) == "rolled_back"
+    # a site with a probe and no moved server to probe (a school without servers) has nothing to prove
+    nothing = {"skipped": True, "reason": "no moved server to probe", "via": "netns", "probes": {}}
+    assert shown_status("done", nothing) == "done"

@@ -27,9 +27,11 @@ class SiteOutcome:
 
 
 def shown_status(status: str, postcheck: dict[str, Any] | None) -> str:
-    """The status a report shows: a site cut over whose post-check sent no traffic (the plan gives
-    it no probe) is ``no_proof``, not ``done``."""
-    return "no_proof" if status == "done" and (postcheck or {}).get("skipped") else status
+    """The status a report shows: a site cut over whose post-check sent no traffic because the plan
+    gives it no probe is ``no_proof``, not ``done``. A site with a probe but no moved server to
+    probe (a school without a server room) has nothing to prove: ``done``."""
+    check = postcheck or {}
+    return "no_proof" if status == "done" and check.get("skipped") and not check.get("via") else status
 
 
 def dump(value: Any) -> Any:

@@ -128,7 +128,7 @@ class PostcheckResult(_Model):
     netns: str
     duration_s: float
     probes: dict[str, Probe] = {}
-    via: str = ""  # netns | ssh | gateway; "" when skipped
+    via: str = ""  # netns | ssh | gateway (the plan probe's way); "" when the site has no probe
 
 
 def backup_site(
@@ -361,7 +361,7 @@ def postcheck_site(
         skipped=bool(data.get("skipped", not targets)),
         reason=data.get("reason") or (None if targets else "no moved server to probe"),
         netns=str(data.get("netns") or ""),
-        via=str(data.get("via") or ""),
+        via=str(data.get("via") or (probe.via if probe else "")),  # a probe with nothing to probe: still its way
         duration_s=result.duration_s,
         probes=probes,
     )
