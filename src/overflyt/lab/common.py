@@ -142,3 +142,31 @@ def load_record(paths: Paths) -> dict[str, Any] | None:
 def netns_list() -> list[str]:
     out = run(["ip", "netns", "list"], "listing network namespaces")
     return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def sshd_config(comment: str, user: str, settings: list[str]) -> str:
+    """An sshd_config of the lab: ``comment``, ``settings`` (the daemon's own: address, host key,
+    session…), then what every lab sshd shares — password logins of ``user`` only, no forwarding,
+    no tunnels, no root, quiet."""
+    return "\n".join(
+        [
+            f"# {comment}",
+            *settings,
+            f"AllowUsers {user}",
+            "PasswordAuthentication yes",
+            "KbdInteractiveAuthentication no",
+            "PubkeyAuthentication no",
+            "PermitRootLogin no",
+            "UsePAM no",
+            "UseDNS no",
+            "AllowTcpForwarding no",
+            "AllowAgentForwarding no",
+            "X11Forwarding no",
+            "PermitTunnel no",
+            "PermitUserRC no",
+            "PrintMotd no",
+            "PrintLastLog no",
+            "LogLevel ERROR",
+            "",
+        ]
+    )

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from overflyt.lab.common import SSHD, Paths, run, write
+from overflyt.lab.common import SSHD, Paths, run, sshd_config, write
 from overflyt.lab.processes import daemon
 from overflyt.lab.topology import Client, Router
 
@@ -46,28 +46,8 @@ def prepare_probe_host(c: Client, n: int, user: str, paths: Paths) -> dict[str, 
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"probe-{c.site}", "-f", str(key)], "host key")
     address = f"{PROBE_NET}{n}"
     config = d / "sshd_config"
-    lines = [
-        f"# probe host of site {c.site}: sshd -i in namespace {c.host.namespace} (per connection, by the agent)",
-        f"HostKey {key}",
-        f"AllowUsers {user}",
-        "PasswordAuthentication yes",
-        "KbdInteractiveAuthentication no",
-        "PubkeyAuthentication no",
-        "PermitRootLogin no",
-        "UsePAM no",
-        "UseDNS no",
-        "AllowTcpForwarding no",
-        "AllowAgentForwarding no",
-        "X11Forwarding no",
-        "PermitTunnel no",
-        "PermitUserRC no",
-        "PrintMotd no",
-        "PrintLastLog no",
-        "LogLevel ERROR",
-        "Subsystem sftp internal-sftp",
-        "",
-    ]
-    write(config, "\n".join(lines), 0o600)
+    comment = f"probe host of site {c.site}: sshd -i in namespace {c.host.namespace} (per connection, by the agent)"
+    write(config, sshd_config(comment, user, [f"HostKey {key}", "Subsystem sftp internal-sftp"]), 0o600)
     fingerprint = run(["ssh-keygen", "-l", "-E", "sha256", "-f", f"{key}.pub"], "fingerprint").split()[1]
     pub = (d / "ssh_host_ed25519_key.pub").read_text().split()
     return {

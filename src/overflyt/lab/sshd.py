@@ -16,6 +16,7 @@ from overflyt.lab.common import (
     Paths,
     read_pid,
     run,
+    sshd_config,
     wait,
     write,
 )
@@ -74,37 +75,16 @@ def start_sshd(r: Router, user: str, paths: Paths, cli: Path, ping: Path) -> dic
         0o755,
     )
     config = d / "sshd_config"
-    write(
-        config,
-        "\n".join(
-            [
-                f"# sshd of lab device {r.name}: management plane on loopback, session = vtysh -N {r.namespace}",
-                f"ListenAddress {r.management}:{r.port}",
-                f"HostKey {key}",
-                f"PidFile {d / 'sshd.pid'}",
-                f"AllowUsers {user}",
-                "PasswordAuthentication yes",
-                "KbdInteractiveAuthentication no",
-                "PubkeyAuthentication no",
-                "PermitRootLogin no",
-                "UsePAM no",
-                "UseDNS no",
-                "AllowTcpForwarding no",
-                "AllowAgentForwarding no",
-                "X11Forwarding no",
-                "PermitTunnel no",
-                "PermitUserRC no",
-                "PrintMotd no",
-                "PrintLastLog no",
-                "MaxStartups 50:30:100",
-                "MaxSessions 20",
-                "LogLevel ERROR",
-                f"ForceCommand {session}",
-                "",
-            ]
-        ),
-        0o600,
-    )
+    comment = f"sshd of lab device {r.name}: management plane on loopback, session = vtysh -N {r.namespace}"
+    settings = [
+        f"ListenAddress {r.management}:{r.port}",
+        f"HostKey {key}",
+        f"PidFile {d / 'sshd.pid'}",
+        "MaxStartups 50:30:100",
+        "MaxSessions 20",
+        f"ForceCommand {session}",
+    ]
+    write(config, sshd_config(comment, user, settings), 0o600)
     if not SSHD_PRIVSEP.exists():
         SSHD_PRIVSEP.mkdir(mode=0o755)
         (paths.markers / "run-sshd").touch()
