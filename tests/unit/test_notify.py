@@ -31,6 +31,7 @@ from prefect.states import Failed
 
 from overflyt.cli import main
 from overflyt.errors import UsageError
+from overflyt.orchestration import notify as notifications
 from overflyt.orchestration.notify import PRECHECK_BLOCKED, block_name, check_url
 from overflyt.orchestration.serve import start_server, stop, wait_healthy
 
@@ -219,3 +220,18 @@ def test_a_url_no_notification_block_sends_to_is_refused(url: str, capsys: pytes
         check_url(url)
     assert main(["serve", "--notify", url, "--inventories", str(REPO / "inventories")]) == 2
     assert capsys.readouterr().err.startswith(f"overflyt: --notify {url!r}: not a notification address")
+
+
+@pytest.mark.parametrize("count", [0, 2, 3, 7, 9])
+def test_every_page_is_read_and_each_once(monkeypatch: pytest.MonkeyPatch, count: int) -> None:
+    """98 municipalities hold more automations, blocks and deployments than one page of the API."""
+    monkeypatch.setattr(notifications, "PAGE", 3)
+    there = [f"item-{n}" for n in range(count)]
+    asked: list[int] = []
+
+    def read(at: int) -> list[str]:
+        asked.append(at)
+        return there[at : at + 3]
+
+    assert notifications._all_pages(read) == there
+    assert asked == list(range(0, count + 1, 3))  # a full last page asks once more, and gets none

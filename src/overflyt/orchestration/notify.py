@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from overflyt.errors import UsageError
@@ -175,28 +175,30 @@ def targets(found: Iterable[tuple[str, str, str, Iterable[str]]], urls: Iterable
 
 
 PAGE = 200  # what one read of the API returns at most
+T = TypeVar("T")
+
+
+def _all_pages(read: Callable[[int], list[T]]) -> list[T]:
+    """Everything READ(offset) returns, page by page (98 municipalities hold more than one page of
+    automations, blocks and deployments)."""
+    found: list[T] = []
+    while True:
+        page = read(len(found))
+        found.extend(page)
+        if len(page) < PAGE:
+            return found
 
 
 def _automations(client: SyncPrefectClient) -> list[Automation]:
     """Every automation on the server (the sync client's defaults send a null sort and limit)."""
     from prefect.client.schemas.sorting import AutomationSort
 
-    found: list[Automation] = []
-    while True:  # page by page: 98 municipalities have four each, more than one page holds
-        page = client.read_automations(sort=AutomationSort.NAME_ASC, limit=PAGE, offset=len(found))
-        found.extend(page)
-        if len(page) < PAGE:
-            return found
+    return _all_pages(lambda at: client.read_automations(sort=AutomationSort.NAME_ASC, limit=PAGE, offset=at))
 
 
 def _block_documents(client: SyncPrefectClient) -> list[Any]:
-    """Every block document on the server, page by page."""
-    found: list[Any] = []
-    while True:
-        page = client.read_block_documents(offset=len(found), limit=PAGE, include_secrets=False)
-        found.extend(page)
-        if len(page) < PAGE:
-            return found
+    """Every block document on the server."""
+    return _all_pages(lambda at: client.read_block_documents(offset=at, limit=PAGE, include_secrets=False))
 
 
 def sync(client: SyncPrefectClient, wanted: Iterable[Target]) -> tuple[list[str], list[str]]:
@@ -239,17 +241,14 @@ def remove_gone_deployments(client: SyncPrefectClient, slugs: Iterable[str]) -> 
     removed: list[str] = []
     from prefect.client.schemas.sorting import DeploymentSort
 
-    found: list[Any] = []
-    while True:  # page by page: 98 municipalities have more deployments than one page holds
-        page = client.read_deployments(
+    found = _all_pages(
+        lambda at: client.read_deployments(
             flow_filter=FlowFilter(name=FlowFilterName(any_=list(FLOWS))),
             sort=DeploymentSort.NAME_ASC,
             limit=PAGE,
-            offset=len(found),
+            offset=at,
         )
-        found.extend(page)
-        if len(page) < PAGE:
-            break
+    )
     for deployment in found:
         if deployment.name not in keep:
             flow = client.read_flow(deployment.flow_id)
