@@ -121,7 +121,7 @@ def test_device_password_changed_after_the_precheck_rolls_back_and_names_device_
     lab: dict[str, Any], si: Any, light: Path
 ) -> None:
     """The devices' login user gets a new password once the pre-check has passed: the backup is
-    refused, and the reason names the device, its address and the user."""
+    refused, and the reason names the device, its address, the user and the credentials entry."""
     before = estate(si, lab)
     user, password = lab["devices"][0]["user"], lab["devices"][0]["password"]
 
@@ -138,6 +138,7 @@ def test_device_password_changed_after_the_precheck_rolls_back_and_names_device_
     error = said(outcome, lab)
     assert error.startswith("backup: "), error
     assert re.search(rf"device ndj-\S+ \(\S+:\d+\) refused the login of user {user}", error), error
+    assert "check credentials entry ndj-network (user and secret)" in error, error  # the plan's entry, named
     assert "Changed-by-someone-else-22" not in error
     assert estate(si, lab) == before
 

@@ -142,3 +142,13 @@ def test_the_vault_password_reaches_the_run_as_a_secret_file_and_wins_over_the_r
     assert fw["ansible_user"] == "overflyt"
     assert secrets[f"inventory/{FW}/ansible_password"].get_secret_value() == "s3cret from the vault"
     assert "s3cret from the vault" not in repr(inventory)
+    # a failed login names where the password came from: the inventory's vault value, or the plan's entry
+    assert fw["overflyt_credentials"] == f"the inventory's ansible_password of {FW}"
+    # the sample has no password in its inventory; read from a working directory that holds another
+    # inventory's group_vars/ (this test's, with a vault password), which must not leak into it
+    sample = load(SAMPLE / "plan.yml")
+    inventory, _ = build_inventory(
+        sample.plan, sample.connections, SAMPLE, sites=["grenaa-raadhus"], credentials=credentials, vcenters=False
+    )
+    core = inventory["all"]["children"]["network"]["hosts"]["ndj-core-01"]
+    assert core["overflyt_credentials"] == "credentials entry ndj-network"

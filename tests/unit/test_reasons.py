@@ -26,7 +26,7 @@ from overflyt.precheck.findings import Severity
 REPO = Path(__file__).resolve().parents[2]
 VSPHERE = REPO / "collections/ansible_collections/overflyt/vsphere/plugins"
 MJ = "vCenter mj-vcenter (https://127.0.0.1:18444/sdk)"
-CORE = Device("ndj-core-01", "127.0.1.1:22", "overflyt")
+CORE = Device("ndj-core-01", "127.0.1.1:22", "overflyt", "credentials entry ndj-network")
 
 
 def _load(path: Path) -> ModuleType:
@@ -103,8 +103,8 @@ CASES: dict[str, tuple[str, Device | None, str]] = {
     "device_login": (
         "ssh connection failed: Failed to authenticate.",
         CORE,
-        "device ndj-core-01 (127.0.1.1:22) refused the login of user overflyt; check the device's credentials "
-        "entry (user and secret) and its AAA",
+        "device ndj-core-01 (127.0.1.1:22) refused the login of user overflyt; check credentials entry "
+        "ndj-network (user and secret) and the device's AAA",
     ),
     "device_host_key": (
         "host key mismatch for 127.0.1.1",
@@ -156,6 +156,7 @@ def test_devices_of_a_generated_inventory() -> None:
                             "ansible_port": 22,
                             "ansible_user": "overflyt",
                             "ansible_password": "{{ lookup('ansible.builtin.file', 'x') }}",
+                            "overflyt_credentials": "credentials entry ndj-network",
                         }
                     }
                 },
@@ -194,8 +195,8 @@ def test_the_runner_scrubs_secrets_translates_and_leaves_a_no_log_failure_to_its
     assert text == (
         f"ndj-dhcp01: Stop the batch: {MJ} did not answer within 15 s while logging in with ********; check that it is up and reachable, then "
         "rerun the wave (a rerun resumes it); ndj-core-01: Read the running configuration: device ndj-core-01 "
-        "(127.0.1.1:22) refused the login of user overflyt; check the device's credentials entry (user and "
-        "secret) and its AAA; ndj-dc02: Move the VM: failed (its result is withheld: the task handles a secret)"
+        "(127.0.1.1:22) refused the login of user overflyt; check credentials entry ndj-network (user and "
+        "secret) and the device's AAA; ndj-dc02: Move the VM: failed (its result is withheld: the task handles a secret)"
     )
     assert secret not in text
     assert "output hidden" not in text

@@ -81,6 +81,9 @@ def build_inventory(
         values["ansible_user"] = credentials[device.credentials].username
         if "ansible_password" not in values:  # the inventory's own (an inline !vault value) wins
             values["ansible_password"] = password(device.credentials)
+            values["overflyt_credentials"] = f"credentials entry {device.credentials}"
+        else:
+            values["overflyt_credentials"] = f"the inventory's ansible_password of {device.hostname}"
         values["overflyt_site"] = device.site
         values["overflyt_role"] = device.role.value
         values["overflyt_platform"] = device.platform.value

@@ -96,8 +96,8 @@ TRANSLATIONS: tuple[Translation, ...] = (
     Translation(
         "device_login",
         re.compile(r"(?i)(?:Failed to authenticate|Authentication failed|AuthenticationException|Permission denied)"),
-        "device {device} ({address}) refused the login of user {user}; check the device's credentials entry "
-        "(user and secret) and its AAA",
+        "device {device} ({address}) refused the login of user {user}; check {credentials} (user and secret) "
+        "and the device's AAA",
         device=True,
     ),
     Translation(
@@ -124,11 +124,13 @@ TRANSLATIONS: tuple[Translation, ...] = (
 
 @dataclass(frozen=True)
 class Device:
-    """A device the reason was said of: its SSH address and login user (never its secret)."""
+    """A device the reason was said of: its SSH address, login user and where its password comes
+    from (never the secret itself)."""
 
     name: str
     address: str
     user: str
+    credentials: str = "the device's credentials entry"
 
 
 def translate(reason: str, device: Device | None = None) -> tuple[str, str] | None:
@@ -144,7 +146,7 @@ def translate(reason: str, device: Device | None = None) -> tuple[str, str] | No
         values: dict[str, str] = {k: v or "" for k, v in found.groupdict().items()}
         values["while"] = f" while {values['doing']}" if values.get("doing") else ""
         if device is not None:
-            values.update(device=device.name, address=device.address, user=device.user)
+            values.update(device=device.name, address=device.address, user=device.user, credentials=device.credentials)
         return entry.cause, entry.line.format_map(_Blank(values))
     return None
 
@@ -170,7 +172,9 @@ def devices_of(inventory: Mapping[str, object]) -> dict[str, Device]:
         for name, values in (group.get("hosts") or {}).items():
             if isinstance(values, Mapping) and str(values.get("ansible_connection", "")).endswith("network_cli"):
                 address = f"{values.get('ansible_host', name)}:{values.get('ansible_port', 22)}"
-                found[str(name)] = Device(str(name), address, str(values.get("ansible_user", "?")))
+                source = values.get("overflyt_credentials")
+                credentials = str(source) if source else "the device's credentials entry"
+                found[str(name)] = Device(str(name), address, str(values.get("ansible_user", "?")), credentials)
         for child in (group.get("children") or {}).values():
             walk(child)
 

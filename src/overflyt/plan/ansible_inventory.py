@@ -121,6 +121,10 @@ def _listing(source: str) -> dict[str, Any]:  # pragma: no cover - runs in the c
     from ansible.vars.manager import VariableManager
 
     loader = DataLoader()
+    # Ansible reads group_vars/ and host_vars/ beside the inventory and in the loader's base
+    # directory, the working directory by default: another project's group_vars/ there must not
+    # leak into this municipality's inventory
+    loader.set_basedir(os.path.dirname(os.path.abspath(source)))
     password_file = C.config.get_config_value("DEFAULT_VAULT_PASSWORD_FILE")
     secrets = CLI.setup_vault_secrets(
         loader,
