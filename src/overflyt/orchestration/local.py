@@ -38,14 +38,18 @@ def prepare_local_database() -> None:
     Its start migrates the local SQLite database and registers Prefect's block types: two runs
     started at once on a fresh PREFECT_HOME (two municipalities from one machine) would do that
     together, and one dies ("duplicate column name", "UNIQUE constraint failed"). Prefect keeps
-    one ephemeral server per process, so the flows that follow use the one started here. Does
-    nothing when PREFECT_API_URL points at a server."""
+    one ephemeral server per process, so the flows that follow use the one started here.
+
+    With PREFECT_API_URL configured (the environment, or the active profile in PREFECT_HOME's
+    profiles.toml) it starts nothing: the run uses that server, which must answer (see
+    :func:`use_configured_server`)."""
     import fcntl
 
     prefect_defaults()
     from prefect.settings import PREFECT_API_URL, PREFECT_HOME
 
     if PREFECT_API_URL.value():
+        use_configured_server(str(PREFECT_API_URL.value()))
         return
     home = Path(PREFECT_HOME.value()).expanduser()
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -60,6 +64,59 @@ def prepare_local_database() -> None:
                 "Nothing was run. Set PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS higher on a busy "
                 "machine, or point PREFECT_API_URL at a running server (overflyt serve)."
             ) from exc
+
+
+HEALTH_TIMEOUT_S = 5.0
+
+
+def use_configured_server(api_url: str) -> None:
+    """The rule for a run with PREFECT_API_URL configured: that server is used and nothing is started,
+    provided its ``/health`` answers 200 within :data:`HEALTH_TIMEOUT_S`; otherwise one OverflytError
+    naming the URL, where it was configured and why it did not answer (nothing has run yet). Without
+    PREFECT_API_URL no address is guessed (a server on port 4200 may be another project's, or another
+    PREFECT_HOME's): the run starts Prefect's temporary API instead."""
+    why = api_unanswered(api_url, HEALTH_TIMEOUT_S)
+    if why is None:
+        return
+    where = "the environment" if os.environ.get("PREFECT_API_URL") else f"the Prefect profile {_profile()}"
+    raise OverflytError(
+        f"PREFECT_API_URL={api_url} (set in {where}) does not answer: {why}. Nothing was run. Start that "
+        "server (overflyt serve), or unset PREFECT_API_URL to run on a temporary local API."
+    )
+
+
+def api_unanswered(api_url: str, timeout_s: float) -> str | None:
+    """None when ``API/health`` answers 200 within ``timeout_s``; else why not, in a few words."""
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    from overflyt.orchestration.serve import _tls_context
+
+    health = f"{api_url.rstrip('/')}/health"
+    if not health.startswith(("http://", "https://")):
+        return f"{health} is not an http(s) URL"
+    context = _tls_context() if health.startswith("https:") else None
+    try:
+        with urllib.request.urlopen(health, timeout=timeout_s, context=context) as response:
+            if response.status == 200:
+                return None
+            return f"GET {health} answered {response.status}"  # pragma: no cover - urllib raises on >= 400
+    except urllib.error.HTTPError as exc:
+        return f"GET {health} answered {exc.code} {exc.reason}"
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ssl.SSLCertVerificationError):
+            return f"GET {health}: its TLS certificate is not trusted (PREFECT_API_SSL_CERT_FILE names the CA file)"
+        return f"GET {health}: {exc.reason}"
+    except (OSError, ValueError) as exc:
+        return f"GET {health}: {exc}"
+
+
+def _profile() -> str:
+    from prefect.context import get_settings_context
+    from prefect.settings import get_current_settings
+
+    return f"{get_settings_context().profile.name!r} ({get_current_settings().profiles_path})"
 
 
 def guarded_server() -> Any:
