@@ -14,8 +14,10 @@
    — with the secret files and the run's known_hosts re-created where the inventory expects them.
    Each replayed run must end with the return code the original run had.
 
-Target: overflyt's wall time at most 1.10 times the plain runs' (the verdict is the CLI's; the
-running-server figure is shown beside it). The table lists every playbook
+Target: overflyt's wall time at most 1.10 times the plain runs', both as the CLI runs by default
+(temporary API) and against the running server (PREFECT_API_URL: the run checks its ``/health`` and
+starts no server of its own); each has its verdict, and the benchmark meets its target only when
+both do. The table lists every playbook
 with both sides' time, so what overflyt adds outside the playbooks (Python and Prefect start-up,
 the flow's bookkeeping, vSphere reads) is visible.
 
@@ -197,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     ratio = ofl_seconds / plain_seconds
     served_ratio = served_seconds / plain_seconds
-    met = ratio <= TARGET_RATIO
+    met_cli = ratio <= TARGET_RATIO
+    met_served = served_ratio <= TARGET_RATIO
+    met = met_cli and met_served
     served_times = [seconds for _, seconds in served_playbooks]
     if len(served_times) != len(steps):
         served_times = [float("nan")] * len(steps)  # shown as nan: the runs differed in their playbooks
@@ -223,10 +227,10 @@ def main(argv: list[str] | None = None) -> int:
             rows,
         ),
         "",
-        f"target overflyt ≤ {TARGET_RATIO:.2f}x plain: **{'met' if met else 'MISSED'}** ({ratio:.2f}x) as the CLI"
-        f" runs it (Prefect's temporary API server started by the run);"
-        f" {'met' if served_ratio <= TARGET_RATIO else 'missed'} ({served_ratio:.2f}x) with a Prefect server"
-        " already running (`overflyt serve`, a worker's or PREFECT_API_URL)",
+        f"target overflyt ≤ {TARGET_RATIO:.2f}x plain: **{'met' if met_cli else 'MISSED'}** ({ratio:.2f}x) as the"
+        " CLI runs it (Prefect's temporary API server started by the run);"
+        f" **{'met' if met_served else 'MISSED'}** ({served_ratio:.2f}x) with a Prefect server already running"
+        " (`prefect server start` on loopback, named by PREFECT_API_URL: the run starts no server)",
     ]
     if not met:
         runner_extra = in_playbooks - sum(plain_times)
