@@ -10,11 +10,10 @@ verify read-only again. Each step is one ansible-playbook run with forks = N.
 
 Targets: N=50 takes at most 3.0 times as long as N=1 (wall time of the three steps), and the
 playbook processes use at most 1.0 CPU second per router per step (the N-router run's CPU seconds
-of each step ÷ N; the worst step counts). CPU seconds are ``RUSAGE_CHILDREN`` of this process, which
-is made a child subreaper (``PR_SET_CHILD_SUBREAPER``): network_cli's persistent connection
-processes (``ansible-connection``) detach with a double fork, and without it their CPU time would go
-to init, uncounted. After each step the bench reaps the processes that step left (waiting up to
-30 s for connections still closing); any it could not reap are named in the result.
+of each step ÷ N; the worst step counts). CPU seconds are ``RUSAGE_CHILDREN`` of this process: they
+include network_cli's persistent connection processes (``ansible-connection``, which detach with a
+double fork), because ansible-playbook runs under overflyt's guard (:mod:`overflyt.ansible.guard`),
+a child subreaper that adopts, stops and reaps them before it exits.
 
     python bench/p4_network.py [--devices N] [--no-record]
 """
@@ -38,49 +37,11 @@ PLAYBOOKS = ("net_backup.yml", "net_configure.yml", "net_verify.yml")
 
 
 TARGET_CPU = 1.0  # CPU seconds per router per step
-PR_SET_CHILD_SUBREAPER = 36
 
 
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def _subreaper() -> None:
-    """Orphaned descendants (the detached ansible-connection processes) become this process's children."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise BenchError(f"prctl(PR_SET_CHILD_SUBREAPER): errno {ctypes.get_errno()}")
-
-
-def _children() -> set[int]:
-    found: set[int] = set()
-    for task in os.listdir("/proc/self/task"):
-        try:
-            with open(f"/proc/self/task/{task}/children") as f:
-                found.update(int(x) for x in f.read().split())
-        except OSError:
-            continue
-    return found
-
-
-def _reap(before: set[int], wait_s: float = 30.0) -> int:
-    """Reap the children that appeared since ``before`` (a step's orphans), waiting up to ``wait_s`` for
-    them to end; how many are still alive."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        left = 0
-        for pid in _children() - before:
-            try:
-                done, _ = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                continue
-            left += done == 0
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(0.1)
 
 
 def measure(devices: int) -> dict[str, Any]:
@@ -109,19 +70,15 @@ def measure(devices: int) -> dict[str, Any]:
     times: dict[str, float] = {}
     cpu: dict[str, float] = {}
     results: dict[str, Any] = {}
-    unreaped: dict[str, int] = {}  # processes of the step still alive 30 s after it ended (CPU uncounted)
     tasks: dict[str, int] = {}  # task results on the routers (ok + skipped), all routers together
     for name, playbook in zip(STEPS, PLAYBOOKS, strict=True):
         print(f"  {devices} router(s): {name} ...", flush=True)
-        before = _children()
         c0, t0 = _children_cpu(), time.perf_counter()
         result = run_step(
             ctx, playbook, playbook.removesuffix(".yml"), sites=sites, device_vars=step_vars[name], dry_run=False,
             timeout_s=3600, forks=devices, vcenters=False,
         )  # fmt: skip
-        times[name] = time.perf_counter() - t0
-        unreaped[name] = _reap(before)
-        cpu[name] = _children_cpu() - c0
+        times[name], cpu[name] = time.perf_counter() - t0, _children_cpu() - c0
         if not result.ok:
             raise BenchError(f"{devices} routers: {playbook} {result.status}: {result.failures[:3]}")
         results[name] = result.result
@@ -137,7 +94,7 @@ def measure(devices: int) -> dict[str, Any]:
     if unchanged or unverified:
         raise BenchError(f"{devices} routers: not changed {unchanged[:5]}, not verified {unverified[:5]}")
     lines = sum(len(p["pushed_lines"]) for p in pushed.values())
-    return {"devices": devices, "times": times, "cpu": cpu, "lines": lines, "tasks": tasks, "unreaped": unreaped}
+    return {"devices": devices, "times": times, "cpu": cpu, "lines": lines, "tasks": tasks}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,7 +108,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OVERFLYT_STATE_DIR", str(WORK / "state-p4"))
     started_load = load()
     try:
-        _subreaper()
         with lab_lock():
             try:
                 small = measure(1)
@@ -199,13 +155,11 @@ def main(argv: list[str] | None = None) -> int:
         f"target ≤ {TARGET_RATIO:.1f}x for {n} routers vs 1: **{'met' if met_ratio else 'MISSED'}** ({ratio:.2f}x);"
         f" target ≤ {TARGET_CPU:.1f} CPU s per router per step: **{'met' if met_cpu else 'MISSED'}**"
         f" ({per_device[worst]:.2f} in {worst}; CPU of the playbook processes and their detached connection"
-        " processes, RUSAGE_CHILDREN with this process a child subreaper)",
+        " processes, which the guard reaps)",
     ]
     if n != 50:
         lines.append(f"- NOTE: run with {n} routers, not the target's 50 (`--devices {n}`)")
-    left = {name: big["unreaped"][name] + small["unreaped"][name] for name in STEPS}
-    if any(left.values()):
-        lines.append(f"- processes still alive 30 s after their step (CPU not counted): {left}")
+
     tasks_per_router = sum(small["tasks"].values())
     task_cpu = (cpu_big - cpu_small) / max(1, sum(big["tasks"].values()) - tasks_per_router)
     lines.append(
