@@ -21,13 +21,13 @@ SAMPLE = Path(__file__).resolve().parents[2] / "inventories" / "norddjurs" / "pl
 
 
 class _Health(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         code = 200 if self.path == "/api/health" else 404
         self.send_response(code)
         self.end_headers()
         self.wfile.write(b"true" if code == 200 else b"")
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's signature
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
