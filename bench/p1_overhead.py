@@ -10,7 +10,7 @@
 3. The lab is rebuilt fresh, and the **same ansible-playbook command lines** that run made are
    replayed in the same order with plain ``ansible-playbook``: the exact argv (playbook,
    inventory file, forks, extra vars, limit), working directory and environment ansible-runner
-   recorded in each playbook's ``artifacts/*/command`` — minus ansible-runner's own event callback
+   recorded in each playbook's ``artifacts/*/command`` — minus ansible-runner's own event callback and overflyt's process guard
    — with the secret files and the run's known_hosts re-created where the inventory expects them.
    Each replayed run must end with the return code the original run had.
 
@@ -111,10 +111,20 @@ def invocations(record_dir: Path) -> list[dict[str, Any]]:
     return found
 
 
+def unguarded(argv: list[str]) -> list[str]:
+    """The ansible-playbook command line of a recorded command: without the process guard overflyt
+    runs it under (``python -m overflyt.ansible.guard --parent PID ... -- ansible-playbook ...``),
+    whose parent, the measured run, is gone by the replay (the guard then refuses to start)."""
+    if "overflyt.ansible.guard" in argv and "--" in argv:
+        return argv[argv.index("--") + 1 :]
+    return argv
+
+
 def replay(step: dict[str, Any], secrets: dict[str, str], known_hosts: Path, log: Path) -> float:
     """Run one recorded ansible-playbook command line plainly; its wall time."""
     command = step["command"]
     env = {k: v for k, v in command["env"].items() if not k.startswith(RUNNER_ONLY)}
+    argv = unguarded(command["command"])
     inventory = yaml.safe_load((step["private"] / "inventory" / "hosts.yml").read_text())
     files = ((inventory.get("all") or {}).get("vars") or {}).get("overflyt_secret_files") or {}
     for reference, path in files.items():
@@ -130,11 +140,9 @@ def replay(step: dict[str, Any], secrets: dict[str, str], known_hosts: Path, log
         Path(env["ANSIBLE_PERSISTENT_CONTROL_PATH_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
     started = time.perf_counter()
     with log.open("a") as out:
-        out.write(f"\n== {step['step']}: {' '.join(command['command'])}\n")
+        out.write(f"\n== {step['step']}: {' '.join(argv)}\n")
         out.flush()
-        done = subprocess.run(
-            command["command"], cwd=command["cwd"], env=env, stdout=out, stderr=subprocess.STDOUT, check=False
-        )
+        done = subprocess.run(argv, cwd=command["cwd"], env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
     seconds = time.perf_counter() - started
     for path in files.values():
         shutil.rmtree(Path(path).parent, ignore_errors=True)
