@@ -10,8 +10,9 @@
 3. The lab is rebuilt fresh, and the **same ansible-playbook command lines** that run made are
    replayed in the same order with plain ``ansible-playbook``: the exact argv (playbook,
    inventory file, forks, extra vars, limit), working directory and environment ansible-runner
-   recorded in each playbook's ``artifacts/*/command`` — minus ansible-runner's own event callback and overflyt's process guard
-   — with the secret files and the run's known_hosts re-created where the inventory expects them.
+   recorded in each playbook's ``artifacts/*/command`` — minus ansible-runner's own event callback
+   and overflyt's process guard — with the secret files and the run's known_hosts re-created where
+   the inventory expects them.
    Each replayed run must end with the return code the original run had.
 
 Target: overflyt's wall time at most 1.10 times the plain runs', both as the CLI runs by default
