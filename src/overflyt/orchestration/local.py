@@ -1,5 +1,6 @@
-"""Prefect on one machine without a server of its own: the settings overflyt needs before Prefect
-is imported, and the start of Prefect's temporary local API that a CLI run uses — under overflyt's
+"""Prefect for a CLI run: the settings overflyt needs before Prefect is imported, and the API the
+run uses — the server PREFECT_API_URL names when one is configured (it must answer its health
+probe; nothing is started), else Prefect's temporary local API, started by the run under overflyt's
 process guard (:mod:`overflyt.ansible.guard`), so it ends when the run's process dies, however it
 dies (a SIGKILL included), instead of staying up as an orphan."""
 
