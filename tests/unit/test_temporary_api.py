@@ -52,7 +52,8 @@ def test_a_run_without_a_configured_server_gets_a_temporary_one_that_asks_for_th
     out = done.stdout.splitlines()
     assert "RESULT 42" in out, done.stdout
     url = next(line.split(" ", 1)[1] for line in out if line.startswith("URL "))
-    assert url.startswith("http://127.0.0.1:") and url.endswith("/api"), url
+    assert url.startswith("http://127.0.0.1:"), url
+    assert url.endswith("/api"), url
     assert "WITHOUT AUTH STRING 401" in out, done.stdout
     assert "SERVER CODE IMPORTED False" in out, done.stdout
     assert "unit-test-auth-7731" not in done.stdout + done.stderr
