@@ -11,11 +11,14 @@
    replayed in the same order with plain ``ansible-playbook``: the exact argv (playbook,
    inventory file, forks, extra vars, limit), working directory and environment ansible-runner
    recorded in each playbook's ``artifacts/*/command`` — minus ansible-runner's own event callback
-   — with the secret files and the run's known_hosts re-created where the inventory expects them.
+   and overflyt's process guard — with the secret files and the run's known_hosts re-created where
+   the inventory expects them.
    Each replayed run must end with the return code the original run had.
 
-Target: overflyt's wall time at most 1.10 times the plain runs' (the verdict is the CLI's; the
-running-server figure is shown beside it). The table lists every playbook
+Target: overflyt's wall time at most 1.10 times the plain runs', both as the CLI runs by default
+(temporary API) and against the running server (PREFECT_API_URL: the run checks its ``/health`` and
+starts no server of its own); each has its verdict, and the benchmark meets its target only when
+both do. The table lists every playbook
 with both sides' time, so what overflyt adds outside the playbooks (Python and Prefect start-up,
 the flow's bookkeeping, vSphere reads) is visible.
 
@@ -109,10 +112,20 @@ def invocations(record_dir: Path) -> list[dict[str, Any]]:
     return found
 
 
+def unguarded(argv: list[str]) -> list[str]:
+    """The ansible-playbook command line of a recorded command: without the process guard overflyt
+    runs it under (``python -m overflyt.ansible.guard --parent PID ... -- ansible-playbook ...``),
+    whose parent, the measured run, is gone by the replay (the guard then refuses to start)."""
+    if "overflyt.ansible.guard" in argv and "--" in argv:
+        return argv[argv.index("--") + 1 :]
+    return argv
+
+
 def replay(step: dict[str, Any], secrets: dict[str, str], known_hosts: Path, log: Path) -> float:
     """Run one recorded ansible-playbook command line plainly; its wall time."""
     command = step["command"]
     env = {k: v for k, v in command["env"].items() if not k.startswith(RUNNER_ONLY)}
+    argv = unguarded(command["command"])
     inventory = yaml.safe_load((step["private"] / "inventory" / "hosts.yml").read_text())
     files = ((inventory.get("all") or {}).get("vars") or {}).get("overflyt_secret_files") or {}
     for reference, path in files.items():
@@ -128,11 +141,9 @@ def replay(step: dict[str, Any], secrets: dict[str, str], known_hosts: Path, log
         Path(env["ANSIBLE_PERSISTENT_CONTROL_PATH_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
     started = time.perf_counter()
     with log.open("a") as out:
-        out.write(f"\n== {step['step']}: {' '.join(command['command'])}\n")
+        out.write(f"\n== {step['step']}: {' '.join(argv)}\n")
         out.flush()
-        done = subprocess.run(
-            command["command"], cwd=command["cwd"], env=env, stdout=out, stderr=subprocess.STDOUT, check=False
-        )
+        done = subprocess.run(argv, cwd=command["cwd"], env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
     seconds = time.perf_counter() - started
     for path in files.values():
         shutil.rmtree(Path(path).parent, ignore_errors=True)
@@ -197,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     ratio = ofl_seconds / plain_seconds
     served_ratio = served_seconds / plain_seconds
-    met = ratio <= TARGET_RATIO
+    met_cli = ratio <= TARGET_RATIO
+    met_served = served_ratio <= TARGET_RATIO
+    met = met_cli and met_served
     served_times = [seconds for _, seconds in served_playbooks]
     if len(served_times) != len(steps):
         served_times = [float("nan")] * len(steps)  # shown as nan: the runs differed in their playbooks
@@ -223,10 +236,10 @@ def main(argv: list[str] | None = None) -> int:
             rows,
         ),
         "",
-        f"target overflyt ≤ {TARGET_RATIO:.2f}x plain: **{'met' if met else 'MISSED'}** ({ratio:.2f}x) as the CLI"
-        f" runs it (Prefect's temporary API server started by the run);"
-        f" {'met' if served_ratio <= TARGET_RATIO else 'missed'} ({served_ratio:.2f}x) with a Prefect server"
-        " already running (`overflyt serve`, a worker's or PREFECT_API_URL)",
+        f"target overflyt ≤ {TARGET_RATIO:.2f}x plain: **{'met' if met_cli else 'MISSED'}** ({ratio:.2f}x) as the"
+        " CLI runs it (Prefect's temporary API server started by the run);"
+        f" **{'met' if met_served else 'MISSED'}** ({served_ratio:.2f}x) with a Prefect server already running"
+        " (`prefect server start` on loopback, named by PREFECT_API_URL: the run starts no server)",
     ]
     if not met:
         runner_extra = in_playbooks - sum(plain_times)

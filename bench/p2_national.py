@@ -9,7 +9,8 @@ hosts, 21,480 VMs, 147,909 access points), each stage over all of them before th
 4. offline checks  every rule of :mod:`overflyt.plan.rules` on each plan, and the pre-check rules that
                    need no lab (plan.dependencies, plan.window, netmap.mapped) on each of its waves.
 
-Target: at most 5 s wall time and 1 GiB peak RSS on 2 cores. The process pins itself to two CPUs
+Targets: national planning + checks (stages 3 and 4) at most 2 s wall time; the whole run at most
+5 s and 1 GiB peak RSS on 2 cores. The process pins itself to two CPUs
 (``os.sched_setaffinity``), imports included in the time. Peak RSS is ``getrusage(RUSAGE_SELF)
 .ru_maxrss`` read after each stage: the process's real high-water mark (interpreter, libraries and
 every allocation), which is what the target is about; tracemalloc would see only Python's own
@@ -42,6 +43,8 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 RESULTS = BENCH / "RESULTS.md"
 TARGET_SECONDS = 5.0
+TARGET_PLANNING_SECONDS = 2.0  # "plan waves" + "offline checks": the country's planning and its checks
+PLANNING_STAGES = ("plan waves", "offline checks")
 TARGET_RSS_MIB = 1024.0
 CORES = 2
 OFFLINE_PRECHECKS = ("plan.dependencies", "plan.window", "netmap.mapped")  # the pre-checks that need no facts
@@ -222,8 +225,10 @@ def _report(run: Run, summary: dict[str, Any], pinned: str, load: tuple[float, f
     cpu_total = sum(s.cpu_seconds for s in run.stages)
     gc_total = sum(s.gc_seconds for s in run.stages)
     peak = max(s.rss_mib for s in run.stages)
+    planning = sum(s.seconds for s in run.stages if s.name in PLANNING_STAGES)
+    planning_ok = planning <= TARGET_PLANNING_SECONDS
     time_ok, rss_ok = total <= TARGET_SECONDS, peak <= TARGET_RSS_MIB
-    summary["met"] = time_ok and rss_ok and summary["ok"]
+    summary["met"] = planning_ok and time_ok and rss_ok and summary["ok"]
     totals = summary["totals"]
     options = summary["options"]
     lines = [
@@ -250,10 +255,19 @@ def _report(run: Run, summary: dict[str, Any], pinned: str, load: tuple[float, f
         ),
         f"| **total** | **{total:.2f}** | **{cpu_total:.2f}** | **{gc_total:.2f}** | **{peak:.0f}** |",
         "",
-        f"target ≤ {TARGET_SECONDS:g} s and ≤ {TARGET_RSS_MIB / 1024:g} GiB peak RSS on {CORES} cores: "
-        + ("**met**" if summary["met"] else "**MISSED**")
-        + f" ({total:.2f} s, {peak:.0f} MiB)",
+        f"target planning + checks ≤ {TARGET_PLANNING_SECONDS:g} s: **{'met' if planning_ok else 'MISSED'}**"
+        f" ({planning:.2f} s); target whole run ≤ {TARGET_SECONDS:g} s and ≤ {TARGET_RSS_MIB / 1024:g} GiB peak"
+        f" RSS on {CORES} cores: **{'met' if time_ok and rss_ok else 'MISSED'}** ({total:.2f} s, {peak:.0f} MiB)"
+        + ("" if summary["ok"] else "; **MISSED**: wrong result (below)"),
     ]
+    if not planning_ok:
+        parts = ", ".join(
+            f"{s.name} {s.seconds:.2f} s (GC {s.gc_seconds:.2f})" for s in run.stages if s.name in PLANNING_STAGES
+        )
+        lines.append(f"- planning + checks: {parts}")
+        if run.rule_seconds:
+            rule, seconds = max(run.rule_seconds.items(), key=lambda kv: kv[1])
+            lines.append(f"- the costliest check: {rule} ({seconds:.2f} s over all plans)")
     if not time_ok:
         slowest = max(run.stages, key=lambda s: s.seconds)
         why = f"- time: {total:.2f} s; the slowest stage is {slowest.name} ({slowest.seconds:.2f} s)"

@@ -32,7 +32,10 @@ def add_parser(commands: Commands) -> None:
         "site (waves[].vms: whole subnets only) is cut over after the wave's sites as a unit of its own, "
         "SITE:NETWORK-PREFIXLEN: its site's gateway and the upstream core backed up, its VMs moved, only its "
         "route changed, traffic checked from its site; a failure restores that unit alone. A site's own "
-        "wave then moves the rest of it (refused while a subnet of it that moves ahead has not moved).",
+        "wave then moves the rest of it (refused while a subnet of it that moves ahead has not moved). "
+        "It runs as the Prefect flow migrate-wave on the server PREFECT_API_URL names, when one is configured "
+        "(it must answer its health probe within 5 s, else nothing runs), otherwise on a temporary local API "
+        "the run starts and ends.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

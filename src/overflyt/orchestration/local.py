@@ -1,5 +1,6 @@
-"""Prefect on one machine without a server of its own: the settings overflyt needs before Prefect
-is imported, and the start of Prefect's temporary local API that a CLI run uses — under overflyt's
+"""Prefect for a CLI run: the settings overflyt needs before Prefect is imported, and the API the
+run uses — the server PREFECT_API_URL names when one is configured (it must answer its health
+probe; nothing is started), else Prefect's temporary local API, started by the run under overflyt's
 process guard (:mod:`overflyt.ansible.guard`), so it ends when the run's process dies, however it
 dies (a SIGKILL included), instead of staying up as an orphan."""
 
@@ -38,58 +39,156 @@ def prepare_local_database() -> None:
     Its start migrates the local SQLite database and registers Prefect's block types: two runs
     started at once on a fresh PREFECT_HOME (two municipalities from one machine) would do that
     together, and one dies ("duplicate column name", "UNIQUE constraint failed"). Prefect keeps
-    one ephemeral server per process, so the flows that follow use the one started here. Does
-    nothing when PREFECT_API_URL points at a server."""
+    one ephemeral server per process, so the flows that follow use the one started here.
+
+    With PREFECT_API_URL configured (the environment, or the active profile in PREFECT_HOME's
+    profiles.toml) it starts nothing: the run uses that server, which must answer (see
+    :func:`use_configured_server`)."""
     import fcntl
 
     prefect_defaults()
     from prefect.settings import PREFECT_API_URL, PREFECT_HOME
 
     if PREFECT_API_URL.value():
+        use_configured_server(str(PREFECT_API_URL.value()))
         return
     home = Path(PREFECT_HOME.value()).expanduser()
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
     with open(home / ".overflyt-api-start.lock", "a") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         try:
-            guarded_server().start()
-        except RuntimeError as exc:  # Prefect's own words: timed out, or the server process exited
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            api_url = start_temporary_api()
+        except RuntimeError as exc:  # timed out, or the server process exited
             raise OverflytError(
-                f"Prefect's temporary API server (PREFECT_HOME={home}) did not start: {first} "
+                f"Prefect's temporary API server (PREFECT_HOME={home}) did not start: {exc}. "
                 "Nothing was run. Set PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS higher on a busy "
                 "machine, or point PREFECT_API_URL at a running server (overflyt serve)."
             ) from exc
+    # Prefect's client in this process (every thread) and what it starts use it as a configured server:
+    # nothing in this process imports Prefect's server code (prefect.server.api.server), which its
+    # in-process ephemeral mode does.
+    from prefect.context import refresh_global_settings_context
+
+    os.environ["PREFECT_API_URL"] = api_url
+    refresh_global_settings_context()
 
 
-def guarded_server() -> Any:
-    """Prefect's temporary API server for this process (one per process: Prefect's own code that
-    asks for it later gets this one), its uvicorn started under the process guard. With an auth
-    string set for the client, the server asks for it too: it listens on 127.0.0.1, where every
-    local user could otherwise reach it while the run lasts."""
-    import prefect
-    from prefect.server.api.server import SubprocessASGIServer
+HEALTH_TIMEOUT_S = 5.0
+
+
+def use_configured_server(api_url: str) -> None:
+    """The rule for a run with PREFECT_API_URL configured: that server is used and nothing is started,
+    provided its ``/health`` answers 200 within :data:`HEALTH_TIMEOUT_S`; otherwise one OverflytError
+    naming the URL, where it was configured and why it did not answer (nothing has run yet). Without
+    PREFECT_API_URL no address is guessed (a server on port 4200 may be another project's, or another
+    PREFECT_HOME's): the run starts Prefect's temporary API instead."""
+    why = api_unanswered(api_url, HEALTH_TIMEOUT_S)
+    if why is None:
+        return
+    where = "the environment" if os.environ.get("PREFECT_API_URL") else f"the Prefect profile {_profile()}"
+    raise OverflytError(
+        f"PREFECT_API_URL={api_url} (set in {where}) does not answer: {why}. Nothing was run. Start that "
+        "server (overflyt serve), or unset PREFECT_API_URL to run on a temporary local API."
+    )
+
+
+def api_unanswered(api_url: str, timeout_s: float) -> str | None:
+    """None when ``API/health`` answers 200 within ``timeout_s``; else why not, in a few words."""
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    from overflyt.orchestration.serve import _tls_context
+
+    health = f"{api_url.rstrip('/')}/health"
+    if not health.startswith(("http://", "https://")):
+        return f"{health} is not an http(s) URL"
+    context = _tls_context() if health.startswith("https:") else None
+    try:
+        with urllib.request.urlopen(health, timeout=timeout_s, context=context) as response:
+            if response.status == 200:
+                return None
+            return f"GET {health} answered {response.status}"  # pragma: no cover - urllib raises on >= 400
+    except urllib.error.HTTPError as exc:
+        return f"GET {health} answered {exc.code} {exc.reason}"
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ssl.SSLCertVerificationError):
+            return f"GET {health}: its TLS certificate is not trusted (PREFECT_API_SSL_CERT_FILE names the CA file)"
+        return f"GET {health}: {exc.reason}"
+    except (OSError, ValueError) as exc:
+        return f"GET {health}: {exc}"
+
+
+def _profile() -> str:
+    from prefect.context import get_settings_context
     from prefect.settings import get_current_settings
+
+    return f"{get_settings_context().profile.name!r} ({get_current_settings().profiles_path})"
+
+
+def start_temporary_api() -> str:
+    """Start Prefect's temporary API server for this process and wait until it answers; its URL.
+
+    The command and environment are Prefect 3.8's own for its ephemeral server
+    (``SubprocessASGIServer._run_uvicorn_command``: uvicorn with ``create_app`` on 127.0.0.1, UI
+    off, ephemeral services), started under the process guard, so it ends when this process dies,
+    however it dies; an ``atexit`` handler stops it when the process ends normally. With an auth
+    string set for the client, the server asks for it too: it listens on 127.0.0.1, where every
+    local user could otherwise reach it while the run lasts. A RuntimeError when it does not answer
+    within PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS or exits first."""
+    import atexit
+    import socket
+    import time
+
+    import prefect
+    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, get_current_settings
 
     from overflyt.ansible import guard
 
-    class GuardedASGIServer(SubprocessASGIServer):
-        def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
-            # Prefect 3.8's own command (SubprocessASGIServer._run_uvicorn_command), behind the guard.
-            uvicorn = [
-                sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent), "--factory",
-                "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port),
-                "--log-level", "error", "--lifespan", "on",
-            ]  # fmt: skip
-            env = {
-                **os.environ,
-                "PREFECT_UI_ENABLED": "0",
-                "PREFECT__SERVER_EPHEMERAL": "1",
-                "PREFECT__SERVER_FINAL": "1",
-                **get_current_settings().to_environment_variables(exclude_unset=True),
-            }
-            if env.get(CLIENT_ENV) and not env.get(SERVER_ENV):
-                env[SERVER_ENV] = env[CLIENT_ENV]
-            return subprocess.Popen(args=guard.command(os.getpid(), None, uvicorn), env=env)
+    app_dir = str(prefect.__module_path__.parent)
+    env = {
+        **os.environ,
+        "PREFECT_UI_ENABLED": "0",
+        "PREFECT__SERVER_EPHEMERAL": "1",
+        "PREFECT__SERVER_FINAL": "1",
+        **get_current_settings().to_environment_variables(exclude_unset=True),
+    }
+    env.pop("PREFECT_API_URL", None)  # the server is the API
+    if env.get(CLIENT_ENV) and not env.get(SERVER_ENV):
+        env[SERVER_ENV] = env[CLIENT_ENV]
+    timeout_s = float(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())
+    started = time.monotonic()
+    for _ in range(3):  # uvicorn exits 3 when another process took the port in between
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        uvicorn = [
+            sys.executable, "-m", "uvicorn", "--app-dir", app_dir, "--factory",
+            "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
+            "--log-level", "error", "--lifespan", "on",
+        ]  # fmt: skip
+        server = subprocess.Popen(args=guard.command(os.getpid(), None, uvicorn), env=env)
+        atexit.register(_stop, server)
+        api_url = f"http://127.0.0.1:{port}/api"
+        while time.monotonic() - started < timeout_s:
+            if server.poll() is not None:
+                break
+            if api_unanswered(api_url, 2) is None:
+                return api_url
+            time.sleep(0.1)
+        else:
+            _stop(server)
+            raise RuntimeError(f"no answer from {api_url}/health after {timeout_s:.0f} s")
+        if server.returncode != 3:
+            raise RuntimeError(f"the server process exited with code {server.returncode}")
+    raise RuntimeError("the server process found no free port (exit code 3, three times)")
 
-    return GuardedASGIServer()
+
+def _stop(server: subprocess.Popen[Any]) -> None:
+    if server.poll() is None:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()

@@ -7,6 +7,7 @@ touch the others.
 
 from __future__ import annotations
 
+import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -184,7 +185,20 @@ def waves_cover_sites(plan: Plan) -> Iterator[Problem]:
             yield Problem(("sites", i, "id"), "site is in no wave", site.id)
 
 
+_WAVES_OF_VMS: dict[int, dict[str, int]] = {}  # id(plan) -> its wave_of_vm, while the plan lives
+
+
 def _wave_of_vm(plan: Plan) -> dict[str, int]:
+    """A copy of the plan's VM -> wave map, computed once per plan object: the rules and every
+    wave's pre-checks ask for it (plan.dependencies once per wave: waves x VMs over a plan)."""
+    cached = _WAVES_OF_VMS.get(id(plan))
+    if cached is None:
+        cached = _WAVES_OF_VMS[id(plan)] = _compute_wave_of_vm(plan)
+        weakref.finalize(plan, _WAVES_OF_VMS.pop, id(plan), None)
+    return dict(cached)
+
+
+def _compute_wave_of_vm(plan: Plan) -> dict[str, int]:
     site_wave = {s: w.number for w in plan.waves for s in w.sites}
     result = {vm.name: site_wave[vm.site] for vm in plan.vms if vm.site in site_wave}
     pulled: set[str] = set()

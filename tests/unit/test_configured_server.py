@@ -1,0 +1,105 @@
+"""A CLI run with PREFECT_API_URL configured uses that server and starts none of its own; a configured
+server that does not answer is one clear error naming it, a non-zero exit and nothing run (issue 19,
+item 6). The server here is a plain HTTP server answering Prefect's health probe (no lab)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from overflyt.orchestration import local
+
+SAMPLE = Path(__file__).resolve().parents[2] / "inventories" / "norddjurs" / "plan.yml"
+
+
+class _Health(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        code = 200 if self.path == "/api/health" else 404
+        self.send_response(code)
+        self.end_headers()
+        self.wfile.write(b"true" if code == 200 else b"")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def health_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/api"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_configured_server_that_answers_is_used_and_nothing_is_started(
+    health_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_server() -> None:
+        raise AssertionError("a temporary API server was started although PREFECT_API_URL answers")
+
+    monkeypatch.setattr(local, "start_temporary_api", no_server)
+    with temporary_settings(updates={PREFECT_API_URL: health_server}):
+        local.prepare_local_database()
+    assert local.api_unanswered(health_server, 2) is None
+
+
+def test_why_a_server_does_not_answer() -> None:
+    url = f"http://127.0.0.1:{_closed_port()}/api"
+    assert local.api_unanswered(url, 2) == f"GET {url}/health: [Errno 111] Connection refused"
+    assert local.api_unanswered("ftp://host/api", 2) == "ftp://host/api/health is not an http(s) URL"
+
+
+def test_a_wrong_path_is_named_with_the_answer(health_server: str) -> None:
+    wrong = health_server.removesuffix("/api")  # the server's root, not its API
+    assert local.api_unanswered(wrong, 2) == f"GET {wrong}/health answered 404 Not Found"
+
+
+def test_wave_run_against_a_configured_server_that_does_not_answer_is_one_clear_error(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{_closed_port()}/api"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        PREFECT_HOME=str(tmp_path / "prefect"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_API_URL=url,
+        OVERFLYT_STATE_DIR=str(tmp_path / "state"),
+        OVERFLYT_NDJ_VCENTER_PASSWORD="x",
+        OVERFLYT_MJ_VCENTER_PASSWORD="x",
+        OVERFLYT_NDJ_NETWORK_PASSWORD="x",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "overflyt.cli", "wave", "run", str(SAMPLE), "--wave", "1", "--dry-run", "-q"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"overflyt: PREFECT_API_URL={url} (set in the environment) does not answer: GET {url}/health: "
+        "[Errno 111] Connection refused. Nothing was run. Start that server (overflyt serve), or unset "
+        "PREFECT_API_URL to run on a temporary local API."
+    ], done.stderr
+    assert not (tmp_path / "state").exists() or not any((tmp_path / "state").rglob("*.json"))
+    assert not (tmp_path / "prefect" / "prefect.db").exists()
