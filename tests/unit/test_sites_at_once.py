@@ -109,3 +109,12 @@ def test_the_plan_limit_is_bounded() -> None:
     assert Concurrency.model_validate({"sites": 3}).sites == 3
     with pytest.raises(ValueError, match="sites"):
         Concurrency.model_validate({"sites": 0})
+
+
+def test_the_planner_lays_cutovers_out_by_the_same_rule() -> None:
+    from overflyt.planning.lanes import makespan
+
+    assert makespan([30, 10, 10, 10], 1) == 60
+    assert makespan([30, 10, 10, 10], 2) == 30  # b, c and d one after another beside a
+    assert makespan([10, 10, 30], 2) == 40  # the third starts when the first ends
+    assert makespan([], 3) == 0
