@@ -118,3 +118,14 @@ def test_the_planner_lays_cutovers_out_by_the_same_rule() -> None:
     assert makespan([30, 10, 10, 10], 2) == 30  # b, c and d one after another beside a
     assert makespan([10, 10, 30], 2) == 40  # the third starts when the first ends
     assert makespan([], 3) == 0
+
+
+def test_a_wave_of_sites_at_once_is_estimated_shorter_and_the_plan_says_so() -> None:
+    from test_planner import plan_of, small_estate
+
+    one = plan_of(small_estate()).estimates[0]
+    two = plan_of(small_estate(), concurrency=Concurrency.model_validate({"sites": 2}))
+    assert len(one.sites) == 3
+    assert two.estimates[0].sites == one.sites
+    assert two.estimates[0].minutes < one.minutes
+    assert two.plan.concurrency.sites == 2
