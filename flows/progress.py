@@ -11,6 +11,7 @@ Artifact keys (stable, so the UI's Artifacts page keeps one entry with its versi
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,7 @@ class WaveProgress:
         self.names = {s.id: s.name for s in plan.sites}
         self.state: dict[str, str] = dict.fromkeys(self.sites, "pending")
         self.artifact: UUID | None = None
+        self.lock = threading.Lock()  # sites of a wave may end at once (concurrency.sites)
         self.publish()
 
     def counts(self) -> tuple[int, int, int, int]:
@@ -123,14 +125,17 @@ class WaveProgress:
         create_table_artifact(table=self.rows(), key=key("sites", self.code), description=self.description())
 
     def site_runner(self, runner: SiteRunner) -> SiteRunner:
-        """RUNNER (run_wave's site_runner hook) that marks its site running, then as it ended."""
+        """RUNNER (run_wave's site_runner hook) that marks its site running, then as it ended (sites
+        running at once each in their own thread: one publishes at a time)."""
 
         def run(site_id: str, cut: Callable[[], SiteOutcome]) -> SiteOutcome:
-            self.state[site_id] = "running"
-            self.publish()
+            with self.lock:
+                self.state[site_id] = "running"
+                self.publish()
             outcome = runner(site_id, cut)
-            self.state[site_id] = outcome.status
-            self.publish()
+            with self.lock:
+                self.state[site_id] = outcome.status
+                self.publish()
             return outcome
 
         return run

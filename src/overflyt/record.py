@@ -24,6 +24,7 @@ import getpass
 import json
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -123,6 +124,7 @@ class Run:
         self.dir = directory
         self.record = record
         self._calls = 0
+        self._lock = threading.RLock()  # sites of a wave may run at once, in threads, on one run
         self.save()
 
     @classmethod
@@ -155,12 +157,13 @@ class Run:
     def save(self) -> None:
         path = self.dir / "record.json"
         tmp = path.with_suffix(".json.tmp")
-        data = self.record.model_dump_json(indent=2)
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        with self._lock:
+            data = self.record.model_dump_json(indent=2)
+            with open(tmp, "w", encoding="utf-8") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
 
     @property
     def processes(self) -> Path:
@@ -174,8 +177,9 @@ class Run:
 
     def private_dir(self, step: str) -> Path:
         """A fresh ansible-runner private data dir for one playbook call of this run."""
-        self._calls += 1
-        path = self.dir / "ansible" / f"{self._calls:02d}-{step}"
+        with self._lock:
+            self._calls += 1
+            path = self.dir / "ansible" / f"{self._calls:02d}-{step}"
         path.mkdir(parents=True, mode=0o700)
         return path
 

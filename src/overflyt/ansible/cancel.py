@@ -3,7 +3,9 @@
 A cancel request (SIGTERM/SIGINT of the CLI, Prefect cancelling the flow run) stops the running
 playbook through ansible-runner's own cancel_callback: Prefect's task timeout and cancellation
 hooks cannot interrupt a blocking call in a worker thread, the runner call can. Rollback runs
-shielded, so a cancelled cutover still restores its site.
+shielded, so a cancelled cutover still restores its site. Sites of a wave running at once (threads)
+all see one cancel request and each rolls back its own site; the shield is per thread (a context
+variable), so one site's rollback never shields another site's cutover.
 """
 
 from __future__ import annotations

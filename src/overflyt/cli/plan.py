@@ -74,7 +74,8 @@ VMs that share a portgroup or an app group move in one wave; nothing moves after
 depends on; shared services (VMs whose role or a tag is ad, dns, dhcp or ntp) go first, and
 what needs them from another site goes in a later wave. A site's cutover moves its VMs; VMs
 move ahead of their site when a dependency or the window's size needs it. Each wave fits its
-window: sites are cut over one after another (--site-minutes each), VMs move in batches that
+window: sites are cut over one after another (--site-minutes each; with --sites N the estimate
+lays them out N at once, the waves are filled as if one ran at a time), VMs move in batches that
 respect the concurrency limits (--vm-minutes per batch), and disks cross --bandwidth-mbps.
 
 Windows: the first starts at --first-window (local time, Europe/Copenhagen; default: the next
@@ -126,6 +127,7 @@ refused with one message naming the VMs and the reason, exit 2, and no file is w
         ("--per-host", "per_host", 64, 2, "moves from one source host at once"),
         ("--per-datastore", "per_datastore", 64, 2, "moves on one datastore at once"),
         ("--per-site", "per_site", 64, 2, "moves of one site at once"),
+        ("--sites", "sites", 16, 1, "sites of a wave cut over at once"),
     ):
         limits.add_argument(
             flag, dest=dest, type=_number(1, most, whole=True), default=default, metavar="N", help=f"{what} ({default})"
@@ -185,8 +187,9 @@ def _plan_waves(args: argparse.Namespace) -> int:
     estate = load_estate(args.estate)
     first = args.first_window or default_first_window(datetime.now(ZoneInfo(TIMEZONE)))
     limits = Concurrency(
-        global_=args.global_, per_host=args.per_host, per_datastore=args.per_datastore, per_site=args.per_site
-    )
+        global_=args.global_, per_host=args.per_host, per_datastore=args.per_datastore, per_site=args.per_site,
+        sites=args.sites,
+    )  # fmt: skip
     options = PlanningOptions(
         first_window=first,
         window_hours=args.window_hours,

@@ -3,7 +3,8 @@
 ``<state>/<kommunekode>/wave-<N>/state.json`` says, per site, how far its cutover got, what it
 backed up and where each VM stood before it moved. It is written atomically before and after each
 step, so a rerun knows what is done and a rollback knows what to undo — even after the process
-that wrote it was killed. Dry runs never write it.
+that wrote it was killed. Dry runs never write it. Sites of a wave running at once (in threads,
+:mod:`overflyt.cutover.parallel`) share one store: a save writes the whole state under a lock.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -85,16 +87,19 @@ class WaveStore:
             self.state = WaveState.model_validate_json(self.path.read_text(encoding="utf-8"))
         else:
             self.state = WaveState(municipality=municipality, wave=wave)
+        self._lock = threading.Lock()
 
     def site(self, site_id: str) -> SiteState:
-        return self.state.sites.setdefault(site_id, SiteState())
+        with self._lock:
+            return self.state.sites.setdefault(site_id, SiteState())
 
     def save(self) -> None:
-        self.state.updated_at = datetime.now(UTC)
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self.path.with_suffix(".json.tmp")
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(self.state.model_dump_json(indent=2))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
+        with self._lock:  # one writer of the file (and its temporary) at a time
+            self.state.updated_at = datetime.now(UTC)
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = self.path.with_suffix(".json.tmp")
+            with open(tmp, "w", encoding="utf-8") as handle:
+                handle.write(self.state.model_dump_json(indent=2))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)

@@ -30,6 +30,7 @@ from typing import Any
 from overflyt.ansible import cancel, leftovers
 from overflyt.ansible.runner import AnsibleEvent
 from overflyt.ansible.step import StepContext
+from overflyt.cutover import parallel
 from overflyt.cutover.admission import Admission, admit, admit_rollback
 from overflyt.cutover.outcome import Approval, SiteOutcome, WaveOutcome
 from overflyt.cutover.report import names_of, report_data, report_markdown
@@ -200,29 +201,30 @@ class WaveRun:
         self.run.record.notes["stale"] = self.refused
 
     def cut_sites(self, site_runner: SiteRunner, step_runner: StepRunner) -> None:
-        """Each site's cutover (or dry run), in the wave's order, as the plan's failure policy says."""
+        """Each site's cutover (or dry run), in the wave's order, up to ``concurrency.sites`` at once
+        (:mod:`overflyt.cutover.parallel`), as the plan's failure policy says."""
         plan, store, gate = self.admission.loaded.plan, self.store, self.gate
         if store is None:
             gate = None  # a dry run changes nothing: any time will do
         before_step = gate.before_step if gate is not None else None
         ctx = dataclasses.replace(self.ctx, stop_moves=gate.stop_moves if gate is not None else None)
         cutover = Cutover(ctx, on_step=self.on_step, step_runner=step_runner, before_step=before_step)
-        for site_id in self.admission.sites:
+
+        def hold(site_id: str) -> SiteOutcome | None:
             home = unit_site(plan, site_id)  # an ahead subnet is stale with what of its site changed
             under_way = store is not None and store.site(site_id).status not in ("pending", "rolled_back", "failed")
             if home in self.refused and not under_way:
                 reason = "stale plan: " + "; ".join(self.refused[home]) + "; re-run the pre-check and review"
-                self.outcome.sites.append(SiteOutcome(site_id, "refused", error=reason))
                 if self.on_step is not None:
                     self.on_step(site_id, "cutover", "refused (stale plan)")
-                continue
+                return SiteOutcome(site_id, "refused", error=reason)
             why = None if gate is None or store is None else gate.refusal(site_id, store.site(site_id).status)
-            if why is not None:
-                self._not_started(site_id, why)
-                continue
+            return None if why is None else self._not_started(site_id, why)
+
+        def cut_one(site_id: str) -> SiteOutcome:
             with self.run.step("dry-run" if store is None else "cutover", site_id) as step:
 
-                def cut(site_id: str = site_id) -> SiteOutcome:
+                def cut() -> SiteOutcome:
                     return cutover.dry_run_site(site_id) if store is None else cutover.run_site(site_id, store)
 
                 result = site_runner(site_id, cut)
@@ -233,21 +235,27 @@ class WaveRun:
                     step.detail["window"] = result.window
                 if result.status in ("failed", "rolled_back", "rollback_failed"):
                     step.status = "rolled_back" if result.status == "rolled_back" else "failed"
-            self.outcome.sites.append(result)
-            if result.canceled:
+            if result.canceled and "canceled" not in self.run.record.notes:
                 self.run.record.notes["canceled"] = {"site": site_id, "error": result.error}
-                break
-            if result.status == "rollback_failed" or (
-                result.status in ("failed", "rolled_back")
-                and plan.on_site_failure == "stop"
-                and not (gate is not None and gate.closed())  # then the window holds the rest back, said by name
-            ):
-                break
+            return result
 
-    def _not_started(self, site_id: str, why: str) -> None:
+        def stops(result: SiteOutcome) -> bool:
+            return (
+                result.canceled
+                or result.status == "rollback_failed"
+                or (
+                    result.status in ("failed", "rolled_back")
+                    and plan.on_site_failure == "stop"
+                    and not (gate is not None and gate.closed())  # then the window holds the rest back, said by name
+                )
+            )
+
+        limit = plan.concurrency.sites
+        self.outcome.sites.extend(parallel.cut_sites(self.admission.sites, limit, hold, cut_one, stops))
+
+    def _not_started(self, site_id: str, why: str) -> SiteOutcome:
         """A site the window holds back: said in the outcome, the run record, the log and the wave
         state (a site nothing of which is in place keeps its status; its error says why)."""
-        self.outcome.sites.append(SiteOutcome(site_id, "not_started", error=why))
         with self.run.step("cutover", site_id) as step:
             step.status = "skipped"
             step.detail = {"status": "not_started", "error": why}
@@ -259,6 +267,7 @@ class WaveRun:
             if state.status in ("pending", "rolled_back"):
                 state.error = why
                 self.store.save()
+        return SiteOutcome(site_id, "not_started", error=why)
 
     def finish(self) -> WaveOutcome:
         _finish(self.run, self.outcome)

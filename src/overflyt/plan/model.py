@@ -366,12 +366,14 @@ class MaintenanceWindow(Model):
 class Concurrency(Model):
     """How many VM moves run at once: in total into the target vCenter, per source ESXi host, per
     datastore (either end of a move), per site. They hold across concurrent runs too (other
-    municipalities moving into the same datacentre): see move slots in the README."""
+    municipalities moving into the same datacentre): see move slots in the README. ``sites``: how
+    many sites of a wave are cut over at once (1: one after another)."""
 
     global_: int = Field(default=4, ge=1, le=256, alias="global")
     per_host: int = Field(default=2, ge=1, le=64)
     per_datastore: int = Field(default=2, ge=1, le=64)
     per_site: int = Field(default=2, ge=1, le=64)
+    sites: int = Field(default=1, ge=1, le=16)
 
 
 class Timeouts(Model):

@@ -2,7 +2,9 @@
 
 :func:`wave_windows` lays the waves' windows out in the week (``waves_per_week``, evenly spread,
 local time in the options' timezone); :func:`estimate_waves` sums, per wave, its sites' cutovers
-and its units' costs into a :class:`WaveEstimate`. :class:`WavePlan` is the planner's answer: the
+and its units' costs into a :class:`WaveEstimate` (with ``concurrency.sites`` above 1, the cutovers
+laid out as that many run at once; the waves are still sized as if one ran at a time — a
+conservative fit). :class:`WavePlan` is the planner's answer: the
 proposed plan and those estimates.
 """
 
@@ -15,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from overflyt.plan.model import Plan
+from overflyt.planning.lanes import makespan
 from overflyt.planning.options import PlanningImpossible, PlanningOptions, day_offsets
 from overflyt.planning.placement import Placement
 from overflyt.planning.units import PlanningModel
@@ -73,7 +76,8 @@ def wave_windows(options: PlanningOptions, count: int) -> list[tuple[datetime, d
 def estimate_waves(
     model: PlanningModel, placed: Placement, windows: Sequence[tuple[datetime, datetime]], capacity: float
 ) -> tuple[WaveEstimate, ...]:
-    """Each wave's sites, VMs, disk, batches and minutes (cutovers one after another, units too)."""
+    """Each wave's sites, VMs, disk, batches and minutes: its cutovers (:func:`_cutovers`) one after
+    another, or up to ``concurrency.sites`` at once (:func:`overflyt.planning.lanes.makespan`)."""
     units = model.units
     vms = model.estate.vms
     by_wave: list[list[int]] = [[] for _ in windows]
@@ -84,6 +88,8 @@ def estimate_waves(
         members = sorted(i for u in by_wave[w] for i in units[u].vms)
         sites = placed.sites[w]
         minutes = len(sites) * placed.options.site_minutes + sum(units[u].minutes for u in by_wave[w])
+        if placed.options.concurrency.sites > 1:
+            minutes = makespan(_cutovers(model, placed, w, by_wave[w]), placed.options.concurrency.sites)
         out.append(
             WaveEstimate(
                 number=w + 1,
@@ -101,3 +107,20 @@ def estimate_waves(
             )
         )
     return tuple(out)
+
+
+def _cutovers(model: PlanningModel, placed: Placement, wave: int, members: Sequence[int]) -> list[float]:
+    """The minutes of each cutover of a wave, in order: each unit moved ahead of its site alone, then
+    each site (its site minutes and the units it moves; a unit of several of the wave's sites counted
+    with the first)."""
+    units, sites = model.units, placed.sites[wave]
+    order = sorted(sites, key=placed.position.__getitem__)
+    per_site = dict.fromkeys(order, placed.options.site_minutes)
+    ahead: list[float] = []
+    for u in members:
+        home = next((s for s in order if s in units[u].sites), None)
+        if home is None:
+            ahead.append(units[u].minutes)
+        else:
+            per_site[home] += units[u].minutes
+    return ahead + list(per_site.values())

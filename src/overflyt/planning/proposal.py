@@ -184,6 +184,7 @@ def build_plan(
             "per_host": limits.per_host,
             "per_datastore": limits.per_datastore,
             "per_site": limits.per_site,
+            **({"sites": limits.sites} if limits.sites > 1 else {}),
         },
         "waves": waves,
     }

@@ -68,7 +68,8 @@ def render_plan(result: WavePlan, estate_name: str) -> str:
         f"{options.bandwidth_mbps:,} Mbps replication,",
         f"# {options.site_minutes:g} min per site cutover and {options.vm_minutes:g} min per batch of VM moves "
         f"(at most {limits.global_} at once, {limits.per_host} per host,",
-        f"# {limits.per_datastore} per datastore, {limits.per_site} per site).",
+        f"# {limits.per_datastore} per datastore, {limits.per_site} per site"
+        f"{f'; {limits.sites} sites at once' if limits.sites > 1 else ''}).",
         "schema_version: 1",
         "",
         f"municipality: {_flow(data['municipality'])}",
@@ -103,6 +104,7 @@ def render_plan(result: WavePlan, estate_name: str) -> str:
     out += [f"  - {_flow(vm)}" for vm in data.get("vms", [])]
     concurrency = {"global": limits.global_, "per_host": limits.per_host}
     concurrency |= {"per_datastore": limits.per_datastore, "per_site": limits.per_site}
+    concurrency |= {"sites": limits.sites} if limits.sites > 1 else {}
     out += ["", f"concurrency: {_flow(concurrency)}", "", "waves:"]
     for wave, estimate in zip(data["waves"], result.estimates, strict=True):
         ahead = f" ({len(estimate.ahead)} ahead of their site)" if estimate.ahead else ""
