@@ -129,3 +129,43 @@ def test_a_wave_of_sites_at_once_is_estimated_shorter_and_the_plan_says_so() -> 
     assert two.estimates[0].sites == one.sites
     assert two.estimates[0].minutes < one.minutes
     assert two.plan.concurrency.sites == 2
+
+
+def test_a_site_whose_vm_depends_on_a_running_sites_vm_waits_for_that_site_to_end() -> None:
+    """c's VM depends on a VM of a: c starts only once a has ended (the sites behind it meanwhile)."""
+    sites = Sites({"a": 0.3, "b": 0.05, "c": 0.05, "d": 0.05})
+    out = cut_sites(["a", "b", "c", "d"], 2, _none, sites.cut, _stops, after={"c": {"a"}})
+    assert [o.site for o in out] == ["a", "b", "c", "d"]
+    assert sites.started.index("d") < sites.started.index("c")  # d went beside a while c waited
+    assert sites.started[-1] == "c"
+
+
+def test_sites_that_depend_on_each_other_run_in_the_plan_order() -> None:
+    sites = Sites({"a": 0.05, "b": 0.05})
+    out = cut_sites(["a", "b"], 2, _none, sites.cut, _stops, after={"a": {"b"}, "b": {"a"}})
+    assert [o.site for o in out] == ["a", "b"]
+    assert sites.started == ["a", "b"]
+    assert sites.most == 1
+
+
+def test_the_sites_a_wave_waits_for_are_read_from_depends_on() -> None:
+    """Wave 3 of the sample with a care centre VM depending on a VM that moves in wave 3 from another
+    site (the library's, moved there): the care centre waits for the library; the others for no one."""
+    from pathlib import Path
+
+    from overflyt.cutover.wave import sites_before
+    from overflyt.plan import load
+
+    plan = load(Path(__file__).resolve().parents[2] / "inventories" / "norddjurs" / "plan.yml").plan
+    assert sites_before(plan, 3, plan.wave(3).sites) == {s: set() for s in plan.wave(3).sites}
+    vms = [
+        vm.model_copy(update={"site": "grenaa-bibliotek"}) if vm.name == "ndj-omsorg-gw01" else vm for vm in plan.vms
+    ]
+    vms = [
+        vm.model_copy(update={"depends_on": [*vm.depends_on, "ndj-omsorg-gw01"]}) if vm.name == "ndj-nodkald02" else vm
+        for vm in vms
+    ]
+    changed = plan.model_copy(update={"vms": vms})
+    before = sites_before(changed, 3, changed.wave(3).sites)
+    assert before["digterparken"] == {"grenaa-bibliotek"}  # ndj-nodkald02 -> ndj-omsorg-gw01, now the library's
+    assert before["grenaa-bibliotek"] == before["ostervang"] == before["materielgaarden"] == set()

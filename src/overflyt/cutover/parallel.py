@@ -11,15 +11,17 @@ rollback (:class:`overflyt.cutover.site.Cutover`); the outcomes come back in the
 Sites run in threads, each in a copy of the caller's context (so a Prefect subflow started in one
 is a child of the wave's flow run). The plan's move slots (:mod:`overflyt.steps.slots`, kernel
 locks) keep the VM moves of sites running at once within the per host, per datastore and global
-limits. A site that raised (a bug, an interrupt) stops new starts too; what it raised is raised
-again once every running site has ended.
+limits. A site with a VM that ``depends_on`` a VM of another site of the wave (``after``) starts
+only once that site has ended, however it ended — as it did when sites ran one after another; the
+sites behind it in the plan's order may start before it meanwhile. A site that raised (a bug, an
+interrupt) stops new starts too; what it raised is raised again once every running site has ended.
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from overflyt.cutover.outcome import SiteOutcome
@@ -37,9 +39,11 @@ def cut_sites(
     hold: Hold,
     cut: Cut,
     stops: Stops,
+    after: Mapping[str, Collection[str]] | None = None,
 ) -> list[SiteOutcome]:
     """The outcomes of the sites that started or were held back, in ``sites``' order (those after
-    a stop are left out: they were not started and nothing of them was touched)."""
+    a stop are left out: they were not started and nothing of them was touched). ``after[site]``:
+    the sites of ``sites`` that must have ended before ``site`` starts."""
     ended: dict[str, SiteOutcome] = {}
     if limit <= 1:
         for site in sites:
@@ -58,7 +62,12 @@ def cut_sites(
     with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="overflyt-site") as pool:
         while running or (waiting and not stopped):
             while waiting and not stopped and len(running) < limit:
-                site = waiting.pop(0)
+                ready = [w for w in waiting if all(a in ended or a not in sites for a in (after or {}).get(w, ()))]
+                if not ready and running:
+                    break  # each waits for a site still running
+                ready = ready or waiting[:1]  # sites that depend on each other: the plan's order, as before
+                site = ready[0]
+                waiting.remove(site)
                 held = hold(site)
                 if held is not None:
                     ended[site] = held

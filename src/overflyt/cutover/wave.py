@@ -39,6 +39,7 @@ from overflyt.cutover.state import WaveStore, plan_version
 from overflyt.cutover.units import to_undo
 from overflyt.cutover.window import ROLLBACK_ANY_TIME, WindowGate, minutes_text, now, window_text
 from overflyt.errors import EXIT_FAILED, EXIT_OK, EXIT_ROLLBACK_FAILED
+from overflyt.plan import Plan
 from overflyt.plan.ahead import is_ahead_key, unit_site
 from overflyt.precheck import fingerprint
 from overflyt.precheck.engine import run_checks
@@ -250,8 +251,9 @@ class WaveRun:
                 )
             )
 
-        limit = plan.concurrency.sites
-        self.outcome.sites.extend(parallel.cut_sites(self.admission.sites, limit, hold, cut_one, stops))
+        limit, sites = plan.concurrency.sites, self.admission.sites
+        after = sites_before(plan, self.admission.wave, sites) if limit > 1 else None
+        self.outcome.sites.extend(parallel.cut_sites(sites, limit, hold, cut_one, stops, after))
 
     def _not_started(self, site_id: str, why: str) -> SiteOutcome:
         """A site the window holds back: said in the outcome, the run record, the log and the wave
@@ -272,6 +274,16 @@ class WaveRun:
     def finish(self) -> WaveOutcome:
         _finish(self.run, self.outcome)
         return self.outcome
+
+
+def sites_before(plan: Plan, wave: int, sites: Sequence[str]) -> dict[str, set[str]]:
+    """For each of ``sites`` (sites, or subnets moving ahead), the others of them holding a VM that
+    one of its VMs ``depends_on``: with sites at once, it starts only after those have ended."""
+    unit_of = {vm.name: unit for unit in sites for vm in site_vms(plan, wave, unit)}
+    return {
+        unit: {unit_of[d] for vm in site_vms(plan, wave, unit) for d in vm.depends_on if unit_of.get(d, unit) != unit}
+        for unit in sites
+    }
 
 
 def run_wave(
