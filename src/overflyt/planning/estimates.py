@@ -1,8 +1,9 @@
 """When each wave runs and what it is estimated to take.
 
 :func:`wave_windows` lays the waves' windows out in the week (``waves_per_week``, evenly spread,
-local time in the options' timezone); :func:`estimate_waves` sums, per wave, its sites' cutovers
-and its units' costs into a :class:`WaveEstimate`. :class:`WavePlan` is the planner's answer: the
+local time in the options' timezone); :func:`estimate_waves` sums, per wave, its sites' cutovers,
+the cutovers of the subnets it moves ahead of their site (``site_minutes`` each, as a site: each has
+its own backup, configure, verify and post-check) and its units' costs into a :class:`WaveEstimate`. :class:`WavePlan` is the planner's answer: the
 proposed plan and those estimates.
 """
 
@@ -30,6 +31,7 @@ class WaveEstimate:
     sites: tuple[str, ...]
     vms: tuple[str, ...]  # every VM it moves, its sites' and those ahead of their site
     ahead: tuple[str, ...]  # VMs moved ahead of their own site's wave
+    ahead_subnets: tuple[str, ...]  # their subnets (portgroups): each a cutover of its own
     shared: tuple[str, ...]  # shared-service VMs among them
     disk_gb: int
     batches: tuple[tuple[str, ...], ...]  # the VM moves as estimated, batch by batch
@@ -73,7 +75,8 @@ def wave_windows(options: PlanningOptions, count: int) -> list[tuple[datetime, d
 def estimate_waves(
     model: PlanningModel, placed: Placement, windows: Sequence[tuple[datetime, datetime]], capacity: float
 ) -> tuple[WaveEstimate, ...]:
-    """Each wave's sites, VMs, disk, batches and minutes (cutovers one after another, units too)."""
+    """Each wave's sites, VMs, disk, batches and minutes (cutovers one after another, sites' and
+    subnets' ahead, units too)."""
     units = model.units
     vms = model.estate.vms
     by_wave: list[list[int]] = [[] for _ in windows]
@@ -83,7 +86,10 @@ def estimate_waves(
     for w, (start, end) in enumerate(windows):
         members = sorted(i for u in by_wave[w] for i in units[u].vms)
         sites = placed.sites[w]
-        minutes = len(sites) * placed.options.site_minutes + sum(units[u].minutes for u in by_wave[w])
+        ahead = [i for i in members if placed.site_wave[model.site_of[i]] > w]
+        subnets = tuple(dict.fromkeys(pg for i in ahead for pg in vms[i].portgroups))
+        cutovers = len(sites) + len(subnets)
+        minutes = cutovers * placed.options.site_minutes + sum(units[u].minutes for u in by_wave[w])
         out.append(
             WaveEstimate(
                 number=w + 1,
@@ -91,7 +97,8 @@ def estimate_waves(
                 end=end,
                 sites=tuple(sorted(sites, key=placed.position.__getitem__)),
                 vms=tuple(vms[i].name for i in members),
-                ahead=tuple(vms[i].name for i in members if placed.site_wave[model.site_of[i]] > w),
+                ahead=tuple(vms[i].name for i in ahead),
+                ahead_subnets=subnets,
                 shared=tuple(vms[i].name for i in members if model.shared_vm[i]),
                 disk_gb=sum(units[u].disk_gb for u in by_wave[w]),
                 batches=tuple(tuple(b) for u in by_wave[w] for b in units[u].batches),
