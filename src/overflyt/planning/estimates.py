@@ -3,8 +3,8 @@
 :func:`wave_windows` lays the waves' windows out in the week (``waves_per_week``, evenly spread,
 local time in the options' timezone); :func:`estimate_waves` sums, per wave, its sites' cutovers,
 the cutovers of the subnets it moves ahead of their site (``site_minutes`` each, as a site: each has
-its own backup, configure, verify and post-check) and its units' costs into a :class:`WaveEstimate`. :class:`WavePlan` is the planner's answer: the
-proposed plan and those estimates.
+its own backup, configure, verify and post-check) and its units' costs into a :class:`WaveEstimate`.
+:class:`WavePlan` is the planner's answer: the proposed plan and those estimates.
 """
 
 from __future__ import annotations
