@@ -213,6 +213,21 @@ def test_each_subnet_moved_ahead_costs_a_cutover_of_its_own() -> None:
     assert f"{len(first.sites)} site cutovers + 1 subnet ahead x 15 min)" in text
 
 
+def test_a_subnet_that_cannot_move_ahead_with_its_own_cutover_is_refused_not_squeezed() -> None:
+    """A small Læsø whose town hall needs two windows: its shared services' subnet fits a window with
+    the town hall's cutover, not as a cutover of its own beside another site, and the rest depends
+    on it: no wave can hold it, and the planner says so instead of proposing an overfull wave. (Two
+    more VMs and a longer window: it moves ahead in wave 1, each wave within its window.)"""
+    estate = synth.estate("825", scale=(3, 2, 12))
+    with pytest.raises(
+        PlanningImpossible, match=r"^cannot plan waves: site raadhus: k825-dc01, .* cannot move ahead of it"
+    ):
+        plan_waves(estate, options(window_hours=2.25, bandwidth_mbps=4000))
+    result = plan_waves(synth.estate("825", scale=(3, 2, 14)), options(window_hours=2.5, bandwidth_mbps=4000))
+    assert [e.ahead_subnets for e in result.estimates] == [("VM-Faelles-100",), ()]
+    assert all(e.minutes <= e.window_minutes for e in result.estimates)
+
+
 def test_an_app_group_across_portgroups_moves_as_one() -> None:
     data = small_estate()
     # esdh02 moves to the pleje portgroup: esdh now binds VM-Fag and VM-Pleje into one unit.

@@ -139,17 +139,49 @@ class Placement:
                 self.charged[u] = ahead[u]
             self.used[wave] += cost
         else:
+            late = self._with_site(bundle, site)
             for u in bundle:
+                if u in late:
+                    continue
                 self.charged[u] = self.ahead_minutes(u)
                 need = units[u].minutes + self.charged[u]
                 wave = self._first_fit(self._lower_bound([u], None), need, with_site=False)
                 self.unit_wave[u] = wave
                 self.used[wave] += need
-            wave = self._site_fit(site, bundle)
-            self.used[wave] += self.options.site_minutes
+            if late:
+                ahead = {u: self.ahead_minutes(u, site) for u in late}
+                need = sum(units[u].minutes + ahead[u] for u in late) + self.options.site_minutes
+                wave = self._first_fit(self._lower_bound(sorted(late), site), need, with_site=True)
+                for u in late:
+                    self.unit_wave[u] = wave
+                    self.charged[u] = ahead[u]
+                self.used[wave] += need
+            else:
+                wave = self._site_fit(site, bundle)
+                self.used[wave] += self.options.site_minutes
         self.site_wave[site] = wave
         self.sites[wave].append(site)
         self._settle([*bundle, *self.units_of_site[site]])
+
+    def _with_site(self, bundle: Sequence[int], site: str) -> set[int]:
+        """The units of a site too big for one window that cannot move ahead of it (their moves and
+        their own cutover leave no room for a site in any wave), and those that depend on them: they
+        move with the site's cutover. PlanningImpossible when together they do not fit one window."""
+        units = self.model.units
+        late: set[int] = set()
+        for u in bundle:  # rank order: what a unit depends on comes first
+            alone = units[u].minutes + self.ahead_minutes(u) + self.options.site_minutes
+            if alone > self.capacity + 1e-9 or units[u].deps & late:
+                late.add(u)
+        need = sum(units[u].minutes + self.ahead_minutes(u, site) for u in late) + self.options.site_minutes
+        if need > self.capacity + 1e-9:
+            names = [self.model.estate.vms[i].name for u in sorted(late) for i in units[u].vms]
+            raise PlanningImpossible(
+                f"site {site}: {name_list(names, 5)} cannot move ahead of it (a subnet moved ahead is a cutover "
+                f"of its own) and together with its cutover need {need / 60:.1f} h, more than a window; "
+                "raise --window-hours or --bandwidth-mbps"
+            )
+        return late
 
     def _site_fit(self, site: str, bundle: Sequence[int]) -> int:
         """The earliest wave a site whose units were placed one by one may be cut over in: its units
