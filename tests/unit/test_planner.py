@@ -23,6 +23,7 @@ from overflyt.cli import main
 from overflyt.discovery.estate import Estate, dump_estate
 from overflyt.lab import synth
 from overflyt.plan import load_plan, validate_plan
+from overflyt.plan.ahead import ahead_subnets
 from overflyt.plan.model import Concurrency, Plan
 from overflyt.plan.rules import wave_of_vm
 from overflyt.planning.waves import (
@@ -190,6 +191,43 @@ def test_a_site_too_big_for_one_window_moves_its_groups_ahead_of_it() -> None:
     assert all(e.minutes <= e.window_minutes for e in result.estimates)
 
 
+def test_each_subnet_moved_ahead_costs_a_cutover_of_its_own() -> None:
+    """An ahead subnet has its own backup, configure, verify and post-check: the wave's estimate
+    counts it as a cutover (--site-minutes), and a site whose units move one by one is cut over in
+    the wave of its last one (which then moves with it, not ahead, and costs no cutover of its own)."""
+    data = small_estate()
+    for vm in data["vms"]:
+        if vm["app_group"] in ("sql", "esdh"):
+            vm["disks_gb"] = [80, 1200]
+    result = plan_of(data)
+    opts = result.options
+    first, second = result.estimates[:2]
+    assert first.ahead_subnets == ("VM-Faelles",)  # the shared services' subnet, ahead of the town hall
+    assert second.ahead_subnets == ()  # VM-Fag moves with the town hall
+    for estimate in (first, second):
+        cutovers = len(estimate.sites) + len(estimate.ahead_subnets)
+        moves = len(estimate.batches) * opts.vm_minutes + estimate.transfer_minutes
+        assert estimate.minutes == pytest.approx(cutovers * opts.site_minutes + moves)
+        assert estimate.minutes <= estimate.window_minutes
+    text = render_plan(result, "estate.yml")
+    assert f"{len(first.sites)} site cutovers + 1 subnet ahead x 15 min)" in text
+
+
+def test_a_subnet_that_cannot_move_ahead_with_its_own_cutover_is_refused_not_squeezed() -> None:
+    """A small Læsø whose town hall needs two windows: its shared services' subnet fits a window with
+    the town hall's cutover, not as a cutover of its own beside another site, and the rest depends
+    on it: no wave can hold it, and the planner says so instead of proposing an overfull wave. (Two
+    more VMs and a longer window: it moves ahead in wave 1, each wave within its window.)"""
+    estate = synth.estate("825", scale=(3, 2, 12))
+    with pytest.raises(
+        PlanningImpossible, match=r"^cannot plan waves: site raadhus: k825-dc01, .* cannot move ahead of it"
+    ):
+        plan_waves(estate, options(window_hours=2.25, bandwidth_mbps=4000))
+    result = plan_waves(synth.estate("825", scale=(3, 2, 14)), options(window_hours=2.5, bandwidth_mbps=4000))
+    assert [e.ahead_subnets for e in result.estimates] == [("VM-Faelles-100",), ()]
+    assert all(e.minutes <= e.window_minutes for e in result.estimates)
+
+
 def test_an_app_group_across_portgroups_moves_as_one() -> None:
     data = small_estate()
     # esdh02 moves to the pleje portgroup: esdh now binds VM-Fag and VM-Pleje into one unit.
@@ -344,7 +382,10 @@ def test_properties_hold_for_every_vm_site_wave_and_batch(code: str, changes: di
         assert estimate.disk_gb == disk
         transfer = disk * 8000 / opts.bandwidth_mbps / 60
         assert estimate.transfer_minutes == pytest.approx(transfer)
-        expected = len(wave.sites) * opts.site_minutes + len(estimate.batches) * opts.vm_minutes + transfer
+        # each subnet moved ahead of its site is a cutover of its own: site_minutes too
+        cutovers = len(wave.sites) + len(ahead_subnets(plan, wave.number))
+        assert len(estimate.ahead_subnets) == len(ahead_subnets(plan, wave.number))
+        expected = cutovers * opts.site_minutes + len(estimate.batches) * opts.vm_minutes + transfer
         assert estimate.minutes == pytest.approx(expected)
         assert estimate.minutes <= opts.window_hours * 60 + 1e-6
         assert wave.window.end.astimezone(UTC) - wave.window.start.astimezone(UTC) == timedelta(hours=opts.window_hours)

@@ -74,7 +74,8 @@ VMs that share a portgroup or an app group move in one wave; nothing moves after
 depends on; shared services (VMs whose role or a tag is ad, dns, dhcp or ntp) go first, and
 what needs them from another site goes in a later wave. A site's cutover moves its VMs; VMs
 move ahead of their site when a dependency or the window's size needs it. Each wave fits its
-window: sites are cut over one after another (--site-minutes each; with --sites N the estimate
+window: sites are cut over one after another (--site-minutes each, and as much for each server
+subnet a wave moves ahead of its site: it is a cutover of its own; with --sites N the estimate
 lays them out N at once, the waves are filled as if one ran at a time), VMs move in batches that
 respect the concurrency limits (--vm-minutes per batch), and disks cross --bandwidth-mbps.
 

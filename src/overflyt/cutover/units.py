@@ -11,6 +11,7 @@ undone silently by that restore, so the rollback is refused naming it (:func:`la
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from overflyt.cutover.state import SiteState, WaveStore
 from overflyt.errors import UsageError
 from overflyt.plan import Plan
 from overflyt.plan.ahead import ahead_subnets, find_ahead, is_ahead_key, unit_name
+from overflyt.steps.ahead import ahead_device_changes
 
 UNDONE = ("pending", "rolled_back")  # a unit in one of these has nothing in place to undo
 
@@ -109,3 +111,19 @@ def site_history(plan: Plan, site_id: str, base: Path | None = None) -> list[dic
         for r in recorded_units(plan, base)
         if r.site == site_id
     ]
+
+
+def stale_reasons(plan: Plan, key: str, refused: Mapping[str, list[str]]) -> list[str]:
+    """Why the stale-plan check refuses unit ``key`` (``refused``: per site, what changed since the
+    pre-check; nothing: it may run). A site: what changed of it. An ahead subnet: what changed of its
+    site (its VMs, its gateway), and a change on a device of another site that it changes too (the
+    upstream core)."""
+    unit = find_ahead(plan, key)
+    if unit is None:
+        return list(refused.get(key, []))
+    hosts = tuple(f"device {host}'s " for host in ahead_device_changes(plan, unit))
+    reasons = list(refused.get(unit.site, []))
+    for site, lines in refused.items():
+        if site != unit.site:
+            reasons += [line for line in lines if line.startswith(hosts)]
+    return reasons

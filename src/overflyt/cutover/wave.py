@@ -36,11 +36,11 @@ from overflyt.cutover.outcome import Approval, SiteOutcome, WaveOutcome
 from overflyt.cutover.report import names_of, report_data, report_markdown
 from overflyt.cutover.site import Cutover, OnStep, StepRunner
 from overflyt.cutover.state import WaveStore, plan_version
-from overflyt.cutover.units import to_undo
+from overflyt.cutover.units import stale_reasons, to_undo
 from overflyt.cutover.window import ROLLBACK_ANY_TIME, WindowGate, minutes_text, now, window_text
 from overflyt.errors import EXIT_FAILED, EXIT_OK, EXIT_ROLLBACK_FAILED
 from overflyt.plan import Plan
-from overflyt.plan.ahead import is_ahead_key, unit_site
+from overflyt.plan.ahead import is_ahead_key
 from overflyt.precheck import fingerprint
 from overflyt.precheck.engine import run_checks
 from overflyt.precheck.facts import EstateFacts
@@ -212,10 +212,10 @@ class WaveRun:
         cutover = Cutover(ctx, on_step=self.on_step, step_runner=step_runner, before_step=before_step)
 
         def hold(site_id: str) -> SiteOutcome | None:
-            home = unit_site(plan, site_id)  # an ahead subnet is stale with what of its site changed
+            stale = stale_reasons(plan, site_id, self.refused)  # an ahead subnet: its site's, its devices'
             under_way = store is not None and store.site(site_id).status not in ("pending", "rolled_back", "failed")
-            if home in self.refused and not under_way:
-                reason = "stale plan: " + "; ".join(self.refused[home]) + "; re-run the pre-check and review"
+            if stale and not under_way:
+                reason = "stale plan: " + "; ".join(stale) + "; re-run the pre-check and review"
                 if self.on_step is not None:
                     self.on_step(site_id, "cutover", "refused (stale plan)")
                 return SiteOutcome(site_id, "refused", error=reason)

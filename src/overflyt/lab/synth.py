@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
@@ -216,16 +216,19 @@ def quotas() -> dict[str, Quota]:
     return out
 
 
-def estate(code: str, seed: int = SEED) -> Estate:
+def estate(code: str, seed: int = SEED, scale: tuple[int, int, int] | None = None) -> Estate:
     """One municipality's synthetic estate, validated."""
-    return Estate.model_validate(estate_data(code, seed))
+    return Estate.model_validate(estate_data(code, seed, scale))
 
 
-def estate_data(code: str, seed: int = SEED) -> dict[str, Any]:
-    """One municipality's synthetic estate as plain data (the shape of an estate file)."""
+def estate_data(code: str, seed: int = SEED, scale: tuple[int, int, int] | None = None) -> dict[str, Any]:
+    """One municipality's synthetic estate as plain data (the shape of an estate file); ``scale``
+    (sites, hosts, VMs) instead of its national share: a small one of the same shapes (a lab's)."""
     quota = quotas().get(code)
     if quota is None:
         raise KeyError(f"no municipality with kommunekode {code}")
+    if scale is not None:
+        quota = replace(quota, sites=scale[0], hosts=scale[1], vms=scale[2], access_points=3 * scale[0])
     return _Builder(quota, random.Random(f"overflyt-synth-{seed}-{code}")).build()
 
 

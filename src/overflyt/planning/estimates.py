@@ -1,11 +1,12 @@
 """When each wave runs and what it is estimated to take.
 
 :func:`wave_windows` lays the waves' windows out in the week (``waves_per_week``, evenly spread,
-local time in the options' timezone); :func:`estimate_waves` sums, per wave, its sites' cutovers
-and its units' costs into a :class:`WaveEstimate` (with ``concurrency.sites`` above 1, the cutovers
-laid out as that many run at once; the waves are still sized as if one ran at a time — a
-conservative fit). :class:`WavePlan` is the planner's answer: the
-proposed plan and those estimates.
+local time in the options' timezone); :func:`estimate_waves` sums, per wave, its sites' cutovers,
+the cutovers of the subnets it moves ahead of their site (``site_minutes`` each, as a site: each has
+its own backup, configure, verify and post-check) and its units' costs into a :class:`WaveEstimate`
+(with ``concurrency.sites`` above 1, the cutovers laid out as that many run at once; the waves are
+still sized as if one ran at a time — a conservative fit). :class:`WavePlan` is the planner's
+answer: the proposed plan and those estimates.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class WaveEstimate:
     sites: tuple[str, ...]
     vms: tuple[str, ...]  # every VM it moves, its sites' and those ahead of their site
     ahead: tuple[str, ...]  # VMs moved ahead of their own site's wave
+    ahead_subnets: tuple[str, ...]  # their subnets (portgroups): each a cutover of its own
     shared: tuple[str, ...]  # shared-service VMs among them
     disk_gb: int
     batches: tuple[tuple[str, ...], ...]  # the VM moves as estimated, batch by batch
@@ -76,8 +78,9 @@ def wave_windows(options: PlanningOptions, count: int) -> list[tuple[datetime, d
 def estimate_waves(
     model: PlanningModel, placed: Placement, windows: Sequence[tuple[datetime, datetime]], capacity: float
 ) -> tuple[WaveEstimate, ...]:
-    """Each wave's sites, VMs, disk, batches and minutes: its cutovers (:func:`_cutovers`) one after
-    another, or up to ``concurrency.sites`` at once (:func:`overflyt.planning.lanes.makespan`)."""
+    """Each wave's sites, VMs, disk, batches and minutes: its cutovers (sites' and subnets' ahead,
+    :func:`_cutovers`) one after another, or up to ``concurrency.sites`` at once
+    (:func:`overflyt.planning.lanes.makespan`)."""
     units = model.units
     vms = model.estate.vms
     by_wave: list[list[int]] = [[] for _ in windows]
@@ -87,7 +90,10 @@ def estimate_waves(
     for w, (start, end) in enumerate(windows):
         members = sorted(i for u in by_wave[w] for i in units[u].vms)
         sites = placed.sites[w]
-        minutes = len(sites) * placed.options.site_minutes + sum(units[u].minutes for u in by_wave[w])
+        ahead = [i for i in members if placed.site_wave[model.site_of[i]] > w]
+        subnets = tuple(dict.fromkeys(pg for i in ahead for pg in vms[i].portgroups))
+        cutovers = len(sites) + len(subnets)
+        minutes = cutovers * placed.options.site_minutes + sum(units[u].minutes for u in by_wave[w])
         if placed.options.concurrency.sites > 1:
             minutes = makespan(_cutovers(model, placed, w, by_wave[w]), placed.options.concurrency.sites)
         out.append(
@@ -97,7 +103,8 @@ def estimate_waves(
                 end=end,
                 sites=tuple(sorted(sites, key=placed.position.__getitem__)),
                 vms=tuple(vms[i].name for i in members),
-                ahead=tuple(vms[i].name for i in members if placed.site_wave[model.site_of[i]] > w),
+                ahead=tuple(vms[i].name for i in ahead),
+                ahead_subnets=subnets,
                 shared=tuple(vms[i].name for i in members if model.shared_vm[i]),
                 disk_gb=sum(units[u].disk_gb for u in by_wave[w]),
                 batches=tuple(tuple(b) for u in by_wave[w] for b in units[u].batches),
@@ -110,9 +117,9 @@ def estimate_waves(
 
 
 def _cutovers(model: PlanningModel, placed: Placement, wave: int, members: Sequence[int]) -> list[float]:
-    """The minutes of each cutover of a wave, in order: each unit moved ahead of its site alone, then
-    each site (its site minutes and the units it moves; a unit of several of the wave's sites counted
-    with the first)."""
+    """The minutes of each cutover of a wave, in order: each unit moved ahead of its site alone (a
+    cutover, site minutes, per subnet it holds, and its moves), then each site (its site minutes and
+    the units it moves; a unit of several of the wave's sites counted with the first)."""
     units, sites = model.units, placed.sites[wave]
     order = sorted(sites, key=placed.position.__getitem__)
     per_site = dict.fromkeys(order, placed.options.site_minutes)
@@ -120,7 +127,8 @@ def _cutovers(model: PlanningModel, placed: Placement, wave: int, members: Seque
     for u in members:
         home = next((s for s in order if s in units[u].sites), None)
         if home is None:
-            ahead.append(units[u].minutes)
+            subnets = {pg for i in units[u].vms for pg in model.estate.vms[i].portgroups}
+            ahead.append(len(subnets) * placed.options.site_minutes + units[u].minutes)
         else:
             per_site[home] += units[u].minutes
     return ahead + list(per_site.values())

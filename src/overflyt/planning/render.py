@@ -110,6 +110,8 @@ def render_plan(result: WavePlan, estate_name: str) -> str:
         ahead = f" ({len(estimate.ahead)} ahead of their site)" if estimate.ahead else ""
         sites, vms = _count(len(estimate.sites), "site"), _count(len(estimate.vms), "VM")
         cutovers = _count(len(estimate.sites), "site cutover")
+        if estimate.ahead_subnets:
+            cutovers += f" + {_count(len(estimate.ahead_subnets), 'subnet')} ahead"
         out += [
             f"  # {sites}, {vms}{ahead}, {estimate.disk_gb:,} GB: about {_hours(estimate.minutes)} "
             f"of a {_hours(estimate.window_minutes)} window",

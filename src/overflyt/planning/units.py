@@ -39,6 +39,7 @@ class Unit:
     batches: list[list[str]] = field(default_factory=list)
     transfer_minutes: float = 0.0
     minutes: float = 0.0
+    subnets: dict[str, list[str]] = field(default_factory=dict)  # site -> its portgroups (subnets) in the unit
 
 
 @dataclass
@@ -125,6 +126,9 @@ def build_model(estate: Estate, options: PlanningOptions) -> PlanningModel:
     model = PlanningModel(estate, site_of, shared_vm, units, unit_of, storage, vcenters[0] if vcenters else None)
     for unit in units:
         unit.sites = list(dict.fromkeys(site_of[i] for i in unit.vms))
+        for i in unit.vms:
+            pgs = unit.subnets.setdefault(site_of[i], [])
+            pgs.extend(pg for pg in vms[i].portgroups if pg not in pgs)
         unit.deps = {unit_of[d] for i in unit.vms for d in deps[i]} - {unit.id}
         unit.shared = any(shared_vm[i] for i in unit.vms)
         _cost(model, unit, options)

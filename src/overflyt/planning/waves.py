@@ -17,7 +17,8 @@ moves in a later wave, unless it lives at the same site (a site's VMs move with 
 Sites are taken in that order: first those holding shared services, then those whose VMs others
 depend on, then the rest (sites without VMs fill the room left in the waves).
 
-How long a wave takes. Sites are cut over one after another: each costs ``site_minutes``. A
+How long a wave takes. Sites are cut over one after another: each costs ``site_minutes``, and so
+does each server subnet (portgroup) a wave moves ahead of its site, a cutover of its own. A
 unit's VMs move in batches formed by the rule the cutover runs (``global`` and ``per_site`` VMs
 at once, ``per_host`` per source host, ``per_datastore`` per source or target datastore, a VM
 after what it depends on: :func:`overflyt.planning.batches.schedule`); each batch costs
