@@ -29,7 +29,7 @@ from overflyt.cutover.status import plan_status
 from overflyt.cutover.units import stale_reasons
 from overflyt.cutover.wave import WaveRun
 from overflyt.plan import LoadedPlan, load
-from overflyt.plan.ahead import find_ahead
+from overflyt.plan.ahead import find_ahead, read_sites
 from overflyt.precheck import fingerprint
 from overflyt.precheck.facts import DeviceFacts, EstateFacts, VCenterFacts, VMFacts
 from overflyt.record import Run
@@ -145,6 +145,25 @@ def test_a_stale_plan_refuses_a_subnet_ahead_for_what_changed_of_it_and_for_noth
     assert stale_reasons(plan, KEY, fw) == []
     rows = _wave_run(loaded, fw)
     assert [(site, status) for site, status, _ in rows] == [(TOWN_HALL, "refused"), (KEY, "done")]
+
+
+def test_the_gateway_of_a_subnets_site_is_read_and_a_change_there_refuses_the_subnet(loaded: LoadedPlan) -> None:
+    """Auning's router routes the subnet moving ahead in wave 1 though Auning is cut over in wave 2:
+    the pre-check reads and fingerprints it, and a change on it since then refuses the subnet alone."""
+    plan = loaded.plan
+    read = read_sites(plan, 1, [TOWN_HALL])
+    assert read == [TOWN_HALL, "auning-adm"]
+    configs = CONFIGS | {"ndj-auning-rtr-01": "f" * 64}
+    saved = fingerprint.take(plan, 1, read, _facts(loaded, configs))
+    assert saved["devices"]["ndj-auning-rtr-01"] == "f" * 64
+    changed = fingerprint.stale(
+        plan, saved, fingerprint.take(plan, 1, read, _facts(loaded, configs | {"ndj-auning-rtr-01": "0" * 64}))
+    )
+    assert list(changed) == ["auning-adm"]
+    rows = _wave_run(loaded, changed)
+    assert [(site, status) for site, status, _ in rows] == [(TOWN_HALL, "done"), (KEY, "refused")]
+    assert "device ndj-auning-rtr-01's running config changed" in (rows[1][2] or "")
+    assert read_sites(plan, 2, ["auning-adm"]) == ["auning-adm"]  # a wave without subnets ahead: its own
 
 
 def test_a_subnets_vm_moves_hold_the_same_slots_as_a_sites_under_the_subnets_key(loaded: LoadedPlan) -> None:

@@ -40,7 +40,7 @@ from overflyt.cutover.units import stale_reasons, to_undo
 from overflyt.cutover.window import ROLLBACK_ANY_TIME, WindowGate, minutes_text, now, window_text
 from overflyt.errors import EXIT_FAILED, EXIT_OK, EXIT_ROLLBACK_FAILED
 from overflyt.plan import Plan
-from overflyt.plan.ahead import is_ahead_key
+from overflyt.plan.ahead import is_ahead_key, read_sites
 from overflyt.precheck import fingerprint
 from overflyt.precheck.engine import run_checks
 from overflyt.precheck.facts import EstateFacts
@@ -141,13 +141,15 @@ class WaveRun:
         if not untouched:
             return True
         # The pre-check is of the wave's sites; a subnet moving ahead of its site is checked with all of
-        # them (the wave's VMs then include it; its site's devices are backed up and verified by its cutover).
+        # them (the wave's VMs then include it; its site's devices are read and fingerprinted too, for the
+        # stale-plan check, and backed up and verified by its cutover).
         wave_sites = plan.wave(a.wave).sites
         ahead = any(is_ahead_key(u) for u in untouched)
         self.untouched = list(wave_sites) if ahead else untouched
         left = frozenset(vm.name for u in untouched for vm in site_vms(plan, a.wave, u)) if ahead else None
         with self.run.step("precheck", f"wave {a.wave}: {', '.join(untouched)}"):
-            facts, _ = gather_estate(self.ctx, self.untouched, timeout_s=plan.timeouts.precheck_s)
+            read = read_sites(plan, a.wave, self.untouched)  # and the gateways of subnets moving ahead
+            facts, _ = gather_estate(self.ctx, read, timeout_s=plan.timeouts.precheck_s)
             mode: Mode = "precheck" if dry_run or outside_window else "run"
             context = CheckContext(
                 plan=plan,
@@ -197,7 +199,7 @@ class WaveRun:
             return
         plan, wave = self.admission.loaded.plan, self.admission.wave
         waivers = in_force(self.admission.loaded.waivers, today(plan, wave, self.clock()))
-        now = fingerprint.take(plan, wave, self.untouched, facts, waivers)
+        now = fingerprint.take(plan, wave, read_sites(plan, wave, self.untouched), facts, waivers)
         self.refused = fingerprint.stale(plan, saved, now)
         self.run.record.notes["stale"] = self.refused
 

@@ -12,6 +12,7 @@ Pure code on the plan: nothing is read or contacted here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from overflyt.plan.model import NetworkMapping, Plan
@@ -85,6 +86,13 @@ def unit_name(plan: Plan, key: str) -> str:
     if unit is None:
         return next((s.name for s in plan.sites if s.id == key), key)
     return f"{plan.site(unit.site).name}: subnet {unit.subnet} ({unit.mapping.source}), ahead"
+
+
+def read_sites(plan: Plan, wave: int, sites: Sequence[str]) -> list[str]:
+    """The sites whose devices a pre-check of ``sites`` of ``wave`` reads and fingerprints: those,
+    and the site of each subnet the wave moves ahead (its gateway changes with the subnet), so that
+    the stale-plan check sees a change there too."""
+    return list(dict.fromkeys([*sites, *(unit.site for unit in ahead_subnets(plan, wave))]))
 
 
 def units_of_wave(plan: Plan, wave: int) -> list[str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from overflyt.ansible.runner import AnsibleEvent
 from overflyt.ansible.step import StepContext
 from overflyt.plan import load
+from overflyt.plan.ahead import read_sites
 from overflyt.plan.credentials import resolve_all
 from overflyt.plan.select import select_sites
 from overflyt.precheck import fingerprint
@@ -61,11 +62,12 @@ def precheck_wave(
     log.info("pre-checking wave %d (%s) into %s", wave, ", ".join(chosen), run.dir)
     with run.step("gather", f"wave {wave}"):
         ctx = StepContext(loaded, wave, run, credentials, on_event=on_event)
-        facts, result = gather_estate(ctx, chosen, timeout_s=plan.timeouts.precheck_s)
+        read = read_sites(plan, wave, chosen)  # and the sites of subnets moving ahead: their gateways
+        facts, result = gather_estate(ctx, read, timeout_s=plan.timeouts.precheck_s)
     # What this pre-check saw (and the waivers in force) is the baseline a later cutover compares against.
     moment = now or datetime.now(UTC)
     waivers = in_force(loaded.waivers, today(plan, wave, moment))
-    seen = fingerprint.take(plan, wave, chosen, facts, waivers)
+    seen = fingerprint.take(plan, wave, read, facts, waivers)
     taken_at = datetime.now(UTC).isoformat()
     fingerprint.save(run.dir, seen, run.record.run_id, taken_at)
     fingerprint.save(run.dir.parents[1], seen, run.record.run_id, taken_at)
