@@ -100,7 +100,6 @@ def vault_plan(lab: dict[str, Any], tmp_path: Path) -> tuple[Path, str]:
 
 
 SCRIPT = """
-import os
 import subprocess
 import sys
 import urllib.error
@@ -108,6 +107,7 @@ import urllib.request
 from flows import (MigrateWaveParams, PrecheckWaveParams, RollbackSiteParams, migrate_wave, precheck_wave,
                    rollback_site)
 from overflyt.orchestration.local import prepare_local_database
+from prefect.server.api.server import SubprocessASGIServer
 prepare_local_database()  # Prefect's temporary API, as `overflyt wave run` starts it
 migrate = sys.modules["flows.migrate_wave"]
 plan, logins = sys.argv[1], sys.argv[2]  # logins: the devices' user with a changed and with its own password
@@ -133,7 +133,7 @@ failing = migrate_wave(wave, return_state=True)
 print("STATES", [s.type.value for s in states], failing.type.value)
 print("FAILED BECAUSE", failing.message)
 try:  # the temporary API asked for the auth string
-    urllib.request.urlopen(os.environ["PREFECT_API_URL"] + "/flow_runs/filter", data=b"{}", timeout=10)
+    urllib.request.urlopen(SubprocessASGIServer().api_url + "/flow_runs/filter", data=b"{}", timeout=10)
     print("API WITHOUT AUTH STRING: 200")
 except urllib.error.HTTPError as exc:
     print("API WITHOUT AUTH STRING:", exc.code)

@@ -57,7 +57,7 @@ def test_a_configured_server_that_answers_is_used_and_nothing_is_started(
     def no_server() -> None:
         raise AssertionError("a temporary API server was started although PREFECT_API_URL answers")
 
-    monkeypatch.setattr(local, "start_temporary_api", no_server)
+    monkeypatch.setattr(local, "guarded_server", no_server)
     with temporary_settings(updates={PREFECT_API_URL: health_server}):
         local.prepare_local_database()
     assert local.api_unanswered(health_server, 2) is None

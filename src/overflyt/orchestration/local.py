@@ -57,20 +57,14 @@ def prepare_local_database() -> None:
     with open(home / ".overflyt-api-start.lock", "a") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         try:
-            api_url = start_temporary_api()
-        except RuntimeError as exc:  # timed out, or the server process exited
+            guarded_server().start()
+        except RuntimeError as exc:  # Prefect's own words: timed out, or the server process exited
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise OverflytError(
-                f"Prefect's temporary API server (PREFECT_HOME={home}) did not start: {exc}. "
+                f"Prefect's temporary API server (PREFECT_HOME={home}) did not start: {first} "
                 "Nothing was run. Set PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS higher on a busy "
                 "machine, or point PREFECT_API_URL at a running server (overflyt serve)."
             ) from exc
-    # Prefect's client in this process (every thread) and what it starts use it as a configured server:
-    # nothing in this process imports Prefect's server code (prefect.server.api.server), which its
-    # in-process ephemeral mode does.
-    from prefect.context import refresh_global_settings_context
-
-    os.environ["PREFECT_API_URL"] = api_url
-    refresh_global_settings_context()
 
 
 HEALTH_TIMEOUT_S = 5.0
@@ -126,69 +120,34 @@ def _profile() -> str:
     return f"{get_settings_context().profile.name!r} ({get_current_settings().profiles_path})"
 
 
-def start_temporary_api() -> str:
-    """Start Prefect's temporary API server for this process and wait until it answers; its URL.
-
-    The command and environment are Prefect 3.8's own for its ephemeral server
-    (``SubprocessASGIServer._run_uvicorn_command``: uvicorn with ``create_app`` on 127.0.0.1, UI
-    off, ephemeral services), started under the process guard, so it ends when this process dies,
-    however it dies; an ``atexit`` handler stops it when the process ends normally. With an auth
+def guarded_server() -> Any:
+    """Prefect's temporary API server for this process (one per process: Prefect's own code that
+    asks for it later gets this one), its uvicorn started under the process guard. With an auth
     string set for the client, the server asks for it too: it listens on 127.0.0.1, where every
-    local user could otherwise reach it while the run lasts. A RuntimeError when it does not answer
-    within PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS or exits first."""
-    import atexit
-    import socket
-    import time
-
+    local user could otherwise reach it while the run lasts."""
     import prefect
-    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, get_current_settings
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import get_current_settings
 
     from overflyt.ansible import guard
 
-    app_dir = str(prefect.__module_path__.parent)
-    env = {
-        **os.environ,
-        "PREFECT_UI_ENABLED": "0",
-        "PREFECT__SERVER_EPHEMERAL": "1",
-        "PREFECT__SERVER_FINAL": "1",
-        **get_current_settings().to_environment_variables(exclude_unset=True),
-    }
-    env.pop("PREFECT_API_URL", None)  # the server is the API
-    if env.get(CLIENT_ENV) and not env.get(SERVER_ENV):
-        env[SERVER_ENV] = env[CLIENT_ENV]
-    timeout_s = float(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())
-    started = time.monotonic()
-    for _ in range(3):  # uvicorn exits 3 when another process took the port in between
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        uvicorn = [
-            sys.executable, "-m", "uvicorn", "--app-dir", app_dir, "--factory",
-            "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
-            "--log-level", "error", "--lifespan", "on",
-        ]  # fmt: skip
-        server = subprocess.Popen(args=guard.command(os.getpid(), None, uvicorn), env=env)
-        atexit.register(_stop, server)
-        api_url = f"http://127.0.0.1:{port}/api"
-        while time.monotonic() - started < timeout_s:
-            if server.poll() is not None:
-                break
-            if api_unanswered(api_url, 2) is None:
-                return api_url
-            time.sleep(0.1)
-        else:
-            _stop(server)
-            raise RuntimeError(f"no answer from {api_url}/health after {timeout_s:.0f} s")
-        if server.returncode != 3:
-            raise RuntimeError(f"the server process exited with code {server.returncode}")
-    raise RuntimeError("the server process found no free port (exit code 3, three times)")
+    class GuardedASGIServer(SubprocessASGIServer):
+        def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
+            # Prefect 3.8's own command (SubprocessASGIServer._run_uvicorn_command), behind the guard.
+            uvicorn = [
+                sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent), "--factory",
+                "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port),
+                "--log-level", "error", "--lifespan", "on",
+            ]  # fmt: skip
+            env = {
+                **os.environ,
+                "PREFECT_UI_ENABLED": "0",
+                "PREFECT__SERVER_EPHEMERAL": "1",
+                "PREFECT__SERVER_FINAL": "1",
+                **get_current_settings().to_environment_variables(exclude_unset=True),
+            }
+            if env.get(CLIENT_ENV) and not env.get(SERVER_ENV):
+                env[SERVER_ENV] = env[CLIENT_ENV]
+            return subprocess.Popen(args=guard.command(os.getpid(), None, uvicorn), env=env)
 
-
-def _stop(server: subprocess.Popen[Any]) -> None:
-    if server.poll() is None:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    return GuardedASGIServer()
