@@ -12,10 +12,29 @@ plan's waivers applied to a report: waived, expired, unused).
 May import: ``plan``, ``ansible``, ``overflyt.record``/``errors``. Never the cutover, never Prefect.
 """
 
-from overflyt.precheck.engine import exit_code, run_checks
-from overflyt.precheck.findings import CheckResult, Finding, PrecheckReport, Severity
-from overflyt.precheck.registry import RULES, CheckContext
-from overflyt.precheck.report import FORMATS, render
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from overflyt.precheck.engine import exit_code, run_checks
+    from overflyt.precheck.findings import CheckResult, Finding, PrecheckReport, Severity
+    from overflyt.precheck.registry import RULES, CheckContext
+    from overflyt.precheck.report import FORMATS, render
+
+# Imported on first use (PEP 562), so that a process needing one part — an Ansible module on
+# the controller, the CLI — does not pay for importing the rest.
+_WHERE: dict[str, str] = {
+    "exit_code": "overflyt.precheck.engine",
+    "run_checks": "overflyt.precheck.engine",
+    "CheckResult": "overflyt.precheck.findings",
+    "Finding": "overflyt.precheck.findings",
+    "PrecheckReport": "overflyt.precheck.findings",
+    "Severity": "overflyt.precheck.findings",
+    "RULES": "overflyt.precheck.registry",
+    "CheckContext": "overflyt.precheck.registry",
+    "FORMATS": "overflyt.precheck.report",
+    "render": "overflyt.precheck.report",
+}
 
 __all__ = [
     "FORMATS",
@@ -29,3 +48,11 @@ __all__ = [
     "render",
     "run_checks",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,43 +27,88 @@ reads / changes; placement needs only models.
 The names below are the package's public surface (``from overflyt.providers.vsphere import X``).
 """
 
-from overflyt.providers.vsphere.changes import (
-    TASK_TIMEOUT_S,
-    Progress,
-    destroy_vm,
-    ensure_folder,
-    relocate_vm,
-    set_power,
-)
-from overflyt.providers.vsphere.collector import PAGE_SIZE
-from overflyt.providers.vsphere.models import (
-    DEFAULT_TIMEOUT_S,
-    Placement,
-    PowerResult,
-    PowerState,
-    RelocationResult,
-    RelocationTarget,
-    ToolsState,
-    VCenterConnection,
-)
-from overflyt.providers.vsphere.placement import (
-    Checked,
-    Located,
-    MoveReport,
-    Relocated,
-    RestoreReport,
-    Wanted,
-    check_migrated,
-    check_restored,
-    locate_for_migration,
-    locate_for_rollback,
-    relocation_of,
-    report_migration,
-    report_rollback,
-    wanted_after_migration,
-)
-from overflyt.providers.vsphere.reads import collect_facts, gather_facts, vm_placement
-from overflyt.providers.vsphere.session import LoginFailed, VSphereSession, connect, disconnect
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from overflyt.providers.vsphere.changes import (
+        TASK_TIMEOUT_S,
+        Progress,
+        destroy_vm,
+        ensure_folder,
+        relocate_vm,
+        set_power,
+    )
+    from overflyt.providers.vsphere.collector import PAGE_SIZE
+    from overflyt.providers.vsphere.models import (
+        DEFAULT_TIMEOUT_S,
+        Placement,
+        PowerResult,
+        PowerState,
+        RelocationResult,
+        RelocationTarget,
+        ToolsState,
+        VCenterConnection,
+    )
+    from overflyt.providers.vsphere.placement import (
+        Checked,
+        Located,
+        MoveReport,
+        Relocated,
+        RestoreReport,
+        Wanted,
+        check_migrated,
+        check_restored,
+        locate_for_migration,
+        locate_for_rollback,
+        relocation_of,
+        report_migration,
+        report_rollback,
+        wanted_after_migration,
+    )
+    from overflyt.providers.vsphere.reads import collect_facts, gather_facts, vm_placement
+    from overflyt.providers.vsphere.session import LoginFailed, VSphereSession, connect, disconnect
+
+# Imported on first use (PEP 562), so that a process needing one part — an Ansible module on
+# the controller, the CLI — does not pay for importing the rest.
+_WHERE: dict[str, str] = {
+    "TASK_TIMEOUT_S": "overflyt.providers.vsphere.changes",
+    "Progress": "overflyt.providers.vsphere.changes",
+    "destroy_vm": "overflyt.providers.vsphere.changes",
+    "ensure_folder": "overflyt.providers.vsphere.changes",
+    "relocate_vm": "overflyt.providers.vsphere.changes",
+    "set_power": "overflyt.providers.vsphere.changes",
+    "PAGE_SIZE": "overflyt.providers.vsphere.collector",
+    "DEFAULT_TIMEOUT_S": "overflyt.providers.vsphere.models",
+    "Placement": "overflyt.providers.vsphere.models",
+    "PowerResult": "overflyt.providers.vsphere.models",
+    "PowerState": "overflyt.providers.vsphere.models",
+    "RelocationResult": "overflyt.providers.vsphere.models",
+    "RelocationTarget": "overflyt.providers.vsphere.models",
+    "ToolsState": "overflyt.providers.vsphere.models",
+    "VCenterConnection": "overflyt.providers.vsphere.models",
+    "Checked": "overflyt.providers.vsphere.placement",
+    "Located": "overflyt.providers.vsphere.placement",
+    "MoveReport": "overflyt.providers.vsphere.placement",
+    "Relocated": "overflyt.providers.vsphere.placement",
+    "RestoreReport": "overflyt.providers.vsphere.placement",
+    "Wanted": "overflyt.providers.vsphere.placement",
+    "check_migrated": "overflyt.providers.vsphere.placement",
+    "check_restored": "overflyt.providers.vsphere.placement",
+    "locate_for_migration": "overflyt.providers.vsphere.placement",
+    "locate_for_rollback": "overflyt.providers.vsphere.placement",
+    "relocation_of": "overflyt.providers.vsphere.placement",
+    "report_migration": "overflyt.providers.vsphere.placement",
+    "report_rollback": "overflyt.providers.vsphere.placement",
+    "wanted_after_migration": "overflyt.providers.vsphere.placement",
+    "collect_facts": "overflyt.providers.vsphere.reads",
+    "gather_facts": "overflyt.providers.vsphere.reads",
+    "vm_placement": "overflyt.providers.vsphere.reads",
+    "LoginFailed": "overflyt.providers.vsphere.session",
+    "VSphereSession": "overflyt.providers.vsphere.session",
+    "connect": "overflyt.providers.vsphere.session",
+    "disconnect": "overflyt.providers.vsphere.session",
+}
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
@@ -103,3 +148,11 @@ __all__ = [
     "vm_placement",
     "wanted_after_migration",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
