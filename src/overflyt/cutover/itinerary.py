@@ -18,6 +18,7 @@ from typing import Any
 from overflyt.ansible.step import StepContext
 from overflyt.cutover.outcome import SiteOutcome, dump
 from overflyt.cutover.state import BackupRef, SiteState
+from overflyt.precheck.facts import VCenterFacts
 from overflyt.steps import network, vms
 
 
@@ -31,6 +32,16 @@ class SiteWork:
     outcome: SiteOutcome
     dry_run: bool
     timeout_s: int
+    carried: Carried | None = None  # what one step hands the next within this run (not recorded)
+
+
+@dataclass
+class Carried:
+    """What a step of a site's cutover hands the next one in the same run: the vCenters' facts the
+    placements were read from, which the migration then uses instead of reading them again (a
+    resumed cutover, whose placements step ran in an earlier run, reads them itself)."""
+
+    vcenters: tuple[VCenterFacts, VCenterFacts] | None = None
 
 
 def backups_of(state: SiteState) -> dict[str, network.Backup]:
@@ -57,12 +68,17 @@ def _backup(work: SiteWork) -> None:
 
 
 def _placements(work: SiteWork) -> None:
-    placements = vms.record_placements(work.ctx, work.site)
+    placements, read = vms.read_placements(work.ctx, work.site)
+    if work.carried is not None:
+        work.carried.vcenters = read
     work.state.placements = {name: p.model_dump(mode="json") for name, p in placements.items()}
 
 
 def _migrate(work: SiteWork) -> None:
-    migration = vms.migrate_site_vms(work.ctx, work.site, dry_run=work.dry_run, timeout_s=work.timeout_s)
+    read = None
+    if work.carried is not None:
+        read, work.carried.vcenters = work.carried.vcenters, None  # used once, by the step right after
+    migration = vms.migrate_site_vms(work.ctx, work.site, dry_run=work.dry_run, timeout_s=work.timeout_s, read=read)
     work.outcome.vms = dump(migration)
     if not work.dry_run:
         work.state.moved = sorted(work.state.placements)

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 
 from overflyt.ansible import cancel
 from overflyt.ansible.step import StepContext
-from overflyt.cutover.itinerary import ITINERARY, STEP_NAMES, ItineraryStep, SiteWork, dry_run_itinerary
+from overflyt.cutover.itinerary import ITINERARY, STEP_NAMES, Carried, ItineraryStep, SiteWork, dry_run_itinerary
 from overflyt.cutover.outcome import SiteOutcome, dump
 from overflyt.cutover.state import SiteState, WaveStore
 from overflyt.errors import OverflytError, PlaybookFailed, RollbackFailed
@@ -101,12 +101,12 @@ class Cutover:
         state.runs.append(self.ctx.run.record.run_id)
         state.error = None
         store.save()
+        carried = Carried()
         try:
             for step in ITINERARY:
                 if step.name not in state.done:
-                    self._take(
-                        step, SiteWork(self.ctx, site_id, state, outcome, False, step.timeout_s(self.ctx)), store
-                    )
+                    work = SiteWork(self.ctx, site_id, state, outcome, False, step.timeout_s(self.ctx), carried)
+                    self._take(step, work, store)
         except (OverflytError, OSError) as exc:
             where = state.current or "cutover"
             window = isinstance(exc, WindowClosed)

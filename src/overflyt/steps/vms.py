@@ -115,10 +115,18 @@ def record_placements(ctx: StepContext, site_id: str, *, timeout_s: int = 600) -
     moves; what :func:`rollback_site_vms` puts them back to. Written to the run record as
     ``placements-<site>.json``. Raises MigrationStepFailed when a VM is not (exactly once) in
     the source datacenter: a placement read anywhere else could not be rolled back to."""
+    return read_placements(ctx, site_id, timeout_s=timeout_s)[0]
+
+
+def read_placements(
+    ctx: StepContext, site_id: str, *, timeout_s: int = 600
+) -> tuple[dict[str, Placement], tuple[VCenterFacts, VCenterFacts] | None]:
+    """:func:`record_placements`, and the vCenters' facts it read them from (None when the site
+    moves no VM): a migration that starts right after may use them rather than read again."""
     plan, run = ctx.plan, ctx.run
     vms = site_vms(plan, ctx.wave, site_id)
     if not vms:
-        return {}
+        return {}, None
     source, target = _read_estate(ctx, f"vm-placements-{site_id}", timeout_s=timeout_s)
     src_dc, tgt_dc = plan.source.datacenter, plan.target.datacenter
     placements: dict[str, Placement] = {}
@@ -144,7 +152,7 @@ def record_placements(ctx: StepContext, site_id: str, *, timeout_s: int = 600) -
         json.dumps({n: p.model_dump(mode="json") for n, p in placements.items()}, indent=2) + "\n",
     )
     log.info("site %s: recorded the placements of %d VMs", site_id, len(placements))
-    return placements
+    return placements, (source, target)
 
 
 # -- migrate --------------------------------------------------------------------------------------
@@ -157,8 +165,12 @@ def migrate_site_vms(
     vms: list[str] | None = None,
     dry_run: bool,
     timeout_s: int = 3600,
+    read: tuple[VCenterFacts, VCenterFacts] | None = None,
 ) -> VmMigration:
     """Move the site's VMs (or ``vms`` of them) into the shared datacentre, batch by batch.
+
+    ``read``: both vCenters' facts read just before (by :func:`read_placements` in the step
+    before), used instead of reading them again; each batch still reads before it moves.
 
     ``dry_run``: one ``--check --diff`` run over every VM reporting ``would_move`` / ``unchanged``;
     nothing changes. Otherwise each batch runs after the previous one succeeded; when a VM fails,
@@ -173,7 +185,7 @@ def migrate_site_vms(
     by_name = {vm.name: vm for vm in chosen}
     if not chosen:
         return VmMigration(site=site_id, wave=wave, dry_run=dry_run, duration_s=0.0, batches=[], vms={})
-    source, target = _read_estate(ctx, f"vm-read-{site_id}")
+    source, target = read or _read_estate(ctx, f"vm-read-{site_id}")
     src_dc, tgt_dc = plan.source.datacenter, plan.target.datacenter
     storage = {m.source: m.target for m in plan.storage_map}
     network = {m.source: m.target for m in plan.network_map}
