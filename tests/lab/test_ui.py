@@ -108,8 +108,15 @@ def test_an_engineer_dry_runs_a_wave_from_the_ui_and_reads_its_report(served: tu
             expect(page.get_by_text("Show what would move and change; change nothing")).to_be_visible()
             expect(page.get_by_text("Dry Run (Optional)")).to_be_visible()
             shot(page, tmp_path / "2-custom-run-form.png")
-            with page.expect_response(lambda r: r.url.endswith("/create_flow_run")) as created:
-                page.get_by_role("button", name="Submit", exact=True).click()
+            for attempt in (1, 2):
+                with page.expect_response(lambda r: r.url.endswith("/create_flow_run")) as created:
+                    page.get_by_role("button", name="Submit", exact=True).click()
+                # Prefect's server answers 503 when the request met its SQLite database locked by
+                # its own services (a retryable error: Prefect's Python client retries it); the
+                # engineer clicks Submit again. Seen once in ~10 full runs on 2 cores.
+                if created.value.status != 503 or attempt == 2:
+                    break
+                page.wait_for_timeout(2000)
             assert created.value.status == 201, created.value.text()
             run_id = created.value.json()["id"]
             page.goto(f"{url}/runs/flow-run/{run_id}")
