@@ -12,8 +12,9 @@ plan's waivers applied to a report: waived, expired, unused).
 May import: ``plan``, ``ansible``, ``overflyt.record``/``errors``. Never the cutover, never Prefect.
 """
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from overflyt import lazy
 
 if TYPE_CHECKING:
     from overflyt.precheck.engine import exit_code, run_checks
@@ -21,8 +22,7 @@ if TYPE_CHECKING:
     from overflyt.precheck.registry import RULES, CheckContext
     from overflyt.precheck.report import FORMATS, render
 
-# Imported on first use (PEP 562), so that a process needing one part — an Ansible module on
-# the controller, the CLI — does not pay for importing the rest.
+# Imported on first use (overflyt.lazy).
 _WHERE: dict[str, str] = {
     "exit_code": "overflyt.precheck.engine",
     "run_checks": "overflyt.precheck.engine",
@@ -51,8 +51,4 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        value = getattr(importlib.import_module(_WHERE[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return lazy.attribute(__name__, _WHERE, name, globals())

@@ -27,8 +27,9 @@ reads / changes; placement needs only models.
 The names below are the package's public surface (``from overflyt.providers.vsphere import X``).
 """
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from overflyt import lazy
 
 if TYPE_CHECKING:
     from overflyt.providers.vsphere.changes import (
@@ -69,8 +70,7 @@ if TYPE_CHECKING:
     from overflyt.providers.vsphere.reads import collect_facts, gather_facts, vm_placement
     from overflyt.providers.vsphere.session import LoginFailed, VSphereSession, connect, disconnect
 
-# Imported on first use (PEP 562), so that a process needing one part — an Ansible module on
-# the controller, the CLI — does not pay for importing the rest.
+# Imported on first use (overflyt.lazy).
 _WHERE: dict[str, str] = {
     "TASK_TIMEOUT_S": "overflyt.providers.vsphere.changes",
     "Progress": "overflyt.providers.vsphere.changes",
@@ -151,8 +151,4 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        value = getattr(importlib.import_module(_WHERE[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return lazy.attribute(__name__, _WHERE, name, globals())
