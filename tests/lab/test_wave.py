@@ -27,6 +27,7 @@ from overflyt.cli import main
 from overflyt.cutover.wave import Approval, WaveOutcome, rollback_site, run_wave
 from overflyt.errors import UsageError
 from overflyt.plan import load_plan
+from overflyt.plan.names import vm_alias
 from overflyt.record import RunLocked, municipality_lock
 from overflyt.steps.slots import Need, hold
 
@@ -38,9 +39,12 @@ from .labtools import (
     find,
     lab_sshd_alive,
     light_plan,
+    relocated_names,
+    relocations,
     side_reached,
     start_sshd,
     stop_sshd,
+    task_hosts_started,
     wait,
 )
 
@@ -388,16 +392,11 @@ def test_bad_input_is_refused_before_anything_runs(capsys: pytest.CaptureFixture
     assert not list(state.glob("707/wave-*/wave/*")), "a refused run left a run record"
 
 
-def _relocations(lab: dict[str, Any]) -> list[str]:
-    log = Path(lab["state_dir"]) / "vcsim" / "vcsim.log"
-    return [line for line in log.read_text().splitlines() if "ofl-vcsim: relocate " in line]
-
-
 def test_killed_orchestrator_resumes_without_moving_a_vm_twice(lab: dict[str, Any], si: Any, light: Path) -> None:
     """SIGKILL twice — mid-relocate, then (in the rerun) mid-configure — and a third run finishes
     the site: each VM relocated exactly once across the three runs, the site done, traffic moved."""
     before = estate(si, lab)
-    relocations_before = len(_relocations(lab))
+    relocations_before = len(relocations(lab))
     state_file = Path(os.environ["OVERFLYT_STATE_DIR"]) / "707" / "wave-1" / "state.json"
     command = [
         sys.executable, "-m", "overflyt.cli", "wave", "run", str(light), "--wave", "1",
@@ -409,7 +408,7 @@ def test_killed_orchestrator_resumes_without_moving_a_vm_twice(lab: dict[str, An
             return False
         site = json.loads(state_file.read_text())["sites"].get("grenaa-raadhus", {})
         if point == "mid-relocate":
-            moved = len(_relocations(lab)) - relocations_before
+            moved = len(relocations(lab)) - relocations_before
             return site.get("current") == "migrate" and 0 < moved < len(LIGHT_VMS)
         return site.get("current") == "configure"
 
@@ -430,7 +429,7 @@ def test_killed_orchestrator_resumes_without_moving_a_vm_twice(lab: dict[str, An
 
     outcome = wave1(light)
     assert [s.status for s in outcome.sites] == ["done"], [(s.site, s.status, s.error) for s in outcome.sites]
-    moved = _relocations(lab)[relocations_before:]
+    moved = relocations(lab)[relocations_before:]
     assert len(moved) == len(LIGHT_VMS), moved  # each VM relocated exactly once across the three runs
     assert sorted(line.split(" name=")[1].split()[0] for line in moved) == sorted(LIGHT_VMS)
     assert traffic(lab)["kattegatskolen"] == "target"
@@ -490,17 +489,23 @@ def test_cancel_mid_playbook_stops_ansible_and_restores_the_site(lab: dict[str, 
         "--outside-window",
         "-q",
     ]
+    runs = state_file.parent / "wave"
+    moves_before = len(relocations(lab))
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def moving() -> bool:
+        """A VM's relocation has started in this run and is not done: the migrate step is mid-batch,
+        with its playbook's remaining tasks still to run (the step's last batch can end within a
+        second, so "the step is current and Ansible runs" alone could catch the next step)."""
+        moved = {vm_alias(n) for n in relocated_names(relocations(lab)[moves_before:])}
+        return any(task_hosts_started(run, "vm-migrate", "vm_relocate") - moved for run in runs.glob("*"))
+
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if state_file.exists():
-            site = json.loads(state_file.read_text())["sites"].get("grenaa-raadhus", {})
-            if site.get("current") == "migrate" and _ansible_processes():
-                break
-        time.sleep(0.1)
-    else:
-        process.kill()
-        pytest.fail("the wave never reached its VM moves")
+    while not moving():
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            pytest.fail("the wave never reached its VM moves")
+        time.sleep(0.05)
     process.send_signal(signal.SIGTERM)  # what Prefect sends when a run is cancelled from the UI
     out, err = process.communicate(timeout=300)
     assert process.returncode == 1, (out, err)

@@ -288,3 +288,48 @@ def test_no_further_batch_starts_once_the_window_says_stop(
     done = migrate_site_vms(ctx, "grenaa-raadhus", dry_run=False)
     assert len(started) == len(done.batches) > 1
     assert {v.status for v in done.vms.values()} == {"moved"}
+
+
+def test_no_further_batch_starts_after_a_cancel(plan: Plan, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cancel (SIGTERM, Prefect's cancel) that arrives while a batch runs: that batch's playbook
+    is stopped by the runner (or had just ended), and no later batch starts, each skipped with the
+    cancel's reason, so the site is rolled back naming its migrate step. The batch loop itself, with
+    the read and the playbooks stood in for as above."""
+    from overflyt.ansible import cancel
+    from overflyt.ansible.runner import PlaybookResult
+    from overflyt.steps import vms as vm_steps
+
+    site_vms_ = [v for v in plan.vms_of_wave(1) if v.site == "grenaa-raadhus"]
+    source = target([], [
+        VMFacts(name=v.name, moid=f"vm-{v.name}", datacenter="NDJ-DC", cluster="NDJ-Cluster-01", host=v.host,
+                folder="", datastores=[v.datastore], cpu=2, memory_mb=1024, disks_gb=[20],
+                portgroups=list(v.portgroups), power="powered_on", tools="ok")
+        for v in site_vms_
+    ])  # fmt: skip
+    monkeypatch.setattr(
+        vm_steps, "_read_estate", lambda ctx, step, timeout_s=600: (source, target([host("esx-a")], []))
+    )
+    started: list[list[str]] = []
+
+    def run_batch(ctx: Any, playbook: str, step: str, vm_hosts: Any, **_: Any) -> tuple[PlaybookResult, float]:
+        started.append(sorted(vm_hosts))
+        cancel.request_cancel("signal SIGTERM")  # arrives as the batch's moves end
+        report = {name: {"status": "moved", "seconds": 1.0} for name in vm_hosts}
+        result = PlaybookResult(playbook=playbook, status="canceled", rc=254, duration_s=1.0, private_dir="",
+                                result={"vms": report})  # fmt: skip
+        return result, 0.0
+
+    monkeypatch.setattr(vm_steps, "run_batch", run_batch)
+    run = Run.create("wave", "707", 1, ["grenaa-raadhus"], dry_run=False, base=tmp_path)
+    ctx = StepContext(LoadedPlan(plan, PLAN, Inventory(PLAN.parent)), 1, run, {})
+    try:
+        with pytest.raises(vm_steps.VmMigrationFailed) as failed:
+            migrate_site_vms(ctx, "grenaa-raadhus", dry_run=False)
+    finally:
+        cancel.reset_cancel()
+    migration = failed.value.migration
+    assert len(started) == 1 < len(migration.batches)
+    skipped = [n for n, v in migration.vms.items() if v.status == "skipped"]
+    assert sorted(skipped) == sorted(n for batch in migration.batches[1:] for n in batch)
+    assert {migration.vms[n].error for n in skipped} == {"not started: the run was canceled (signal SIGTERM)"}
+    assert sorted(migration.moved) == started[0]

@@ -51,6 +51,7 @@ _ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "USER", "LOGNA
 _ENV_ALLOW_PREFIX = ("ANSIBLE_", "RUNNER_", "JOB_ID", "AWX_", "PYTHONUNBUFFERED", "PYTHONHASHSEED")
 
 Status = Literal["successful", "failed", "timeout", "canceled"]
+CANCEL_POLL_S = 0.2  # a cancel request or an ended time limit stops a running playbook within this
 
 
 class Model(BaseModel):
@@ -172,6 +173,11 @@ def run_playbook(
             rotate_artifacts=0,
         )
         config.prepare()
+        # How often the runner asks whether to cancel (and checks the time limit): only when its
+        # wait for a password prompt times out, every 5 s by default, so a short playbook ran to
+        # its end before a cancel was seen. Set after prepare(), which drops a `settings` argument
+        # when the private dir has no env/settings file.
+        config.pexpect_timeout = CANCEL_POLL_S
         config.env = _scrubbed(config.env)
         if sys.platform == "linux":  # ansible-runner's cancel and timeout still SIGKILL ansible-playbook's group
             config.command = guard.command(os.getpid(), process_record, config.command)

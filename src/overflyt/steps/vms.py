@@ -33,6 +33,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from overflyt.ansible.cancel import cancel_reason, cancel_requested
 from overflyt.ansible.reasons import explain
 from overflyt.ansible.step import StepContext, failure_text, run_step
 from overflyt.errors import MigrationStepFailed, PlaybookFailed, ProviderUnreachable, UsageError
@@ -173,8 +174,9 @@ def migrate_site_vms(
     before), used instead of reading them again; each batch still reads before it moves.
 
     ``dry_run``: one ``--check --diff`` run over every VM reporting ``would_move`` / ``unchanged``;
-    nothing changes. Otherwise each batch runs after the previous one succeeded; when a VM fails,
-    the later batches are skipped and VmMigrationFailed names the failed VMs and why, after the
+    nothing changes. Otherwise each batch runs after the previous one succeeded; when a VM fails
+    (or the run is canceled, or the wave's window tells moves to stop), the later batches are
+    skipped and VmMigrationFailed names the failed VMs and why, after the
     result is written to the run record (``vm-migration-<site>.json``). ``timeout_s`` bounds the
     whole migration."""
     plan, wave, run = ctx.plan, ctx.wave, ctx.run
@@ -244,7 +246,9 @@ def migrate_site_vms(
     stopped: str | None = None  # why no further batch may start (the wave's window), once it is so
     for number, batch in enumerate(plan_batches, start=1):
         left = int(deadline - time.monotonic())
-        if failed_batch is None and left > 0 and not dry_run and ctx.stop_moves is not None:
+        if failed_batch is None and left > 0 and not dry_run and cancel_requested():
+            stopped = f"the run was canceled ({cancel_reason()})"
+        if failed_batch is None and left > 0 and not dry_run and not stopped and ctx.stop_moves is not None:
             stopped = ctx.stop_moves(site_id)
         if failed_batch is not None or left <= 0 or stopped:
             if stopped:
