@@ -169,3 +169,31 @@ def test_the_sites_a_wave_waits_for_are_read_from_depends_on() -> None:
     before = sites_before(changed, 3, changed.wave(3).sites)
     assert before["digterparken"] == {"grenaa-bibliotek"}  # ndj-nodkald02 -> ndj-omsorg-gw01, now the library's
     assert before["grenaa-bibliotek"] == before["ostervang"] == before["materielgaarden"] == set()
+
+
+def test_a_signal_that_lands_on_a_sites_thread_is_handled_while_the_sites_run() -> None:
+    """Python runs signal handlers in the main thread only, when it runs: the kernel may hand a
+    SIGTERM sent to the process to any thread. Here it is sent to a site's thread (SIGUSR1 stands in
+    for it); its handler — the cancel — must run while both sites still run, not once one ends."""
+    import signal
+
+    handled = threading.Event()
+    threads: list[int] = []
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: handled.set())
+
+    def cut(site: str) -> SiteOutcome:
+        threads.append(threading.get_ident())
+        if site == "a":
+            time.sleep(0.3)
+            signal.pthread_kill(threads[0], signal.SIGUSR1)
+        ended = handled.wait(timeout=10)  # a cutover that goes on until the cancel reaches it
+        return SiteOutcome(site, "rolled_back" if ended else "done")
+
+    try:
+        started = time.monotonic()
+        outcomes = cut_sites(["a", "b"], 2, lambda s: None, cut, lambda o: False)
+        took = time.monotonic() - started
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert [o.status for o in outcomes] == ["rolled_back", "rolled_back"]
+    assert took < 3, f"the handler ran {took:.1f} s in: only once a site had ended"

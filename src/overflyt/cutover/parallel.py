@@ -31,6 +31,12 @@ log = logging.getLogger(__name__)
 Hold = Callable[[str], SiteOutcome | None]  # a site's outcome when it may not start now, else None
 Cut = Callable[[str], SiteOutcome]  # a site's cutover, start to end (rollback included)
 Stops = Callable[[SiteOutcome], bool]  # after a site ended: no new site starts
+# How often the waiting (main) thread wakes while sites run. Python runs a signal's handler (the
+# cancel of SIGTERM/SIGINT, overflyt.ansible.cancel) only in the main thread, and only when that
+# thread runs: when the kernel hands the signal to a site's thread, a wait without a timeout held
+# the cancel back until a site ended (seen in a rehearsal of test_sites_at_once: a site finished,
+# the next started, then the cancel came).
+POLL_S = 0.2
 
 
 def cut_sites(
@@ -77,7 +83,9 @@ def cut_sites(
                 log.info("site %s started (%d of at most %d running)", site, len(running), limit)
             if not running:
                 break
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            done: set[Future[SiteOutcome]] = set()
+            while not done:  # woken each POLL_S: see POLL_S
+                done, _ = wait(running, timeout=POLL_S, return_when=FIRST_COMPLETED)
             for future in done:
                 site = running.pop(future)
                 try:
