@@ -4,6 +4,7 @@ depends_on order; vmops.choose_hosts: deterministic target hosts. Pure functions
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -243,29 +244,9 @@ def test_no_further_batch_starts_once_the_window_says_stop(
     """The batch loop itself, with the vCenter read and the playbooks stood in for (what they do is
     proven against the simulator in tests/lab/): once ``stop_moves`` gives a reason, the batches not
     yet started are skipped with it and the step fails, so the site is rolled back."""
-    from overflyt.ansible.runner import PlaybookResult
     from overflyt.steps import vms as vm_steps
 
-    site_vms_ = [v for v in plan.vms_of_wave(1) if v.site == "grenaa-raadhus"]
-    source = target([], [
-        VMFacts(name=v.name, moid=f"vm-{v.name}", datacenter="NDJ-DC", cluster="NDJ-Cluster-01", host=v.host,
-                folder="", datastores=[v.datastore], cpu=2, memory_mb=1024, disks_gb=[20],
-                portgroups=list(v.portgroups), power="powered_on", tools="ok")
-        for v in site_vms_
-    ])  # fmt: skip
-    monkeypatch.setattr(
-        vm_steps, "_read_estate", lambda ctx, step, timeout_s=600: (source, target([host("esx-a")], []))
-    )
-    started: list[list[str]] = []
-
-    def run_batch(ctx: Any, playbook: str, step: str, vm_hosts: Any, **_: Any) -> tuple[PlaybookResult, float]:
-        started.append(sorted(vm_hosts))
-        report = {name: {"status": "moved", "seconds": 1.0} for name in vm_hosts}
-        result = PlaybookResult(playbook=playbook, status="successful", rc=0, duration_s=1.0, private_dir="",
-                                result={"vms": report})  # fmt: skip
-        return result, 0.0
-
-    monkeypatch.setattr(vm_steps, "run_batch", run_batch)
+    started = _batches_stood_in(plan, monkeypatch)
     run = Run.create("wave", "707", 1, ["grenaa-raadhus"], dry_run=False, base=tmp_path)
     reason = "the window closed at 06:00 (Europe/Copenhagen) (on_window_end: rollback)"
     ctx = StepContext(LoadedPlan(plan, PLAN, Inventory(PLAN.parent)), 1, run, {},
@@ -296,6 +277,33 @@ def test_no_further_batch_starts_after_a_cancel(plan: Plan, tmp_path: Path, monk
     cancel's reason, so the site is rolled back naming its migrate step. The batch loop itself, with
     the read and the playbooks stood in for as above."""
     from overflyt.ansible import cancel
+    from overflyt.steps import vms as vm_steps
+
+    # the cancel arrives as the first batch's moves end; the runner reports that batch canceled
+    started = _batches_stood_in(plan, monkeypatch, lambda: cancel.request_cancel("signal SIGTERM"))
+    run = Run.create("wave", "707", 1, ["grenaa-raadhus"], dry_run=False, base=tmp_path)
+    ctx = StepContext(LoadedPlan(plan, PLAN, Inventory(PLAN.parent)), 1, run, {})
+    try:
+        with pytest.raises(vm_steps.VmMigrationFailed) as failed:
+            migrate_site_vms(ctx, "grenaa-raadhus", dry_run=False)
+    finally:
+        cancel.reset_cancel()
+    migration = failed.value.migration
+    assert len(started) == 1 < len(migration.batches)
+    skipped = [n for n, v in migration.vms.items() if v.status == "skipped"]
+    assert sorted(skipped) == sorted(n for batch in migration.batches[1:] for n in batch)
+    assert {migration.vms[n].error for n in skipped} == {"not started: the run was canceled (signal SIGTERM)"}
+    assert sorted(migration.moved) == started[0]
+
+
+def _batches_stood_in(
+    plan: Plan, monkeypatch: pytest.MonkeyPatch, during: Callable[[], None] | None = None
+) -> list[list[str]]:
+    """The town hall's VMs read in the source (an empty target host) and each batch's playbook stood
+    in for: every VM of it reported moved, the run ``successful`` — or, with ``during`` (called as
+    the batch runs: a cancel, say), ``canceled`` when a cancel was requested. Returns the batches
+    started, each its VMs' names, sorted."""
+    from overflyt.ansible.cancel import cancel_is_set
     from overflyt.ansible.runner import PlaybookResult
     from overflyt.steps import vms as vm_steps
 
@@ -313,23 +321,13 @@ def test_no_further_batch_starts_after_a_cancel(plan: Plan, tmp_path: Path, monk
 
     def run_batch(ctx: Any, playbook: str, step: str, vm_hosts: Any, **_: Any) -> tuple[PlaybookResult, float]:
         started.append(sorted(vm_hosts))
-        cancel.request_cancel("signal SIGTERM")  # arrives as the batch's moves end
+        if during is not None:
+            during()
         report = {name: {"status": "moved", "seconds": 1.0} for name in vm_hosts}
-        result = PlaybookResult(playbook=playbook, status="canceled", rc=254, duration_s=1.0, private_dir="",
+        status, rc = ("canceled", 254) if cancel_is_set() else ("successful", 0)
+        result = PlaybookResult(playbook=playbook, status=status, rc=rc, duration_s=1.0, private_dir="",
                                 result={"vms": report})  # fmt: skip
         return result, 0.0
 
     monkeypatch.setattr(vm_steps, "run_batch", run_batch)
-    run = Run.create("wave", "707", 1, ["grenaa-raadhus"], dry_run=False, base=tmp_path)
-    ctx = StepContext(LoadedPlan(plan, PLAN, Inventory(PLAN.parent)), 1, run, {})
-    try:
-        with pytest.raises(vm_steps.VmMigrationFailed) as failed:
-            migrate_site_vms(ctx, "grenaa-raadhus", dry_run=False)
-    finally:
-        cancel.reset_cancel()
-    migration = failed.value.migration
-    assert len(started) == 1 < len(migration.batches)
-    skipped = [n for n, v in migration.vms.items() if v.status == "skipped"]
-    assert sorted(skipped) == sorted(n for batch in migration.batches[1:] for n in batch)
-    assert {migration.vms[n].error for n in skipped} == {"not started: the run was canceled (signal SIGTERM)"}
-    assert sorted(migration.moved) == started[0]
+    return started
