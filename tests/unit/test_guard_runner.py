@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from overflyt.ansible import processes
-from overflyt.ansible.runner import CANCEL_POLL_S, run_playbook
+from overflyt.ansible.cancel import POLL_S
+from overflyt.ansible.runner import run_playbook
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the guard is Linux's (prctl)")
 
@@ -71,7 +72,7 @@ def test_a_cancelled_playbook_leaves_nothing_behind(tmp_path: Path) -> None:
     assert (result.status, result.rc) == ("canceled", 254)
     # ansible-runner asks for a cancel only between waits for output; overflyt makes those short
     # (its default of 5 s let a short playbook run to its end after the cancel, issue 19's CI)
-    assert time.monotonic() - (asked[0] + 1) < CANCEL_POLL_S + 1.5, "the cancel was seen late"
+    assert time.monotonic() - (asked[0] + 1) < POLL_S + 1.5, "the cancel was seen late"
     daemon = int(pidfile.read_text())
     deadline = time.monotonic() + 10
     while processes.identify(daemon) is not None:

@@ -19,6 +19,11 @@ from collections.abc import Iterator
 
 log = logging.getLogger(__name__)
 
+# How often whatever waits on a running step or site looks again, so that a cancel is acted on
+# within this: ansible-runner's check for a cancel (overflyt.ansible.runner), and the main thread
+# waiting on sites run at once (overflyt.cutover.parallel), where Python runs the signal handler.
+POLL_S = 0.2
+
 _CANCEL = threading.Event()
 _CANCEL_REASON: list[str] = []
 _SHIELDED: contextvars.ContextVar[bool] = contextvars.ContextVar("overflyt_shielded", default=False)

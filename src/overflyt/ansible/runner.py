@@ -38,7 +38,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from overflyt.ansible import guard
-from overflyt.ansible.cancel import cancel_is_set, is_shielded
+from overflyt.ansible.cancel import POLL_S, cancel_is_set, is_shielded
 from overflyt.ansible.reasons import Device, devices_of, explain
 from overflyt.errors import OverflytError
 from overflyt.project import find_project
@@ -51,7 +51,6 @@ _ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "USER", "LOGNA
 _ENV_ALLOW_PREFIX = ("ANSIBLE_", "RUNNER_", "JOB_ID", "AWX_", "PYTHONUNBUFFERED", "PYTHONHASHSEED")
 
 Status = Literal["successful", "failed", "timeout", "canceled"]
-CANCEL_POLL_S = 0.2  # a cancel request or an ended time limit stops a running playbook within this
 
 
 class Model(BaseModel):
@@ -177,7 +176,7 @@ def run_playbook(
         # wait for a password prompt times out, every 5 s by default, so a short playbook ran to
         # its end before a cancel was seen. Set after prepare(), which drops a `settings` argument
         # when the private dir has no env/settings file.
-        config.pexpect_timeout = CANCEL_POLL_S
+        config.pexpect_timeout = POLL_S
         config.env = _scrubbed(config.env)
         if sys.platform == "linux":  # ansible-runner's cancel and timeout still SIGKILL ansible-playbook's group
             config.command = guard.command(os.getpid(), process_record, config.command)

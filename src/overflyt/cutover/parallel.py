@@ -24,6 +24,7 @@ import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
+from overflyt.ansible.cancel import POLL_S
 from overflyt.cutover.outcome import SiteOutcome
 
 log = logging.getLogger(__name__)
@@ -31,12 +32,6 @@ log = logging.getLogger(__name__)
 Hold = Callable[[str], SiteOutcome | None]  # a site's outcome when it may not start now, else None
 Cut = Callable[[str], SiteOutcome]  # a site's cutover, start to end (rollback included)
 Stops = Callable[[SiteOutcome], bool]  # after a site ended: no new site starts
-# How often the waiting (main) thread wakes while sites run. Python runs a signal's handler (the
-# cancel of SIGTERM/SIGINT, overflyt.ansible.cancel) only in the main thread, and only when that
-# thread runs: when the kernel hands the signal to a site's thread, a wait without a timeout held
-# the cancel back until a site ended (seen in a rehearsal of test_sites_at_once: a site finished,
-# the next started, then the cancel came).
-POLL_S = 0.2
 
 
 def cut_sites(
@@ -84,7 +79,10 @@ def cut_sites(
             if not running:
                 break
             done: set[Future[SiteOutcome]] = set()
-            while not done:  # woken each POLL_S: see POLL_S
+            # Python runs a signal's handler (the cancel of SIGTERM/SIGINT) only in the main thread,
+            # when it runs; the kernel may hand the signal to a site's thread. Woken each POLL_S, the
+            # cancel is not held back until a site ends.
+            while not done:
                 done, _ = wait(running, timeout=POLL_S, return_when=FIRST_COMPLETED)
             for future in done:
                 site = running.pop(future)
