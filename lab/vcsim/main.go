@@ -15,6 +15,7 @@ import (
 	"encoding/xml"
 	"flag"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log"
 	"net"
@@ -27,6 +28,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
@@ -455,7 +457,8 @@ var mutators = map[string]bool{
 //   - snapshot tasks name their VM as entity (fixSnapshotEntity);
 //   - a relocation also moves the VM's NICs and files (fixRelocation) and is logged (logRelocation);
 //   - every task and synchronous change is logged as "task method=<name>" (mutators);
-//   - the ServiceContent names the listener's own instance UUID (instanceUuid).
+//   - the ServiceContent names the listener's own instance UUID (instanceUuid);
+//   - with a simulated transfer rate set (transfer.json), a relocation takes time (slowRelocation).
 func guard(next http.Handler, l Listener) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -481,6 +484,11 @@ func guard(next http.Handler, l Listener) http.Handler {
 					`<faultstring>Cannot complete login due to an incorrect user name or password.</faultstring>`+
 					`<detail><InvalidLoginFault xmlns="urn:vim25" xsi:type="InvalidLogin"></InvalidLoginFault></detail>`+
 					`</soapenv:Fault>`)
+				return
+			}
+		}
+		if method == "RelocateVM_Task" {
+			if t := readTransfer(); t.RateMBps > 0 && slowRelocation(w, r, body, next, l, t) {
 				return
 			}
 		}
@@ -543,6 +551,8 @@ func main() {
 	ctx := context.Background()
 	client, err := vim25.NewClient(ctx, vpx.Service)
 	must(err, "client")
+	inproc = client
+	transferFile = filepath.Join(filepath.Dir(*modelPath), "transfer.json")
 	for _, d := range m.Datacenters {
 		build(ctx, client, &m, d)
 	}
@@ -576,4 +586,131 @@ func main() {
 	case err := <-errs:
 		log.Fatalf("ofl-vcsim: %v", err)
 	}
+}
+
+// -- simulated transfer time ------------------------------------------------------------------------
+
+// transfer is the lab's simulated transfer (lab/README.md), read from transferFile at every
+// RelocateVM_Task, so `overflyt lab transfer` changes it without restarting the simulator. A rate of
+// 0 (or no file) is govmomi's own relocation: done before the call returns.
+type transfer struct {
+	RateMBps float64            `json:"rate_mb_per_s"`
+	Jitter   float64            `json:"jitter"`
+	Seed     uint64             `json:"seed"`
+	Seconds  map[string]float64 `json:"seconds"` // VM name -> its transfer time, whatever its size
+}
+
+var (
+	transferFile string
+	inproc       *vim25.Client // the simulator's in-process client (the session vcsim uses internally)
+	relocations  sync.Map      // VM moref -> struct{}: a simulated transfer of that VM is under way
+)
+
+func readTransfer() transfer {
+	var t transfer
+	raw, err := os.ReadFile(transferFile)
+	if err != nil || json.Unmarshal(raw, &t) != nil || t.RateMBps < 0 {
+		return transfer{}
+	}
+	return t
+}
+
+// transferSeconds is how long moving vm takes at t's rate: its memory always (vMotion copies it),
+// and its disks when the relocation changes its datastore, each MB at t.RateMBps; times a factor
+// 1±t.Jitter drawn from the VM's name and t.Seed, so the same VM takes the same time every run; a
+// VM named in t.Seconds takes that long instead.
+func transferSeconds(vm *simulator.VirtualMachine, spec types.VirtualMachineRelocateSpec, t transfer) float64 {
+	var mb float64
+	var name string
+	simulator.Map.WithLock(vm, func() {
+		name = vm.Name
+		mb = float64(vm.Config.Hardware.MemoryMB)
+		moves := spec.Datastore != nil
+		if moves && len(vm.Datastore) == 1 && vm.Datastore[0] == *spec.Datastore {
+			moves = false
+		}
+		if moves {
+			for _, d := range vm.Config.Hardware.Device {
+				if disk, ok := d.(*types.VirtualDisk); ok {
+					mb += float64(disk.CapacityInKB) / 1024
+				}
+			}
+		}
+	})
+	if seconds, ok := t.Seconds[name]; ok {
+		return seconds
+	}
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d/%s", t.Seed, name)
+	u := float64(h.Sum64()%10000) / 9999 // 0..1
+	return mb / t.RateMBps * (1 + t.Jitter*(2*u-1))
+}
+
+// slowRelocation answers a RelocateVM_Task at once with a task that runs for the VM's transfer time
+// (transferSeconds) and only then relocates it (govmomi's own relocation, through the in-process
+// client, and fixRelocation), as vCenter's task runs while the VM's data is copied. Until then the
+// VM is where it was. The caller's session is checked first (a CurrentTime call with the request's
+// cookie), so an unauthenticated request gets vcsim's own fault. False: not handled here (the
+// request is not one this can read, names no VM, or the session is not valid), serve it as usual.
+func slowRelocation(w http.ResponseWriter, r *http.Request, body []byte, next http.Handler, l Listener, t transfer) bool {
+	m, err := simulator.UnmarshalBody(types.TypeFunc(), body)
+	if err != nil {
+		return false
+	}
+	req, ok := m.Body.(*types.RelocateVM_Task)
+	if !ok {
+		return false
+	}
+	vm, ok := simulator.Map.Get(req.This).(*simulator.VirtualMachine)
+	if !ok {
+		return false
+	}
+	probe := fmt.Sprintf(envelope, `<CurrentTime xmlns="urn:vim25"><_this type="ServiceInstance">ServiceInstance</_this></CurrentTime>`)
+	pr := r.Clone(r.Context())
+	pr.Body = io.NopCloser(strings.NewReader(probe))
+	pr.ContentLength = int64(len(probe))
+	rec := httptest.NewRecorder()
+	if !serveRecovering(next, rec, pr) || rec.Code != http.StatusOK {
+		return false
+	}
+	var name string
+	simulator.Map.WithLock(vm, func() { name = vm.Name })
+	if _, busy := relocations.LoadOrStore(req.This.Value, struct{}{}); busy {
+		// vCenter refuses a second operation on a VM while a task of it runs
+		log.Printf("ofl-vcsim: relocate vm=%s name=%s refused: a relocation of it is under way listener=%s status=500", req.This.Value, name, l.Name)
+		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+		w.WriteHeader(http.StatusInternalServerError)
+		fmt.Fprintf(w, envelope, `<soapenv:Fault><faultcode>ServerFaultCode</faultcode>`+
+			`<faultstring>Another task is already in progress.</faultstring>`+
+			`<detail><TaskInProgressFault xmlns="urn:vim25" xsi:type="TaskInProgress"><task type="Task">`+
+			`</task></TaskInProgressFault></detail></soapenv:Fault>`)
+		return true
+	}
+	seconds := transferSeconds(vm, req.Spec, t)
+	logRelocation(body, l, http.StatusOK)
+	log.Printf("ofl-vcsim: task method=RelocateVM_Task listener=%s status=200", l.Name)
+	task := simulator.CreateTask(req.This, "relocateVm", func(*simulator.Task) (types.AnyType, types.BaseMethodFault) {
+		defer relocations.Delete(req.This.Value)
+		time.Sleep(time.Duration(seconds * float64(time.Second)))
+		ctx := context.Background()
+		inner, err := object.NewVirtualMachine(inproc, req.This).Relocate(ctx, req.Spec, req.Priority)
+		if err == nil {
+			_, err = inner.WaitForResult(ctx, nil)
+		}
+		if err != nil {
+			log.Printf("ofl-vcsim: relocate-done vm=%s name=%s seconds=%.1f error=%v", req.This.Value, name, seconds, err)
+			if f, ok := err.(task.Error); ok {
+				return nil, f.Fault()
+			}
+			return nil, &types.SystemError{Reason: err.Error()}
+		}
+		fixRelocation(body)
+		log.Printf("ofl-vcsim: relocate-done vm=%s name=%s seconds=%.1f", req.This.Value, name, seconds)
+		return nil, nil
+	})
+	go task.Run()
+	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, envelope, `<RelocateVM_TaskResponse xmlns="urn:vim25"><returnval type="Task">`+task.Self.Value+`</returnval></RelocateVM_TaskResponse>`)
+	return true
 }

@@ -140,3 +140,30 @@ def test_a_move_loads_the_target_vcenter_the_source_host_and_both_datastores() -
         (f"datastore {src}/{plan.source.datacenter}/src-ds", limits.per_datastore),
         (f"datastore {tgt}/{plan.target.datacenter}/tgt-ds", limits.per_datastore),
     }
+
+
+def test_each_move_frees_its_own_slots_while_the_others_keep_theirs(tmp_path: Path) -> None:
+    groups = {"long": [Need("datastore A", 2, 1)], "short": [Need("datastore A", 2, 1), Need("host h", 1, 1)]}
+    with slots.hold_each(groups, {"site": "s"}, timeout_s=1, base=tmp_path) as (waited, release):
+        assert waited < 1
+        with pytest.raises(SlotsUnavailable), hold([Need("datastore A", 2, 1)], {}, timeout_s=0, base=tmp_path):
+            pass
+        release("short")  # its transfer is over: its datastore slot and its host slot are free
+        with hold([Need("datastore A", 2, 1), Need("host h", 1, 1)], {}, timeout_s=0, base=tmp_path):
+            pass
+        with pytest.raises(SlotsUnavailable), hold([Need("datastore A", 2, 2)], {}, timeout_s=0, base=tmp_path):
+            pass  # "long" still holds one of the two
+    with hold([Need("datastore A", 2, 2), Need("host h", 1, 1)], {}, timeout_s=0, base=tmp_path):
+        pass  # everything is free once the block ends
+
+
+def test_moves_started_together_take_their_slots_all_or_none(tmp_path: Path) -> None:
+    groups = {"a": [Need("datastore A", 1, 1)], "b": [Need("datastore B", 1, 1)]}
+    with hold([Need("datastore B", 1, 1)], {"site": "other"}, timeout_s=0, base=tmp_path):
+        with (
+            pytest.raises(SlotsUnavailable, match="datastore B"),
+            slots.hold_each(groups, {}, timeout_s=0.3, base=tmp_path),
+        ):
+            pass
+        with hold([Need("datastore A", 1, 1)], {}, timeout_s=0, base=tmp_path):
+            pass  # the waiter did not keep A while B was taken

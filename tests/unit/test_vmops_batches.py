@@ -331,3 +331,60 @@ def _batches_stood_in(
 
     monkeypatch.setattr(vm_steps, "run_batch", run_batch)
     return started
+
+
+def test_a_long_move_holds_back_only_its_own_slots(plan: Plan, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pool driver, with the read and the playbooks stood in for (tests/lab/test_pool.py runs it
+    against the simulator): the town hall's VMs without their dependencies, per_datastore 2 (all on
+    one datastore). ndj-dc01's playbook does not end until every other VM has moved; each other
+    VM's slot frees as its relocation task ends, so they all move beside it, never more than two
+    relocations on the datastore at once. (ndj-dc02, started in the same playbook, ends with it.)"""
+    import threading
+
+    from overflyt.ansible.runner import PlaybookResult
+    from overflyt.steps import vms as vm_steps
+
+    free = with_vms(plan, [v.model_copy(update={"depends_on": []}) for v in plan.vms])
+    town_hall = [v.name for v in free.vms_of_wave(1) if v.site == "grenaa-raadhus"]
+    _batches_stood_in(free, monkeypatch)
+    monkeypatch.setattr(vm_steps, "COALESCE_S", 0.05)
+    lock = threading.Lock()
+    relocating: set[str] = set()
+    most = 0
+    ended: list[str] = []
+    others_moved = threading.Event()
+
+    def run_batch(ctx: Any, playbook: str, step: str, vm_hosts: Any, **kw: Any) -> tuple[PlaybookResult, float]:
+        nonlocal most
+        with lock:
+            relocating.update(vm_hosts)
+            most = max(most, len(relocating))
+        for name in vm_hosts:
+            if name != "ndj-dc01":
+                with lock:
+                    relocating.discard(name)
+                kw["on_released"](name)  # its relocation task ended
+        if "ndj-dc01" in vm_hosts:
+            assert others_moved.wait(10), "the others waited for the long move"
+            with lock:
+                relocating.discard("ndj-dc01")
+        with lock:
+            ended.extend(vm_hosts)
+            if set(ended) >= set(town_hall) - {"ndj-dc01", "ndj-dc02"}:  # all but dc01's launch
+                others_moved.set()
+        report = {name: {"status": "moved", "seconds": 1.0} for name in vm_hosts}
+        result = PlaybookResult(playbook=playbook, status="successful", rc=0, duration_s=1.0, private_dir="",
+                                result={"vms": report})  # fmt: skip
+        return result, 0.0
+
+    monkeypatch.setattr(vm_steps, "run_batch", run_batch)
+    run = Run.create("wave", "707", 1, ["grenaa-raadhus"], dry_run=False, base=tmp_path)
+    ctx = StepContext(LoadedPlan(free, PLAN, Inventory(PLAN.parent)), 1, run, {})
+    migration = migrate_site_vms(ctx, "grenaa-raadhus", dry_run=False)
+    assert {v.status for v in migration.vms.values()} == {"moved"}
+    assert sorted(migration.vms) == sorted(town_hall)
+    assert set(ended[-2:]) == {"ndj-dc01", "ndj-dc02"}  # the long one's launch ended last ...
+    assert len(ended) == len(town_hall)  # ... after the others had moved beside it
+    assert most == free.concurrency.per_datastore == 2
+    assert migration.batches[0] == ["ndj-dc01", "ndj-dc02"]
+    assert len(migration.batches) == len(town_hall) - 1  # after the first two, one at a time as slots freed

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from overflyt.cli.common import Commands, Parser
-from overflyt.errors import EXIT_FAILED, EXIT_OK, OverflytError
+from overflyt.errors import EXIT_FAILED, EXIT_OK, OverflytError, UsageError
 
 DEFAULT_PLAN = "inventories/norddjurs/plan.yml"
 
@@ -41,6 +41,23 @@ def add_parser(commands: Commands) -> None:
         )
         sub.add_argument("--json", action="store_true", help="machine-readable output")
         sub.set_defaults(func=_COMMANDS[name])
+    sub = lab_commands.add_parser(
+        "transfer",
+        help="simulated transfer time for the simulator's VM relocations (off when the lab comes up)",
+        description="Make each VM relocation the vCenter simulator starts from now on take time: the VM's "
+        "memory, plus its disks when its datastore changes, at RATE MB/s, times 1 ± JITTER (the same for "
+        "a VM and seed every run). Until it ends the VM is where it was, as in vCenter. --rate 0 switches "
+        "it off (relocations done at once, as govmomi's simulator does them). See lab/README.md.",
+    )
+    sub.add_argument("--plan", default=DEFAULT_PLAN, help=f"plan the lab was generated from (default {DEFAULT_PLAN})")
+    sub.add_argument("--rate", type=float, required=True, metavar="MB_PER_S", help="MB per second; 0 = off")
+    sub.add_argument("--jitter", type=float, default=0.0, help="spread of each VM's time, 0 to <1 (default 0)")
+    sub.add_argument("--seed", type=int, default=0, help="seed of the spread (default 0)")
+    sub.add_argument(
+        "--vm", action="append", default=[], metavar="NAME=SECONDS", help="this VM takes SECONDS, whatever its size"
+    )
+    sub.add_argument("--json", action="store_true", help="machine-readable output")
+    sub.set_defaults(func=_transfer)
 
 
 def _plan(args: argparse.Namespace) -> Path:
@@ -83,6 +100,34 @@ def _status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _transfer(args: argparse.Namespace) -> int:
+    from overflyt.lab import transfer
+
+    seconds: dict[str, float] = {}
+    for item in args.vm:
+        name, _, value = item.partition("=")
+        try:
+            seconds[name] = float(value)
+        except ValueError:
+            raise UsageError(f"--vm {item}: expected NAME=SECONDS") from None
+    setting = transfer(_plan(args), args.rate, jitter=args.jitter, seed=args.seed, seconds=seconds)
+    if args.json:
+        print(json.dumps(setting, indent=2))
+    else:
+        print(f"lab: {_describe_transfer(setting)}")
+    return EXIT_OK
+
+
+def _describe_transfer(setting: dict[str, Any]) -> str:
+    if not setting["rate_mb_per_s"]:
+        return "simulated transfer off (relocations done at once)"
+    slow = "".join(f", {name} {value:g} s" for name, value in sorted(setting["seconds"].items()))
+    return (
+        f"simulated transfer {setting['rate_mb_per_s']:g} MB/s ± {setting['jitter'] * 100:g} % "
+        f"(seed {int(setting['seed'])}){slow}"
+    )
+
+
 _COMMANDS = {"up": _up, "down": _down, "status": _status}
 
 
@@ -99,6 +144,7 @@ def _print_endpoints(state: dict[str, Any]) -> None:
             f"  servers {s['subnet']:<18} {s['side']:<7} {len(s['addresses'])} addresses, port {s['port']}, "
             f"netns {s['namespace']}"
         )
+    print(f"  {_describe_transfer(state['transfer'])}")
     print("  passwords: overflyt lab status --json (env) or " + state["state_dir"] + "/secrets.json")
 
 

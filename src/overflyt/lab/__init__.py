@@ -5,6 +5,6 @@ from overflyt.lab.common import LabError, require_root
 from overflyt.lab.health import probe
 from overflyt.lab.lock import exclusive
 from overflyt.lab.processes import lab_processes
-from overflyt.lab.runtime import down, status, up
+from overflyt.lab.runtime import down, status, transfer, up
 
-__all__ = ["LabError", "down", "exclusive", "lab_processes", "probe", "require_root", "status", "up"]
+__all__ = ["LabError", "down", "exclusive", "lab_processes", "probe", "require_root", "status", "transfer", "up"]

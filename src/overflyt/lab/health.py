@@ -18,6 +18,7 @@ from overflyt.lab.common import (
     read_pid,
     run,
 )
+from overflyt.lab.simulator import transfer_setting
 
 
 def probe(namespace: str, targets: Iterable[tuple[str, int]], timeout: float = 2.0) -> list[str]:
@@ -95,4 +96,5 @@ def status_of(record: dict[str, Any], paths: Paths) -> dict[str, Any]:
         "state_dir": str(paths.state),
         "problems": problems,
         **{k: v for k, v in record.items() if k not in hidden},
+        "transfer": transfer_setting(paths),
     }

@@ -34,7 +34,7 @@ from overflyt.lab.health import find_problems, self_check, status_of
 from overflyt.lab.network import create_namespaces, has_pid, routes_installed, start_frr, start_responder
 from overflyt.lab.probehosts import cli_program, ping_socket, prepare_probe_host, start_agent
 from overflyt.lab.processes import teardown, wait_process
-from overflyt.lab.simulator import certificates, start_vcsim, thumbprints
+from overflyt.lab.simulator import certificates, set_transfer, start_vcsim, thumbprints
 from overflyt.lab.sshd import create_user, start_sshd
 from overflyt.lab.topology import RESPONDER_PORT, LabSpec, build_spec
 from overflyt.plan import load_plan
@@ -74,6 +74,20 @@ def down(plan_path: Path) -> list[str]:
     require_root()
     plan = load_plan(plan_path)
     return teardown(Paths(state_dir(plan, plan_path)))
+
+
+def transfer(
+    plan_path: Path,
+    rate_mb_per_s: float,
+    *,
+    jitter: float = 0.0,
+    seed: int = 0,
+    seconds: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """Set the running lab's simulated transfer time (:func:`overflyt.lab.simulator.set_transfer`)."""
+    require_root()
+    plan = load_plan(plan_path)
+    return set_transfer(Paths(state_dir(plan, plan_path)), rate_mb_per_s, jitter=jitter, seed=seed, seconds=seconds)
 
 
 def status(plan_path: Path) -> dict[str, Any]:

@@ -41,7 +41,7 @@ def schedule(vms: Sequence[Schedulable], storage: Mapping[str, str], limits: Con
     by_name = {vm.name: vm for vm in vms}
     deps = {vm.name: {d for d in vm.depends_on if d in index and d != vm.name} for vm in vms}
     # What each VM loads: its source host, and its datastores at both ends of the move.
-    loads = {name: (vm.host, _stores(vm.datastore, storage)) for name, vm in by_name.items()}
+    loads = {name: (vm.host, datastores_loaded(vm.datastore, storage)) for name, vm in by_name.items()}
     dependents: dict[str, set[str]] = {name: set() for name in index}
     for name, needs in deps.items():
         for d in needs:
@@ -77,7 +77,8 @@ def schedule(vms: Sequence[Schedulable], storage: Mapping[str, str], limits: Con
     return out
 
 
-def _stores(datastore: str, storage: Mapping[str, str]) -> tuple[str, ...]:
+def datastores_loaded(datastore: str, storage: Mapping[str, str]) -> tuple[str, ...]:
+    """The datastores moving a VM from ``datastore`` loads: it, and its target through ``storage``."""
     target = storage.get(datastore, datastore)
     return (datastore,) if target == datastore else (datastore, target)
 

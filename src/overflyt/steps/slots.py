@@ -1,10 +1,12 @@
 """Move slots: the plan's concurrency limits, held across every run that shares the state directory.
 
 A VM move loads its source ESXi host, its source and target datastores and the target vCenter.
-Within one run the batches already respect the plan's limits (:func:`overflyt.steps.vms.batches`);
+Within one run the pool already respects the plan's limits (:class:`overflyt.planning.pool.Pool`);
 runs of *different* municipalities at once meet on what they share — the shared datacentre's
-vCenter and datastores. Before a batch starts it takes one slot per VM of every resource it
-loads, all or none; a full resource makes it wait (and say for whom) until its time runs out.
+vCenter and datastores. Before VMs start moving together they take one slot per VM of every
+resource each loads, all or none; a full resource makes it wait (and say for whom) until its time runs out. A
+move frees its own slots as soon as its transfer is over (:func:`hold_each`), not when the rest
+of the VMs that started with it end.
 
 A slot is a kernel lock (``flock``) on a file ``<state>/slots/<resource>/<n>``: the kernel frees it
 when the holder's process ends, however it ends, so a SIGKILLed run never leaves a slot taken.
@@ -75,6 +77,62 @@ def hold(
     can say who has what it waits for. Waits at most ``timeout_s``; then raises SlotsUnavailable
     naming the full resources and their holders. ``on_wait`` gets a line when the wait starts and
     every 30 s after."""
+    taken, waited = _acquire(wanted, holder, timeout_s=timeout_s, base=base, on_wait=on_wait)
+    try:
+        yield waited
+    finally:
+        for handle in taken:
+            handle.close()
+
+
+@contextlib.contextmanager
+def hold_each(
+    groups: Mapping[str, list[Need]],
+    holder: Mapping[str, object],
+    *,
+    timeout_s: float,
+    base: Path | None = None,
+    on_wait: Callable[[str], None] | None = None,
+) -> Iterator[tuple[float, Callable[[str], None]]]:
+    """:func:`hold` for several moves at once: every slot of every group, all or none, as one wait;
+    yields the seconds waited and ``release(group)``, which frees that group's slots before the
+    block ends (a move whose transfer is over). What is still held is freed when the block ends."""
+    counts: dict[tuple[str, int], int] = {}
+    for group in groups.values():
+        for need in group:
+            counts[(need.resource, need.limit)] = counts.get((need.resource, need.limit), 0) + need.count
+    wanted = needs(counts)
+    taken, waited = _acquire(wanted, holder, timeout_s=timeout_s, base=base, on_wait=on_wait)
+    held: dict[str, list[IO[str]]] = {name: [] for name in groups}
+    position = 0
+    for need in wanted:  # _try takes each need's handles in turn: deal them out to the groups
+        handles = taken[position : position + need.count]
+        position += need.count
+        for name, group in groups.items():
+            count = sum(n.count for n in group if (n.resource, n.limit) == (need.resource, need.limit))
+            held[name] += handles[:count]
+            handles = handles[count:]
+
+    def release(name: str) -> None:
+        for handle in held.pop(name, []):
+            handle.close()
+
+    try:
+        yield waited, release
+    finally:
+        for name in list(held):
+            release(name)
+
+
+def _acquire(
+    wanted: list[Need],
+    holder: Mapping[str, object],
+    *,
+    timeout_s: float,
+    base: Path | None,
+    on_wait: Callable[[str], None] | None,
+) -> tuple[list[IO[str]], float]:
+    """Every slot of ``wanted`` (see :func:`hold`): the handles held and the seconds waited."""
     root = (base or state_dir()) / "slots"
     for need in wanted:
         if need.count > need.limit:
@@ -84,7 +142,7 @@ def hold(
     while True:
         taken, full = _try(root, wanted, holder)
         if not full:
-            break
+            return taken, time.monotonic() - started
         waited = time.monotonic() - started
         if waited >= timeout_s:
             raise SlotsUnavailable(
@@ -94,12 +152,6 @@ def hold(
             on_wait(f"waiting for move slots: {_describe(full)}")
             reported = max(waited, 1e-9)
         time.sleep(POLL_S * (0.5 + random.random()))
-    waited = time.monotonic() - started
-    try:
-        yield waited
-    finally:
-        for handle in taken:
-            handle.close()
 
 
 def _try(

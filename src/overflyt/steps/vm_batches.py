@@ -10,10 +10,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from overflyt.ansible.runner import PlaybookResult
+from overflyt.ansible.runner import AnsibleEvent, PlaybookResult
 from overflyt.ansible.step import StepContext, run_step
 from overflyt.errors import MigrationStepFailed, UsageError
 from overflyt.plan import Plan
@@ -126,23 +126,21 @@ def loads(plan: Plan, *, host: str, datastores: list[str], target_datastore: str
 @contextlib.contextmanager
 def _slots(
     ctx: StepContext, site_id: str, loads: Mapping[str, set[tuple[str, int]]], *, dry_run: bool, timeout_s: float
-) -> Iterator[float]:
-    """Hold the move slots of a batch (see overflyt.steps.slots); a dry run moves nothing and takes none."""
+) -> Iterator[tuple[float, Callable[[str], None]]]:
+    """Hold the move slots of the VMs of ``loads`` (see overflyt.steps.slots), all or none; yields
+    the seconds waited and ``release(vm)``, which frees one VM's slots. A dry run moves nothing and
+    takes none."""
     if dry_run:
-        yield 0.0
+        yield 0.0, lambda name: None
         return
-    counts: dict[tuple[str, int], int] = {}
-    for load in loads.values():
-        for key in load:
-            counts[key] = counts.get(key, 0) + 1
-    wanted = slots.needs(counts)
+    groups = {name: slots.needs(dict.fromkeys(load, 1)) for name, load in loads.items()}
     holder = {"municipality": ctx.plan.municipality.code, "wave": ctx.wave, "site": site_id}
 
     def waiting(line: str) -> None:
         log.info("site %s: %s", site_id, line)
 
-    with slots.hold(wanted, holder, timeout_s=max(0.0, timeout_s), base=ctx.loaded.state, on_wait=waiting) as waited:
-        yield waited
+    with slots.hold_each(groups, holder, timeout_s=max(0.0, timeout_s), base=ctx.loaded.state, on_wait=waiting) as held:
+        yield held
 
 
 def run_batch(
@@ -155,27 +153,36 @@ def run_batch(
     loads: Mapping[str, set[tuple[str, int]]],
     dry_run: bool,
     timeout_s: int,
+    released_by: str | None = None,
+    on_released: Callable[[str], None] | None = None,
 ) -> tuple[PlaybookResult, float]:
-    """One batch: its VMs (``vm_hosts``, VM name → variables) through ``playbook``, each VM a host,
-    all at once (a dry run ``concurrency.global`` at a time), once the batch holds the move slots
-    of each VM's ``loads`` (see :func:`loads`). Each VM's host is its alias
+    """VMs that start together (``vm_hosts``, VM name → variables) through ``playbook``, each VM a
+    host, all at once (a dry run ``concurrency.global`` at a time), once they hold the move slots of
+    each VM's ``loads`` (see :func:`loads`). Each VM's host is its alias
     (:func:`~overflyt.plan.names.vm_alias`), its name the variable ``overflyt_vm_name``; the result
-    and the progress events come back with the names (:func:`by_name`). Returns the result and the
-    seconds spent waiting for slots; raises SlotsUnavailable when they did not come within
-    ``timeout_s``."""
+    and the progress events come back with the names (:func:`by_name`). When the task named
+    ``released_by`` (the role's relocation) has ended for a VM, ok or not, that VM's slots are freed
+    and ``on_released(name)`` is called (from the runner's thread), while the playbook goes on with
+    the others. Returns the result and the seconds spent waiting for slots; raises SlotsUnavailable
+    when they did not come within ``timeout_s``."""
     hosts = {vm_alias(name): {"overflyt_vm_name": name, **values} for name, values in vm_hosts.items()}
     names = {alias: str(values["overflyt_vm_name"]) for alias, values in hosts.items()}
-    shown = ctx
-    if ctx.on_event is not None:  # progress for people: the VM's name, not its alias
+    with _slots(ctx, site_id, loads, dry_run=dry_run, timeout_s=timeout_s) as (waited, release):
         sink = ctx.on_event
-        shown = dataclasses.replace(
-            ctx, on_event=lambda e: sink(e.model_copy(update={"host": names.get(e.host or "", e.host)}))
-        )
-    with _slots(ctx, site_id, loads, dry_run=dry_run, timeout_s=timeout_s) as waited:
+
+        def progress(event: AnsibleEvent) -> None:
+            name = names.get(event.host or "", event.host)
+            if released_by is not None and event.task == released_by and event.status != "start" and name:
+                release(name)
+                if on_released is not None:
+                    on_released(name)
+            if sink is not None:  # progress for people: the VM's name, not its alias
+                sink(event.model_copy(update={"host": name}))
+
         forks = min(len(hosts), ctx.plan.concurrency.global_) if dry_run else len(hosts)
         result = run_step(
-            shown, playbook, step, vm_hosts=hosts, dry_run=dry_run, forks=forks,
-            timeout_s=int(timeout_s - waited), devices_home=False,
+            dataclasses.replace(ctx, on_event=progress), playbook, step, vm_hosts=hosts, dry_run=dry_run,
+            forks=forks, timeout_s=int(timeout_s - waited), devices_home=False,
         )  # fmt: skip
         return by_name(result, names), waited
 

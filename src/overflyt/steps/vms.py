@@ -27,17 +27,22 @@ roles together in one batch, without limits, instead of in the moving batches.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import queue
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from overflyt.ansible.cancel import cancel_reason, cancel_requested
+from overflyt.ansible.cancel import POLL_S, cancel_reason, cancel_requested
 from overflyt.ansible.reasons import explain
-from overflyt.ansible.step import StepContext, failure_text, run_step
+from overflyt.ansible.step import StepContext, failure_text, first_line, run_step
 from overflyt.errors import MigrationStepFailed, PlaybookFailed, ProviderUnreachable, UsageError
 from overflyt.plan.ahead import find_ahead
+from overflyt.plan.model import VirtualMachine
+from overflyt.planning.pool import Pool
 from overflyt.precheck.facts import VCenterFacts, VMFacts
 from overflyt.providers.vsphere import Placement
 from overflyt.providers.vsphere.placement import placement_of
@@ -233,34 +238,10 @@ def migrate_site_vms(
             pgs,
         )
 
-    if dry_run:
-        plan_batches = [names]
-    else:
-        done = [n for n in names if settled(n)]
-        moving = [vm for vm in chosen if vm.name not in done]
-        plan_batches = ([done] if done else []) + schedule_vms(plan, moving)
     tools = {vm.name: vm.tools.value for vm in chosen}
-    results: dict[str, VmMove] = {}
-    slot_waits: dict[int, float] = {}
-    failed_batch: int | None = None
-    stopped: str | None = None  # why no further batch may start (the wave's window), once it is so
-    for number, batch in enumerate(plan_batches, start=1):
-        left = int(deadline - time.monotonic())
-        if failed_batch is None and left > 0 and not dry_run and cancel_requested():
-            stopped = f"the run was canceled ({cancel_reason()})"
-        if failed_batch is None and left > 0 and not dry_run and not stopped and ctx.stop_moves is not None:
-            stopped = ctx.stop_moves(site_id)
-        if failed_batch is not None or left <= 0 or stopped:
-            if stopped:
-                why = f"not started: {stopped}"
-            elif failed_batch is not None:
-                why = f"not started: batch {failed_batch} failed"
-            else:
-                why = f"not started: the migration's time limit ({timeout_s} s) ran out"
-            for name in batch:
-                results[name] = VmMove(vm=name, status="skipped", batch=number, error=why)
-            failed_batch = failed_batch or number
-            continue
+
+    def launch(number: int, batch: list[str], on_released: Callable[[str], None] | None) -> _Launched:
+        """The VMs of ``batch`` through the migrate playbook, together, as launch ``number``."""
         vm_hosts = {
             name: {
                 "overflyt_vm_source_datacenter": src_dc,
@@ -269,8 +250,6 @@ def migrate_site_vms(
             }
             for name in batch
         }
-        log.info("site %s: %s batch %d/%d: %s", site_id, "checking" if dry_run else "moving", number,
-                 len(plan_batches), ", ".join(batch))  # fmt: skip
         loads: dict[str, set[tuple[str, int]]] = {}
         for name in (n for n in batch if not settled(n)):
             here = _found(source, name, src_dc)
@@ -280,22 +259,25 @@ def migrate_site_vms(
                 datastores=[here[0].datastores[0] if here and here[0].datastores else by_name[name].datastore],
                 target_datastore=wanted[name]["datastore"],
             )
-        step = f"vm-migrate-{site_id}-{number}"
+        left = int(deadline - time.monotonic())
         try:
             result, waited = run_batch(
-                ctx, "migrate_vms.yml", step, vm_hosts, site_id=site_id, loads=loads, dry_run=dry_run, timeout_s=left
-            )
+                ctx, "migrate_vms.yml", f"vm-migrate-{site_id}-{number}", vm_hosts, site_id=site_id, loads=loads,
+                dry_run=dry_run, timeout_s=left, released_by=RELOCATE_TASK, on_released=on_released,
+            )  # fmt: skip
         except slots.SlotsUnavailable as exc:
-            for name in batch:
-                results[name] = VmMove(vm=name, status="failed", batch=number, error=f"not started: {exc}")
-            failed_batch = number
-            continue
-        if waited >= 1:
-            slot_waits[number] = round(waited, 1)
-        for name in batch:
-            results[name] = read_move(name, number, result)
-        if any(results[name].status == "failed" for name in batch):
-            failed_batch = number
+            failed = {n: VmMove(vm=n, status="failed", batch=number, error=f"not started: {exc}") for n in batch}
+            return _Launched(failed, 0.0)
+        return _Launched({name: read_move(name, number, result) for name in batch}, waited)
+
+    if dry_run:
+        log.info("site %s: checking %d VMs: %s", site_id, len(names), ", ".join(names))
+        checked = launch(1, names, None)
+        plan_batches, results, slot_waits = [names], dict(checked.vms), dict[int, float]()
+    else:
+        done = [n for n in names if settled(n)]
+        moving = [vm for vm in chosen if vm.name not in done]
+        plan_batches, results, slot_waits = _pool(ctx, site_id, done, moving, launch, deadline, timeout_s)
     migration = VmMigration(
         site=site_id,
         wave=wave,
@@ -317,6 +299,128 @@ def migrate_site_vms(
             migration,
         )
     return migration
+
+
+RELOCATE_TASK = "Move the VM into the shared datacentre"  # roles/vm_migrate: its end frees the VM's slots
+COALESCE_S = 2.0  # after a move's slots free, how long to gather others before VMs start together
+
+
+@dataclasses.dataclass(frozen=True)
+class _Launched:
+    vms: dict[str, VmMove]
+    waited_s: float
+
+
+def _pool(
+    ctx: StepContext,
+    site_id: str,
+    done: list[str],
+    moving: list[VirtualMachine],
+    launch: Callable[[int, list[str], Callable[[str], None] | None], _Launched],
+    deadline: float,
+    timeout_s: int,
+) -> tuple[list[list[str]], dict[str, VmMove], dict[int, float]]:
+    """Move ``moving`` as a pool (:class:`overflyt.planning.pool.Pool`): VMs start, together in one
+    playbook run (a *launch*, its own thread), as soon as their dependencies have moved and the
+    plan's limits have room; a VM's slots free when its relocation task ends, and the VMs that fit
+    then start (gathered for up to COALESCE_S, or at once when a launch ends) while the others
+    still move. ``done`` (already where they should be) are only checked, in a launch of their own.
+
+    No launch starts once a VM has failed, the run is canceled, the wave's window says stop, or the
+    time limit has run out; the launches under way end (a cancel stops their playbooks) and the VMs
+    not started are ``skipped`` with the reason. Returns the launches in the order they started,
+    every VM's result, and the seconds launches waited for slots other runs held."""
+    plan = ctx.plan
+    pool = Pool(moving, {m.source: m.target for m in plan.storage_map}, plan.concurrency)
+    events: queue.Queue[tuple[str, int, str, _Launched | None, BaseException | None]] = queue.Queue()
+    launches: list[list[str]] = []
+    results: dict[str, VmMove] = {}
+    slot_waits: dict[int, float] = {}
+    under_way = 0
+    error: BaseException | None = None
+
+    def start(batch: list[str]) -> None:
+        nonlocal under_way
+        number = len(launches) + 1
+        launches.append(batch)
+        under_way += 1
+        log.info("site %s: moving %s (launch %d; %d moving, %d waiting)", site_id, ", ".join(batch), number,
+                 len(pool.running), len(pool.pending))  # fmt: skip
+
+        def work() -> None:
+            try:
+                launched = launch(number, batch, lambda name: events.put(("released", number, name, None, None)))
+            except BaseException as exc:  # noqa: BLE001 - handed to the site's thread, raised there
+                events.put(("ended", number, "", None, exc))
+            else:
+                events.put(("ended", number, "", launched, None))
+
+        threading.Thread(target=work, name=f"overflyt-vms-{site_id}-{number}", daemon=True).start()
+
+    if done:
+        start(done)
+    stopped: str | None = None
+    failed_launch: int | None = None
+    may_take, freed_at = True, None
+    while True:
+        if stopped is None:
+            if error is not None:
+                stopped = f"an error in launch {len(launches)}: {first_line(str(error))}"
+            elif failed_launch is not None:
+                stopped = f"batch {failed_launch} failed"
+            elif deadline - time.monotonic() <= 0:
+                stopped = f"the migration's time limit ({timeout_s} s) ran out"
+            elif cancel_requested():
+                stopped = f"the run was canceled ({cancel_reason()})"
+            elif may_take and pool.pending and ctx.stop_moves is not None:
+                stopped = ctx.stop_moves(site_id)
+        if stopped is None and may_take and pool.pending:
+            taken = pool.take()
+            if taken:
+                start(taken)
+            may_take, freed_at = False, None
+        if under_way == 0:
+            break
+        try:
+            kind, number, name, launched, exc = events.get(timeout=POLL_S)
+        except queue.Empty:
+            if freed_at is not None and time.monotonic() - freed_at >= COALESCE_S:
+                may_take = True
+            continue
+        if kind == "released":
+            if pool.release(name) and freed_at is None:
+                freed_at = time.monotonic()
+            continue
+        under_way -= 1
+        may_take = True
+        if exc is not None:
+            error = error or exc
+            why = f"{type(exc).__name__}: {exc}"
+            failed = {n: VmMove(vm=n, status="failed", batch=number, error=why) for n in launches[number - 1]}
+            launched = _Launched(failed, 0.0)
+        assert launched is not None
+        if launched.waited_s >= 1:
+            slot_waits[number] = round(launched.waited_s, 1)
+        for vm_name, move in launched.vms.items():
+            results[vm_name] = move
+            if vm_name in pool.running:
+                pool.finish(vm_name, moved=move.status in ("moved", "unchanged"))
+            if move.status == "failed":
+                failed_launch = failed_launch or number
+    if error is not None:
+        raise error
+    blocked = pool.waiting_on_failed()
+    for vm_name in pool.pending:
+        if stopped is not None:
+            why = f"not started: {stopped}"
+        elif vm_name in blocked:  # pragma: no cover - a failed VM stops the pool first
+            why = f"not started: {', '.join(blocked[vm_name])} did not move"
+        else:  # pragma: no cover - the pool takes every VM whose dependencies moved
+            why = "not started"
+        results[vm_name] = VmMove(vm=vm_name, status="skipped", batch=len(launches) + 1, error=why)
+    if pool.pending:
+        launches.append(pool.pending)  # the VMs not started, as one last batch of the record
+    return launches, results, slot_waits
 
 
 # -- rollback -------------------------------------------------------------------------------------
