@@ -50,10 +50,19 @@ def _device(n: int, hostname: str, site: str, role: str) -> dict[str, Any]:
     }
 
 
-def vm_plan(path: Path, *, sites: int, vms_per_site: int, concurrency: int, hosts: int = 10) -> Path:
+def vm_disks_gb(j: int) -> list[int]:
+    """The disks of a site's VM number ``j`` (from 0): the first a 120 GB file server, the others
+    10, 20, 30 or 40 GB in turn, so moves take different times under simulated transfer."""
+    return [120] if j == 0 else [10 * (1 + j % 4)]
+
+
+def vm_plan(
+    path: Path, *, sites: int, vms_per_site: int, concurrency: int, hosts: int = 10, sites_at_once: int = 1
+) -> Path:
     if not 1 <= sites <= 60 or not 1 <= vms_per_site <= 200:
         raise ValueError("sites 1..60, vms_per_site 1..200")
     plan = _base(concurrency)
+    plan["concurrency"]["sites"] = sites_at_once
     plan["network_map"] = []
     plan["storage_map"] = [
         {"source": "ndj-ds-bench-01", "target": "mj-ds-gold-01"},
@@ -89,7 +98,7 @@ def vm_plan(path: Path, *, sites: int, vms_per_site: int, concurrency: int, host
                     "datastore": f"ndj-ds-bench-0{j % 2 + 1}",
                     "cpu": 1,
                     "memory_mb": 1024,
-                    "disks_gb": [10],
+                    "disks_gb": vm_disks_gb(j),
                     "portgroups": [f"VM-Site-{i + 1:02d}"],
                     "ip": f"10.70.{10 + i}.{11 + j}",
                     "power": "powered_on",

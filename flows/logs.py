@@ -65,7 +65,7 @@ def publish_evidence(plan_path: Path, lang: str | None = None) -> None:
     )
 
 
-SLOT_WAIT_LOGGER = "overflyt.steps.vm_batches"  # where a batch says it waits for move slots
+SLOT_WAIT_LOGGER = "overflyt.steps.vm_batches"  # where VMs starting together say they wait for move slots
 
 
 class _ToRunLog(logging.Handler):

@@ -492,6 +492,11 @@ func guard(next http.Handler, l Listener) http.Handler {
 				return
 			}
 		}
+		if method == "CancelTask" && cancelRelocation(body, l) {
+			w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+			fmt.Fprintf(w, envelope, `<CancelTaskResponse xmlns="urn:vim25"></CancelTaskResponse>`)
+			return
+		}
 		rec := httptest.NewRecorder()
 		if !serveRecovering(next, rec, r) {
 			w.Header().Set("Content-Type", "text/xml; charset=utf-8")
@@ -604,6 +609,7 @@ var (
 	transferFile string
 	inproc       *vim25.Client // the simulator's in-process client (the session vcsim uses internally)
 	relocations  sync.Map      // VM moref -> struct{}: a simulated transfer of that VM is under way
+	cancels      sync.Map      // task moref -> chan struct{}: closed by CancelTask while the transfer runs
 )
 
 func readTransfer() transfer {
@@ -689,9 +695,18 @@ func slowRelocation(w http.ResponseWriter, r *http.Request, body []byte, next ht
 	seconds := transferSeconds(vm, req.Spec, t)
 	logRelocation(body, l, http.StatusOK)
 	log.Printf("ofl-vcsim: task method=RelocateVM_Task listener=%s status=200", l.Name)
+	cancel := make(chan struct{})
+	var taskID string
 	task := simulator.CreateTask(req.This, "relocateVm", func(*simulator.Task) (types.AnyType, types.BaseMethodFault) {
 		defer relocations.Delete(req.This.Value)
-		time.Sleep(time.Duration(seconds * float64(time.Second)))
+		defer cancels.Delete(taskID)
+		select {
+		case <-time.After(time.Duration(seconds * float64(time.Second))):
+		case <-cancel:
+			log.Printf("ofl-vcsim: relocate-done vm=%s name=%s seconds=%.1f canceled", req.This.Value, name, seconds)
+			return nil, &types.RequestCanceled{}
+		}
+		cancels.Delete(taskID) // too late to cancel from here on, as in vCenter at the switch-over
 		ctx := context.Background()
 		inner, err := object.NewVirtualMachine(inproc, req.This).Relocate(ctx, req.Spec, req.Priority)
 		if err == nil {
@@ -708,9 +723,30 @@ func slowRelocation(w http.ResponseWriter, r *http.Request, body []byte, next ht
 		log.Printf("ofl-vcsim: relocate-done vm=%s name=%s seconds=%.1f", req.This.Value, name, seconds)
 		return nil, nil
 	})
+	taskID = task.Self.Value
+	cancels.Store(taskID, cancel)
 	go task.Run()
 	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprintf(w, envelope, `<RelocateVM_TaskResponse xmlns="urn:vim25"><returnval type="Task">`+task.Self.Value+`</returnval></RelocateVM_TaskResponse>`)
+	return true
+}
+
+// cancelRelocation: CancelTask of a simulated transfer under way ends its task with RequestCanceled,
+// the VM left where it was (vCenter cancels a vMotion the same way, until its switch-over). False:
+// not such a task (vcsim answers as it does: its tasks cannot be cancelled).
+func cancelRelocation(body []byte, l Listener) bool {
+	var req struct {
+		Task string `xml:"Body>CancelTask>_this"`
+	}
+	if xml.Unmarshal(body, &req) != nil {
+		return false
+	}
+	c, ok := cancels.LoadAndDelete(req.Task)
+	if !ok {
+		return false
+	}
+	close(c.(chan struct{}))
+	log.Printf("ofl-vcsim: task method=CancelTask task=%s listener=%s status=200", req.Task, l.Name)
 	return true
 }

@@ -1,16 +1,29 @@
-"""A long VM no longer holds back the rest of its site, against the lab with the simulator's
-transfer time on (`overflyt lab transfer`, lab/README.md): the care centre of Djurslandstest
-Kommune (test_window's plan, its VMs' dependencies on the town hall dropped) moves its four VMs
-at most two at a time (``per_site: 2``); one of them takes 40 s, the others about 3 s each at
-20,000 MB/s. With batches the VMs after the first two waited for the long one; in the pool the
-others start as slots free and have all moved while it still moves. The site is rolled back
-after, and the lab left as it was found.
+"""VM moves that take time, against the lab with the simulator's transfer time on (`overflyt lab
+transfer`, lab/README.md): the care centre of Djurslandstest Kommune (test_window's plan, its VMs'
+dependencies on the town hall dropped) moves its four VMs at most two at a time (``per_site: 2``);
+one of them takes 40 s, the others about 3 s each at 20,000 MB/s.
+
+* A long VM no longer holds back the rest of its site: with batches the VMs after the first two
+  waited for it; in the pool the others start as slots free and have all moved while it still moves.
+* A cancel while the long VM moves: the run's Ansible is stopped, but vCenter carries the
+  relocation on; the rollback cancels it (CancelTask) before it lands, so the site is exactly as it
+  was — also after the time the relocation would have taken.
+* A kill -9 while the long VM moves, then a rerun: the rerun waits for the relocation vCenter
+  carried on instead of starting a second one (which vCenter refuses), and every VM is relocated
+  exactly once.
+
+Each test leaves the lab as it found it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,11 +34,12 @@ import pytest
 from overflyt.cutover.wave import Approval, rollback_site, run_wave
 from overflyt.lab import transfer
 
-from .labtools import estate
-from .test_window import CARE_VMS, window_plan
+from .labtools import ansible_processes, estate
+from .test_window import CARE_VMS, CODE, window_plan
 
 pytestmark = pytest.mark.lab
 
+REPO = Path(__file__).resolve().parents[2]
 APPROVAL = Approval("Mette Frederiksen (test)", "CHG-0019")
 START = datetime.fromisoformat("2027-03-06T18:00:00+01:00")  # the run is --outside-window
 SITE = "digterparken"
@@ -69,15 +83,41 @@ def _moves(lab: dict[str, Any], skip: int) -> tuple[dict[str, datetime], dict[st
     return started, ended
 
 
-def test_a_long_vm_does_not_hold_back_the_rest_of_its_site(
-    lab: dict[str, Any], lab_plan: Path, si: Any, tmp_path: Path, slow_transfer: None
-) -> None:
-    before = estate(si, lab)
-    plan = window_plan(lab, tmp_path, START, START + timedelta(hours=12))
+def _care_plan(lab: dict[str, Any], where: Path) -> Path:
+    plan = window_plan(lab, where, START, START + timedelta(hours=12))
     care = "|".join(CARE_VMS)
     text, n = re.subn(rf"(\{{name: (?:{care}),[^\n]*?), depends_on: \[[^\]\n]*\]\}}", r"\1}", plan.read_text())
     assert n == 3, n  # the fourth had its dependency dropped by window_plan
     plan.write_text(text)
+    return plan
+
+
+def _run_until_the_long_vm_moves(lab: dict[str, Any], plan: Path, skip: int) -> subprocess.Popen[str]:
+    """`overflyt wave run` of the care centre, returned once the long VM moves and a short one has
+    moved beside it (the simulator's log after its first ``skip`` lines)."""
+    command = [
+        sys.executable, "-m", "overflyt.cli", "wave", "run", str(plan), "--wave", "1", f"--site={SITE}",
+        "--approved-by", "test", "--outside-window", "-q",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    deadline = time.monotonic() + 240
+    while True:
+        started, ended = _moves(lab, skip)
+        if LONG in started and LONG not in ended and set(ended) - {LONG}:
+            return process
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            pytest.fail(f"the long VM never moved beside a short one: {(started, ended)} {process.communicate()}")
+        time.sleep(0.2)
+
+
+def test_a_long_vm_does_not_hold_back_the_rest_of_its_site(
+    lab: dict[str, Any], lab_plan: Path, si: Any, tmp_path: Path, slow_transfer: None
+) -> None:
+    before = estate(si, lab)
+    plan = _care_plan(lab, tmp_path)
     log_file = Path(lab["state_dir"]) / "vcsim" / "vcsim.log"
     skip = len(log_file.read_text().splitlines())
     try:
@@ -99,5 +139,50 @@ def test_a_long_vm_does_not_hold_back_the_rest_of_its_site(
         assert len(migration["batches"]) >= 3, migration["batches"]  # VMs started as slots freed
     finally:
         transfer(lab_plan, 0)  # the rollback's moves at once
+        assert rollback_site(plan, SITE).exit_code == 0
+    assert estate(si, lab) == before
+
+
+def test_a_cancel_mid_transfer_cancels_the_relocation_vcenter_carries_on(
+    lab: dict[str, Any], lab_plan: Path, si: Any, tmp_path: Path, slow_transfer: None
+) -> None:
+    before = estate(si, lab)
+    plan = _care_plan(lab, tmp_path)
+    skip = len((Path(lab["state_dir"]) / "vcsim" / "vcsim.log").read_text().splitlines())
+    process = _run_until_the_long_vm_moves(lab, plan, skip)
+    started, _ = _moves(lab, skip)
+    process.send_signal(signal.SIGTERM)  # what Prefect sends when a run is cancelled from the UI
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 1, (out, err)
+    state = json.loads((tmp_path / "state" / CODE / "wave-1" / "state.json").read_text())["sites"][SITE]
+    assert state["status"] == "rolled_back", state
+    assert state["error"].endswith(": canceled (signal SIGTERM)"), state
+    assert ansible_processes(tmp_path / "state") == {}
+    log = (Path(lab["state_dir"]) / "vcsim" / "vcsim.log").read_text().splitlines()[skip:]
+    assert any(f"name={LONG} " in line and line.endswith(" canceled") for line in log), log  # CancelTask
+    # past the moment the relocation would have landed, the site is still as it was
+    landing = started[LONG].timestamp() + LONG_S + 2
+    time.sleep(max(0.0, landing - time.time()))
+    assert estate(si, lab) == before
+
+
+def test_a_rerun_after_a_kill_mid_transfer_waits_for_the_relocation_under_way(
+    lab: dict[str, Any], lab_plan: Path, si: Any, tmp_path: Path, slow_transfer: None
+) -> None:
+    before = estate(si, lab)
+    plan = _care_plan(lab, tmp_path)
+    skip = len((Path(lab["state_dir"]) / "vcsim" / "vcsim.log").read_text().splitlines())
+    process = _run_until_the_long_vm_moves(lab, plan, skip)
+    os.killpg(process.pid, signal.SIGKILL)  # the orchestrator and its ansible-playbooks die mid-transfer
+    process.communicate()
+    try:
+        outcome = run_wave(plan, 1, [SITE], dry_run=False, approval=APPROVAL, outside_window=True)
+        assert [(s.site, s.status) for s in outcome.sites] == [(SITE, "done")], outcome.sites
+        started, ended = _moves(lab, skip)  # fails on a VM relocated twice
+        assert sorted(started) == sorted(ended) == sorted(CARE_VMS), (started, ended)
+        migration = json.loads((outcome.run_dir / f"vm-migration-{SITE}.json").read_text())
+        assert migration["vms"][LONG]["status"] in ("moved", "unchanged"), migration["vms"][LONG]
+    finally:
+        transfer(lab_plan, 0)
         assert rollback_site(plan, SITE).exit_code == 0
     assert estate(si, lab) == before

@@ -342,12 +342,13 @@ def test_a_long_move_holds_back_only_its_own_slots(plan: Plan, tmp_path: Path, m
     import threading
 
     from overflyt.ansible.runner import PlaybookResult
+    from overflyt.steps import vm_batches
     from overflyt.steps import vms as vm_steps
 
     free = with_vms(plan, [v.model_copy(update={"depends_on": []}) for v in plan.vms])
     town_hall = [v.name for v in free.vms_of_wave(1) if v.site == "grenaa-raadhus"]
     _batches_stood_in(free, monkeypatch)
-    monkeypatch.setattr(vm_steps, "COALESCE_S", 0.05)
+    monkeypatch.setattr(vm_batches, "COALESCE_S", 0.05)
     lock = threading.Lock()
     relocating: set[str] = set()
     most = 0

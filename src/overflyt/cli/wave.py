@@ -36,7 +36,8 @@ def add_parser(commands: Commands) -> None:
         "It runs as the Prefect flow migrate-wave on the server PREFECT_API_URL names, when one is configured "
         "(it must answer its health probe within 5 s, else nothing runs), otherwise on a temporary local API "
         "the run starts and ends. Ctrl-C or SIGTERM (how Prefect cancels a run) stops the running step "
-        "within a second, starts no further VM batch or site, rolls back each site under way and exits 1.",
+        "within a second, starts no further VM move or site, rolls back each site under way (a relocation vCenter "
+        "carries on is cancelled) and exits 1.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,8 +1,8 @@
-"""Which VMs a site's cutover moves, in which batches, to which hosts — and running one batch
-once it holds its move slots (:mod:`overflyt.steps.slots`) through :func:`~overflyt.ansible.step.run_step`.
-
-The batches follow the one scheduling rule of :mod:`overflyt.planning.batches`, so the planner's
-estimates and a real run agree.
+"""Which VMs a site's cutover moves, to which hosts, and how: :func:`run_batch` runs VMs that start
+together once they hold their move slots (:mod:`overflyt.steps.slots`) through
+:func:`~overflyt.ansible.step.run_step`, freeing each VM's slots as its relocation ends;
+:func:`run_pool` starts them as a pool (:class:`overflyt.planning.pool.Pool`) for the migration.
+The rollback's batches follow :mod:`overflyt.planning.batches`, the rule the planner estimates with.
 """
 
 from __future__ import annotations
@@ -10,19 +10,25 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import queue
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from overflyt.ansible.cancel import POLL_S, cancel_reason, cancel_requested
 from overflyt.ansible.runner import AnsibleEvent, PlaybookResult
-from overflyt.ansible.step import StepContext, run_step
+from overflyt.ansible.step import StepContext, first_line, run_step
 from overflyt.errors import MigrationStepFailed, UsageError
 from overflyt.plan import Plan
 from overflyt.plan.ahead import find_ahead
 from overflyt.plan.model import VirtualMachine
 from overflyt.plan.names import vm_alias
 from overflyt.planning.batches import schedule
+from overflyt.planning.pool import Pool
 from overflyt.precheck.facts import VCenterFacts
 from overflyt.steps import slots
+from overflyt.steps.vm_results import VmMove
 
 log = logging.getLogger(__name__)
 
@@ -202,3 +208,129 @@ def by_name(result: PlaybookResult, names: Mapping[str, str]) -> PlaybookResult:
             else result.result,
         }
     )
+
+
+# -- the pool: VMs start as slots free ------------------------------------------------------------
+
+
+COALESCE_S = 2.0  # after a move's slots free, how long to gather others before VMs start together
+
+
+@dataclasses.dataclass(frozen=True)
+class Launched:
+    """What a launch (VMs started together, one playbook run) came back with."""
+
+    vms: dict[str, VmMove]
+    waited_s: float
+
+
+def run_pool(
+    ctx: StepContext,
+    site_id: str,
+    done: list[str],
+    moving: list[VirtualMachine],
+    launch: Callable[[int, list[str], Callable[[str], None] | None], Launched],
+    deadline: float,
+    timeout_s: int,
+) -> tuple[list[list[str]], dict[str, VmMove], dict[int, float]]:
+    """Move ``moving`` as a pool (:class:`overflyt.planning.pool.Pool`): VMs start, together in one
+    playbook run (a *launch*, its own thread), as soon as their dependencies have moved and the
+    plan's limits have room; a VM's slots free when its relocation task ends, and the VMs that fit
+    then start (gathered for up to COALESCE_S, or at once when a launch ends) while the others
+    still move. ``done`` (already where they should be) are only checked, in a launch of their own.
+
+    No launch starts once a VM has failed, the run is canceled, the wave's window says stop, or the
+    time limit has run out; the launches under way end (a cancel stops their playbooks) and the VMs
+    not started are ``skipped`` with the reason. Returns the launches in the order they started,
+    every VM's result, and the seconds launches waited for slots other runs held."""
+    plan = ctx.plan
+    pool = Pool(moving, {m.source: m.target for m in plan.storage_map}, plan.concurrency)
+    events: queue.Queue[tuple[str, int, str, Launched | None, BaseException | None]] = queue.Queue()
+    launches: list[list[str]] = []
+    results: dict[str, VmMove] = {}
+    slot_waits: dict[int, float] = {}
+    under_way = 0
+    error: BaseException | None = None
+
+    def start(batch: list[str]) -> None:
+        nonlocal under_way
+        number = len(launches) + 1
+        launches.append(batch)
+        under_way += 1
+        log.info("site %s: moving %s (launch %d; %d moving, %d waiting)", site_id, ", ".join(batch), number,
+                 len(pool.running), len(pool.pending))  # fmt: skip
+
+        def work() -> None:
+            try:
+                launched = launch(number, batch, lambda name: events.put(("released", number, name, None, None)))
+            except BaseException as exc:  # noqa: BLE001 - handed to the site's thread, raised there
+                events.put(("ended", number, "", None, exc))
+            else:
+                events.put(("ended", number, "", launched, None))
+
+        threading.Thread(target=work, name=f"overflyt-vms-{site_id}-{number}", daemon=True).start()
+
+    if done:
+        start(done)
+    stopped: str | None = None
+    failed_launch: int | None = None
+    may_take, freed_at = True, None
+    while True:
+        if stopped is None:
+            if error is not None:
+                stopped = f"an error in launch {len(launches)}: {first_line(str(error))}"
+            elif failed_launch is not None:
+                stopped = f"batch {failed_launch} failed"
+            elif deadline - time.monotonic() <= 0:
+                stopped = f"the migration's time limit ({timeout_s} s) ran out"
+            elif cancel_requested():
+                stopped = f"the run was canceled ({cancel_reason()})"
+            elif may_take and pool.pending and ctx.stop_moves is not None:
+                stopped = ctx.stop_moves(site_id)
+        if stopped is None and may_take and pool.pending:
+            taken = pool.take()
+            if taken:
+                start(taken)
+            may_take, freed_at = False, None
+        if under_way == 0:
+            break
+        try:
+            kind, number, name, launched, exc = events.get(timeout=POLL_S)
+        except queue.Empty:
+            if freed_at is not None and time.monotonic() - freed_at >= COALESCE_S:
+                may_take = True
+            continue
+        if kind == "released":
+            if pool.release(name) and freed_at is None:
+                freed_at = time.monotonic()
+            continue
+        under_way -= 1
+        may_take = True
+        if exc is not None:
+            error = error or exc
+            why = f"{type(exc).__name__}: {exc}"
+            failed = {n: VmMove(vm=n, status="failed", batch=number, error=why) for n in launches[number - 1]}
+            launched = Launched(failed, 0.0)
+        assert launched is not None
+        if launched.waited_s >= 1:
+            slot_waits[number] = round(launched.waited_s, 1)
+        for vm_name, move in launched.vms.items():
+            results[vm_name] = move
+            if vm_name in pool.running:
+                pool.finish(vm_name, moved=move.status in ("moved", "unchanged"))
+            if move.status == "failed":
+                failed_launch = failed_launch or number
+    if error is not None:
+        raise error
+    blocked = pool.waiting_on_failed()
+    for vm_name in pool.pending:
+        if stopped is not None:
+            why = f"not started: {stopped}"
+        elif vm_name in blocked:  # pragma: no cover - a failed VM stops the pool first
+            why = f"not started: {', '.join(blocked[vm_name])} did not move"
+        else:  # pragma: no cover - the pool takes every VM whose dependencies moved
+            why = "not started"
+        results[vm_name] = VmMove(vm=vm_name, status="skipped", batch=len(launches) + 1, error=why)
+    if pool.pending:
+        launches.append(pool.pending)  # the VMs not started, as one last batch of the record
+    return launches, results, slot_waits

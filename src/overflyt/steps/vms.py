@@ -1,53 +1,49 @@
 """The VM half of a site cutover: record where the site's VMs are, move them into the shared
-datacentre batch by batch, and put them back exactly where they were.
+datacentre as a pool, and put them back exactly where they were.
 
 Each VM is a host of the generated inventory's group ``vms`` (``ansible_connection: local``: its
 tasks run on the controller's python), carrying its desired placement as ``overflyt_vm_*``
-variables, so Ansible's forks move the VMs of a batch at once. :func:`batches` cuts a site's VMs
-into batches that respect the plan's concurrency limits and ``depends_on`` order; one playbook run
-per batch (forks = batch size) is what enforces them, because Ansible's ``serial`` cannot come
-from the inventory and a batch must end before the next starts anyway (a dependent moves only
-after what it depends on has moved and been verified).
+variables, so Ansible's forks move the VMs of one playbook run at once. The migration is a pool
+(:func:`overflyt.steps.vm_batches.run_pool`, :class:`overflyt.planning.pool.Pool`): VMs start, the
+ones that may start at the same moment together in one playbook run (a *launch*), as soon as the
+plan's concurrency limits have room and what they ``depends_on`` has moved and been verified; a
+VM's slots free when its relocation task ends, so one long move holds back only its own slots
+(and the VMs started in its launch, which end with it).
 
 * :func:`record_placements` — read-only (``playbooks/record_placements.yml``, role ``vm_facts``):
   each VM's placement in the source, before anything moves;
-* :func:`migrate_site_vms` — ``playbooks/migrate_vms.yml`` (role ``vm_migrate``) per batch; target
+* :func:`migrate_site_vms` — ``playbooks/migrate_vms.yml`` (role ``vm_migrate``) per launch; target
   host chosen here (least memory allocated, ties by name; a VM already on an eligible target host
   keeps it), datastore through ``storage_map``, folder ``target.vm_folder``, portgroups through
-  ``network_map``. A dry run is one check-mode run over every VM. A failure stops the batches
-  after the failed one and raises :class:`VmMigrationFailed` (a :class:`PlaybookFailed`) naming the
+  ``network_map``. A dry run is one check-mode run over every VM. A failure starts no further
+  launch (those under way end) and raises :class:`VmMigrationFailed` (a :class:`PlaybookFailed`) naming the
   failed VMs, carrying the per-VM results so the orchestrator knows what moved;
 * :func:`rollback_site_vms` — ``playbooks/rollback_vms.yml`` (role ``vm_rollback``) per batch, in
   the reverse of the migration's order, every batch even after a failure (put back as much as
   possible); raises :class:`VmRollbackFailed` (a :class:`RollbackFailed`) naming what is not back.
 
 VMs already where a run wants them (read just before it) need no move, so they are checked by the
-roles together in one batch, without limits, instead of in the moving batches.
+roles together in one launch of their own, without limits, beside the moves. The rollback still
+runs batch by batch (:func:`batches`, reversed).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from overflyt.ansible.cancel import POLL_S, cancel_reason, cancel_requested
 from overflyt.ansible.reasons import explain
-from overflyt.ansible.step import StepContext, failure_text, first_line, run_step
+from overflyt.ansible.step import StepContext, failure_text, run_step
 from overflyt.errors import MigrationStepFailed, PlaybookFailed, ProviderUnreachable, UsageError
 from overflyt.plan.ahead import find_ahead
-from overflyt.plan.model import VirtualMachine
-from overflyt.planning.pool import Pool
 from overflyt.precheck.facts import VCenterFacts, VMFacts
 from overflyt.providers.vsphere import Placement
 from overflyt.providers.vsphere.placement import placement_of
 from overflyt.steps import slots
-from overflyt.steps.vm_batches import batches, choose_hosts, run_batch, schedule_vms, site_vms
+from overflyt.steps.vm_batches import Launched, batches, choose_hosts, run_batch, run_pool, schedule_vms, site_vms
 from overflyt.steps.vm_batches import loads as vm_loads
 from overflyt.steps.vm_results import (
     VmMigration,
@@ -173,17 +169,18 @@ def migrate_site_vms(
     timeout_s: int = 3600,
     read: tuple[VCenterFacts, VCenterFacts] | None = None,
 ) -> VmMigration:
-    """Move the site's VMs (or ``vms`` of them) into the shared datacentre, batch by batch.
+    """Move the site's VMs (or ``vms`` of them) into the shared datacentre, as a pool.
 
     ``read``: both vCenters' facts read just before (by :func:`read_placements` in the step
-    before), used instead of reading them again; each batch still reads before it moves.
+    before), used instead of reading them again; each launch still reads before it moves.
 
     ``dry_run``: one ``--check --diff`` run over every VM reporting ``would_move`` / ``unchanged``;
-    nothing changes. Otherwise each batch runs after the previous one succeeded; when a VM fails
-    (or the run is canceled, or the wave's window tells moves to stop), the later batches are
-    skipped and VmMigrationFailed names the failed VMs and why, after the
-    result is written to the run record (``vm-migration-<site>.json``). ``timeout_s`` bounds the
-    whole migration."""
+    nothing changes. Otherwise VMs start as the pool lets them (:func:`run_pool`); once a VM fails
+    (or the run is canceled, or the wave's window tells moves to stop) no further launch starts, the
+    VMs not started are skipped, and VmMigrationFailed names the failed VMs and why, after the
+    result is written to the run record (``vm-migration-<site>.json``: ``batches`` are the launches
+    in the order they started, the VMs not started as a last one). ``timeout_s`` bounds the whole
+    migration."""
     plan, wave, run = ctx.plan, ctx.wave, ctx.run
     started = time.monotonic()
     deadline = started + timeout_s
@@ -240,7 +237,7 @@ def migrate_site_vms(
 
     tools = {vm.name: vm.tools.value for vm in chosen}
 
-    def launch(number: int, batch: list[str], on_released: Callable[[str], None] | None) -> _Launched:
+    def launch(number: int, batch: list[str], on_released: Callable[[str], None] | None) -> Launched:
         """The VMs of ``batch`` through the migrate playbook, together, as launch ``number``."""
         vm_hosts = {
             name: {
@@ -267,8 +264,8 @@ def migrate_site_vms(
             )  # fmt: skip
         except slots.SlotsUnavailable as exc:
             failed = {n: VmMove(vm=n, status="failed", batch=number, error=f"not started: {exc}") for n in batch}
-            return _Launched(failed, 0.0)
-        return _Launched({name: read_move(name, number, result) for name in batch}, waited)
+            return Launched(failed, 0.0)
+        return Launched({name: read_move(name, number, result) for name in batch}, waited)
 
     if dry_run:
         log.info("site %s: checking %d VMs: %s", site_id, len(names), ", ".join(names))
@@ -277,7 +274,7 @@ def migrate_site_vms(
     else:
         done = [n for n in names if settled(n)]
         moving = [vm for vm in chosen if vm.name not in done]
-        plan_batches, results, slot_waits = _pool(ctx, site_id, done, moving, launch, deadline, timeout_s)
+        plan_batches, results, slot_waits = run_pool(ctx, site_id, done, moving, launch, deadline, timeout_s)
     migration = VmMigration(
         site=site_id,
         wave=wave,
@@ -302,127 +299,6 @@ def migrate_site_vms(
 
 
 RELOCATE_TASK = "Move the VM into the shared datacentre"  # roles/vm_migrate: its end frees the VM's slots
-COALESCE_S = 2.0  # after a move's slots free, how long to gather others before VMs start together
-
-
-@dataclasses.dataclass(frozen=True)
-class _Launched:
-    vms: dict[str, VmMove]
-    waited_s: float
-
-
-def _pool(
-    ctx: StepContext,
-    site_id: str,
-    done: list[str],
-    moving: list[VirtualMachine],
-    launch: Callable[[int, list[str], Callable[[str], None] | None], _Launched],
-    deadline: float,
-    timeout_s: int,
-) -> tuple[list[list[str]], dict[str, VmMove], dict[int, float]]:
-    """Move ``moving`` as a pool (:class:`overflyt.planning.pool.Pool`): VMs start, together in one
-    playbook run (a *launch*, its own thread), as soon as their dependencies have moved and the
-    plan's limits have room; a VM's slots free when its relocation task ends, and the VMs that fit
-    then start (gathered for up to COALESCE_S, or at once when a launch ends) while the others
-    still move. ``done`` (already where they should be) are only checked, in a launch of their own.
-
-    No launch starts once a VM has failed, the run is canceled, the wave's window says stop, or the
-    time limit has run out; the launches under way end (a cancel stops their playbooks) and the VMs
-    not started are ``skipped`` with the reason. Returns the launches in the order they started,
-    every VM's result, and the seconds launches waited for slots other runs held."""
-    plan = ctx.plan
-    pool = Pool(moving, {m.source: m.target for m in plan.storage_map}, plan.concurrency)
-    events: queue.Queue[tuple[str, int, str, _Launched | None, BaseException | None]] = queue.Queue()
-    launches: list[list[str]] = []
-    results: dict[str, VmMove] = {}
-    slot_waits: dict[int, float] = {}
-    under_way = 0
-    error: BaseException | None = None
-
-    def start(batch: list[str]) -> None:
-        nonlocal under_way
-        number = len(launches) + 1
-        launches.append(batch)
-        under_way += 1
-        log.info("site %s: moving %s (launch %d; %d moving, %d waiting)", site_id, ", ".join(batch), number,
-                 len(pool.running), len(pool.pending))  # fmt: skip
-
-        def work() -> None:
-            try:
-                launched = launch(number, batch, lambda name: events.put(("released", number, name, None, None)))
-            except BaseException as exc:  # noqa: BLE001 - handed to the site's thread, raised there
-                events.put(("ended", number, "", None, exc))
-            else:
-                events.put(("ended", number, "", launched, None))
-
-        threading.Thread(target=work, name=f"overflyt-vms-{site_id}-{number}", daemon=True).start()
-
-    if done:
-        start(done)
-    stopped: str | None = None
-    failed_launch: int | None = None
-    may_take, freed_at = True, None
-    while True:
-        if stopped is None:
-            if error is not None:
-                stopped = f"an error in launch {len(launches)}: {first_line(str(error))}"
-            elif failed_launch is not None:
-                stopped = f"batch {failed_launch} failed"
-            elif deadline - time.monotonic() <= 0:
-                stopped = f"the migration's time limit ({timeout_s} s) ran out"
-            elif cancel_requested():
-                stopped = f"the run was canceled ({cancel_reason()})"
-            elif may_take and pool.pending and ctx.stop_moves is not None:
-                stopped = ctx.stop_moves(site_id)
-        if stopped is None and may_take and pool.pending:
-            taken = pool.take()
-            if taken:
-                start(taken)
-            may_take, freed_at = False, None
-        if under_way == 0:
-            break
-        try:
-            kind, number, name, launched, exc = events.get(timeout=POLL_S)
-        except queue.Empty:
-            if freed_at is not None and time.monotonic() - freed_at >= COALESCE_S:
-                may_take = True
-            continue
-        if kind == "released":
-            if pool.release(name) and freed_at is None:
-                freed_at = time.monotonic()
-            continue
-        under_way -= 1
-        may_take = True
-        if exc is not None:
-            error = error or exc
-            why = f"{type(exc).__name__}: {exc}"
-            failed = {n: VmMove(vm=n, status="failed", batch=number, error=why) for n in launches[number - 1]}
-            launched = _Launched(failed, 0.0)
-        assert launched is not None
-        if launched.waited_s >= 1:
-            slot_waits[number] = round(launched.waited_s, 1)
-        for vm_name, move in launched.vms.items():
-            results[vm_name] = move
-            if vm_name in pool.running:
-                pool.finish(vm_name, moved=move.status in ("moved", "unchanged"))
-            if move.status == "failed":
-                failed_launch = failed_launch or number
-    if error is not None:
-        raise error
-    blocked = pool.waiting_on_failed()
-    for vm_name in pool.pending:
-        if stopped is not None:
-            why = f"not started: {stopped}"
-        elif vm_name in blocked:  # pragma: no cover - a failed VM stops the pool first
-            why = f"not started: {', '.join(blocked[vm_name])} did not move"
-        else:  # pragma: no cover - the pool takes every VM whose dependencies moved
-            why = "not started"
-        results[vm_name] = VmMove(vm=vm_name, status="skipped", batch=len(launches) + 1, error=why)
-    if pool.pending:
-        launches.append(pool.pending)  # the VMs not started, as one last batch of the record
-    return launches, results, slot_waits
-
-
 # -- rollback -------------------------------------------------------------------------------------
 
 

@@ -11,6 +11,8 @@ Owns:
 * :mod:`.collector` — bulk reads through the PropertyCollector and the inventory they build;
 * :mod:`.reads` — read-only facts (:func:`gather_facts`, :func:`collect_facts`) and
   :func:`vm_placement`;
+* :mod:`.tasks` — waiting for a vCenter task, and a VM's relocation a killed or cancelled run
+  left under way, waited for or cancelled before the VM moves again;
 * :mod:`.changes` — the migration primitives: :func:`relocate_vm`, :func:`set_power`,
   :func:`ensure_folder`, :func:`destroy_vm`;
 * :mod:`.names` — entity names as vSphere stores them (``/``, ``%``, ``\\`` escaped) and as
@@ -19,10 +21,10 @@ Owns:
   moves and report it), pure functions of facts already read; no pyVmomi.
 
 May import: ``overflyt.errors``, ``overflyt.precheck.facts`` (the shape of what is read),
-pydantic, and (session, collector, reads, changes only) pyVmomi. Never imports the plan, the
+pydantic, and (session, collector, reads, tasks, changes only) pyVmomi. Never imports the plan, the
 cutover, the steps or Ansible: the Ansible modules of ``collections/.../overflyt/vsphere`` call
 it. Within the package the modules import each other only downwards: models, session, collector,
-reads / changes; placement needs only models.
+reads / tasks, changes; placement needs only models.
 
 The names below are the package's public surface (``from overflyt.providers.vsphere import X``).
 """
@@ -33,8 +35,6 @@ from overflyt import lazy
 
 if TYPE_CHECKING:
     from overflyt.providers.vsphere.changes import (
-        TASK_TIMEOUT_S,
-        Progress,
         destroy_vm,
         ensure_folder,
         relocate_vm,
@@ -69,11 +69,13 @@ if TYPE_CHECKING:
     )
     from overflyt.providers.vsphere.reads import collect_facts, gather_facts, vm_placement
     from overflyt.providers.vsphere.session import LoginFailed, VSphereSession, connect, disconnect
+    from overflyt.providers.vsphere.tasks import TASK_TIMEOUT_S, InFlight, Progress
 
 # Imported on first use (overflyt.lazy).
 _WHERE: dict[str, str] = {
-    "TASK_TIMEOUT_S": "overflyt.providers.vsphere.changes",
-    "Progress": "overflyt.providers.vsphere.changes",
+    "TASK_TIMEOUT_S": "overflyt.providers.vsphere.tasks",
+    "Progress": "overflyt.providers.vsphere.tasks",
+    "InFlight": "overflyt.providers.vsphere.tasks",
     "destroy_vm": "overflyt.providers.vsphere.changes",
     "ensure_folder": "overflyt.providers.vsphere.changes",
     "relocate_vm": "overflyt.providers.vsphere.changes",
@@ -115,6 +117,7 @@ __all__ = [
     "PAGE_SIZE",
     "TASK_TIMEOUT_S",
     "Checked",
+    "InFlight",
     "Located",
     "LoginFailed",
     "MoveReport",

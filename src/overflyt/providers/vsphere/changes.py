@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,46 +39,11 @@ from overflyt.providers.vsphere.models import (
     RelocationResult,
     RelocationTarget,
 )
-from overflyt.providers.vsphere.session import VSphereSession, boundary, fault_text, vim, vmodl
+from overflyt.providers.vsphere.session import VSphereSession, boundary, vim
+from overflyt.providers.vsphere.tasks import TASK_TIMEOUT_S, InFlight, Progress, settle
+from overflyt.providers.vsphere.tasks import wait as _wait
 
 log = logging.getLogger(__name__)
-
-TASK_TIMEOUT_S = 3600.0
-Progress = Callable[[int], None]
-
-
-def _wait(session: VSphereSession, task: Any, doing: str, timeout_s: float, progress: Progress | None) -> Any:
-    """Wait for a vCenter task; its failure or a timeout (task then cancelled) is MigrationStepFailed."""
-    deadline = time.monotonic() + timeout_s
-    delay = 0.1
-    last: int | None = None
-    while True:
-        info = read_one(session, task, ["info.state", "info.progress", "info.error", "info.result"])
-        state = info.get("info.state")
-        if state == "success":
-            if progress is not None and last != 100:
-                progress(100)
-            return info.get("info.result")
-        if state == "error":
-            error = info.get("info.error")
-            reason = (getattr(error, "localizedMessage", None) or fault_text(error.fault)) if error else "unknown error"
-            raise MigrationStepFailed(f"{session.endpoint.where}: {doing} failed: {reason}")
-        percent = info.get("info.progress")
-        if progress is not None and percent is not None and percent != last:
-            last = int(percent)
-            progress(last)
-        if time.monotonic() > deadline:
-            try:
-                task.CancelTask()
-                cancelled = "cancelled"
-            except vmodl.MethodFault as exc:
-                cancelled = f"could not be cancelled: {fault_text(exc)}"
-            raise MigrationStepFailed(
-                f"{session.endpoint.where}: {doing} did not finish within {timeout_s:g} s "
-                f"(task {task._GetMoId()} {cancelled})"
-            )
-        time.sleep(delay)
-        delay = min(delay * 1.5, 1.0)
 
 
 @dataclass
@@ -188,8 +152,13 @@ def relocate_vm(
     dry_run: bool = False,
     timeout_s: float = TASK_TIMEOUT_S,
     progress: Progress | None = None,
+    in_flight: InFlight = "wait",
 ) -> RelocationResult:
     """Move VM ``vm`` (in ``source_datacenter`` of ``session``'s vCenter) to ``target``.
+
+    A relocation of the VM still under way when this starts (one a killed or cancelled run left to
+    vCenter) is first waited for, or cancelled (``in_flight``, see :func:`_settle`), and the VM
+    looked up again.
 
     ``target_session`` is the target vCenter (default: the same one); when it is another vCenter
     (other instance UUID or URL) the spec carries a ServiceLocator for a cross-vCenter vMotion.
@@ -215,6 +184,14 @@ def relocate_vm(
     else:
         where_vm = session
     inv, obj = found
+    if not dry_run and in_flight != "fail":
+        with boundary(where_vm, f"looking for a relocation of vm {vm} under way", MigrationStepFailed):
+            settled = settle(where_vm, vm, obj, in_flight, timeout_s)
+        if settled:
+            return relocate_vm(
+                session, vm, source_datacenter, target, target_session=target_session,
+                timeout_s=timeout_s, progress=progress, in_flight="fail",
+            )  # fmt: skip
     before = placement_of(obj, inv)
     nics = _target_nics(vm, before.portgroups, target)
     with boundary(dest, f"resolving the target of vm {vm}", MigrationStepFailed):

@@ -76,6 +76,15 @@ options:
     description: Seconds the move may take before it is cancelled and the task fails.
     type: int
     default: 3600
+  in_flight:
+    description:
+      - What to do first when a relocation of the VM is still under way in vCenter (one a killed or
+        cancelled run left: vCenter carries a task on when its caller dies).
+      - V(wait) waits for it to end (it may be the very move wanted), V(cancel) cancels it and waits
+        for it to end (a rollback must not have it land later). Either way the VM is then looked up again.
+    type: str
+    choices: [wait, cancel]
+    default: wait
 attributes:
   check_mode:
     support: full
@@ -195,6 +204,7 @@ def main() -> None:
             "target": {"type": "dict", "required": True, "options": TARGET_SPEC},
             "create_folder": {"type": "bool", "default": False},
             "timeout": {"type": "int", "default": 3600},
+            "in_flight": {"type": "str", "choices": ["wait", "cancel"], "default": "wait"},
         },
         supports_check_mode=True,
     )
@@ -240,6 +250,7 @@ def main() -> None:
                         target_session=dest_session,
                         dry_run=check,
                         timeout_s=float(params["timeout"]),
+                        in_flight=params["in_flight"],
                     )
             finally:
                 if dest_session is not session:
