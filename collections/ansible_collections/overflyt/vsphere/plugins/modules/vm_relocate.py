@@ -79,7 +79,7 @@ options:
   in_flight:
     description:
       - What to do first when a relocation of the VM is still under way in vCenter (one a killed or
-        cancelled run left: vCenter carries a task on when its caller dies).
+        cancelled run left, since vCenter carries a task on when its caller dies).
       - V(wait) waits for it to end (it may be the very move wanted), V(cancel) cancels it and waits
         for it to end (a rollback must not have it land later). Either way the VM is then looked up again.
     type: str
