@@ -8,7 +8,8 @@ simulator's relocations made to take time (``overflyt lab transfer``: RATE MB/s,
 seed 19 — lab/README.md), and ``overflyt wave run`` cuts the whole wave over: pre-checks, then the
 sites (up to ``sites`` at once): network backup, the VM moves as a pool within the limits, network
 change + verify, post-check with real traffic — timed from process start to exit. Every site must
-end "done".
+end "done". The table gives each run's VM-move launches and other playbooks with their seconds summed
+(they overlap when sites or launches run at once).
 
 Targets: the wave at concurrency 8 takes at most 0.20 of its time at concurrency 1; and at most
 1.25 times the schedule's lower bound: the longest of (a) any one site's VM moves scheduled by the
@@ -143,7 +144,6 @@ def main(argv: list[str] | None = None) -> int:
     met_ratio, met_bound = ratio <= TARGET_RATIO, over <= TARGET_BOUND
     rows = []
     for name, run in (("concurrency 1", slow), ("concurrency 8", fast)):
-        moves, others = sum(run["moves"]), sum(run["others"])
         rows.append(
             [
                 name,
@@ -151,10 +151,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{run['bound']:.1f}",
                 f"{run['seconds'] / run['bound']:.2f}",
                 f"{len(run['moves'])}",
-                f"{moves:.1f}",
+                f"{sum(run['moves']):.1f}",
                 f"{len(run['others'])}",
-                f"{others:.1f}",
-                f"{run['seconds'] - moves - others:.1f}",
+                f"{sum(run['others']):.1f}",
             ]
         )
     vms = args.sites * args.vms_per_site
@@ -174,10 +173,9 @@ def main(argv: list[str] | None = None) -> int:
                 "lower bound (s)",
                 "wall ÷ bound",
                 "VM-move launches",
-                "in them (s)",
+                "in them (s, summed)",
                 "other playbooks",
-                "in them (s)",
-                "outside playbooks (s)",
+                "in them (s, summed)",
             ],
             rows,
         ),
@@ -188,13 +186,17 @@ def main(argv: list[str] | None = None) -> int:
         f"target concurrency 8 ≤ {TARGET_BOUND:.2f}x the schedule's lower bound: "
         f"**{'met' if met_bound else 'MISSED'}** ({over:.2f}x)",
     ]
+    lines += [
+        "",
+        "Playbook seconds are summed: at concurrency 8 launches and sites overlap, so a sum may exceed the wall.",
+    ]
     if not (met_ratio and met_bound):
-        fixed = fast["seconds"] - sum(fast["moves"])
         lines.append(
-            f"- why: at concurrency 8 the VM-move playbooks ran {sum(fast['moves']):.0f} s in all (they overlap)"
-            f" and the wave spent {fixed:.0f} s outside them — network backup, change + verify and post-check"
-            f" of each site, the pre-checks and start-up — which the lower bound does not count; on 2 cores"
-            f" the sites' playbooks compete for the CPU (the logs: {logs})"
+            f"- why: the lower bound counts only the moves' transfer time; the wall time also holds each site's"
+            f" network backup, change + verify and post-check ({len(fast['others'])} playbooks,"
+            f" {sum(fast['others']):.0f} s summed at concurrency 8), the VM launches' own start-up and reads, the"
+            f" pre-checks and start-up; on 2 cores the playbooks of sites at once compete for the CPU (the logs:"
+            f" {logs})"
         )
     record("\n".join(lines) + "\n", not args.no_record)
     return 0 if met_ratio and met_bound else 1
