@@ -92,9 +92,12 @@ def _care_plan(lab: dict[str, Any], where: Path) -> Path:
     return plan
 
 
-def _run_until_the_long_vm_moves(lab: dict[str, Any], plan: Path, skip: int) -> subprocess.Popen[str]:
-    """`overflyt wave run` of the care centre, returned once the long VM moves and a short one has
-    moved beside it (the simulator's log after its first ``skip`` lines)."""
+def _run_until_the_long_vm_moves(lab: dict[str, Any], where: Path) -> tuple[Path, int, subprocess.Popen[str]]:
+    """`overflyt wave run` of the care centre (its plan written under ``where``), returned once the
+    long VM moves and a short one has moved beside it: the plan, the number of lines the
+    simulator's log had before, and the running process."""
+    plan = _care_plan(lab, where)
+    skip = len((Path(lab["state_dir"]) / "vcsim" / "vcsim.log").read_text().splitlines())
     command = [
         sys.executable, "-m", "overflyt.cli", "wave", "run", str(plan), "--wave", "1", f"--site={SITE}",
         "--approved-by", "test", "--outside-window", "-q",
@@ -106,7 +109,7 @@ def _run_until_the_long_vm_moves(lab: dict[str, Any], plan: Path, skip: int) -> 
     while True:
         started, ended = _moves(lab, skip)
         if LONG in started and LONG not in ended and set(ended) - {LONG}:
-            return process
+            return plan, skip, process
         if time.monotonic() > deadline or process.poll() is not None:
             process.kill()
             pytest.fail(f"the long VM never moved beside a short one: {(started, ended)} {process.communicate()}")
@@ -147,9 +150,7 @@ def test_a_cancel_mid_transfer_cancels_the_relocation_vcenter_carries_on(
     lab: dict[str, Any], lab_plan: Path, si: Any, tmp_path: Path, slow_transfer: None
 ) -> None:
     before = estate(si, lab)
-    plan = _care_plan(lab, tmp_path)
-    skip = len((Path(lab["state_dir"]) / "vcsim" / "vcsim.log").read_text().splitlines())
-    process = _run_until_the_long_vm_moves(lab, plan, skip)
+    _, skip, process = _run_until_the_long_vm_moves(lab, tmp_path)
     started, _ = _moves(lab, skip)
     process.send_signal(signal.SIGTERM)  # what Prefect sends when a run is cancelled from the UI
     out, err = process.communicate(timeout=300)
@@ -170,9 +171,7 @@ def test_a_rerun_after_a_kill_mid_transfer_waits_for_the_relocation_under_way(
     lab: dict[str, Any], lab_plan: Path, si: Any, tmp_path: Path, slow_transfer: None
 ) -> None:
     before = estate(si, lab)
-    plan = _care_plan(lab, tmp_path)
-    skip = len((Path(lab["state_dir"]) / "vcsim" / "vcsim.log").read_text().splitlines())
-    process = _run_until_the_long_vm_moves(lab, plan, skip)
+    plan, skip, process = _run_until_the_long_vm_moves(lab, tmp_path)
     os.killpg(process.pid, signal.SIGKILL)  # the orchestrator and its ansible-playbooks die mid-transfer
     process.communicate()
     try:
