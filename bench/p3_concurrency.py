@@ -13,7 +13,7 @@ end "done". The table gives each run's VM-move launches and other playbooks with
 
 Targets: the wave at concurrency 8 takes at most 0.20 of its time at concurrency 1; and at most
 1.25 times the schedule's lower bound: the longest of (a) any one site's VM moves scheduled by the
-pool on their own (``overflyt.planning.pool.makespan``, each move its simulated transfer time) and
+pool on their own (``overflyt.planning.batches.makespan``, each move its simulated transfer time) and
 (b) all moves' transfer time divided by the moves the limits allow at once — a bound that counts
 no playbook, device step or post-check, which is what the ratio shows.
 
@@ -69,7 +69,7 @@ def transfer_seconds(vm: dict[str, Any], rate: float) -> float:
 def lower_bound(path: Path, rate: float) -> float:
     """The schedule's lower bound of the plan's wave 1 (see the module's docstring), in seconds."""
     from overflyt.plan import load_plan
-    from overflyt.planning.pool import makespan
+    from overflyt.planning.batches import makespan
 
     plan = load_plan(path)
     raw = {vm["name"]: vm for vm in yaml.safe_load(path.read_text())["vms"]}

@@ -1,4 +1,5 @@
-"""``overflyt lab up | down | status [--json]`` (also ``python -m overflyt.lab ...``).
+"""``overflyt lab up | down | status [--json]`` and ``overflyt lab transfer --rate MB_PER_S`` (also
+``python -m overflyt.lab ...``).
 
 Exit codes: 0 ok (for ``status``: the lab is up); 1 the lab failed to come up, or is not up;
 2 bad input or usage, or not root.
@@ -24,7 +25,8 @@ def add_parser(commands: Commands) -> None:
     lab = commands.add_parser(
         "lab",
         help="the lab: real peers on this machine (vCenter simulator, FRR routers over SSH)",
-        description="Bring up, tear down or describe the lab generated from a plan. Needs root.",
+        description="Bring up, tear down or describe the lab generated from a plan, or make its VM relocations "
+        "take time (transfer). Needs root.",
         epilog="exit codes: 0 ok (status: the lab is up); 1 the lab failed to come up or is not up; "
         "2 bad input or usage, or not root",
     )

@@ -1,8 +1,14 @@
-"""The one VM scheduling rule: which VMs move together, in which order.
+"""The one VM scheduling rule: which VMs may move at once, in which order.
 
-Both the cutover (:mod:`overflyt.steps.vms`, a site's real moves) and the wave planner
-(:mod:`overflyt.planning.waves`, its window estimates) cut VMs into batches with
-:func:`schedule`, so an estimate and a real run agree. Pure code.
+:class:`Pool` is the rule: at most ``concurrency.global`` and ``per_site`` moves at once,
+``per_host`` of one source host, ``per_datastore`` on one datastore (source or, through the
+storage map, target), a VM only after every VM of the set it ``depends_on`` has moved, the longest
+chain of dependents first, then the given order — counted over the moves under way. The cutover's
+migration runs it as a pool (:func:`overflyt.steps.vm_batches.run_pool`: a move's slots free when
+its transfer is over, so one long move holds back nothing but its own slots); :func:`schedule`
+runs it batch after batch (each batch ends before the next starts), as the rollback and the wave
+planner's estimates (:mod:`overflyt.planning.cost`) do; :func:`makespan` simulates the pool with
+each move's duration. Pure code.
 """
 
 from __future__ import annotations
@@ -37,43 +43,15 @@ def schedule(vms: Sequence[Schedulable], storage: Mapping[str, str], limits: Con
     those rules each batch is filled greedily: VMs with the longest chain of dependents first,
     then the given order. Deterministic; raises UsageError naming a dependency cycle.
     """
-    index = {vm.name: i for i, vm in enumerate(vms)}
-    by_name = {vm.name: vm for vm in vms}
-    deps = {vm.name: {d for d in vm.depends_on if d in index and d != vm.name} for vm in vms}
-    # What each VM loads: its source host, and its datastores at both ends of the move.
-    loads = {name: (vm.host, datastores_loaded(vm.datastore, storage)) for name, vm in by_name.items()}
-    dependents: dict[str, set[str]] = {name: set() for name in index}
-    for name, needs in deps.items():
-        for d in needs:
-            dependents[d].add(name)
-    # Most sets have no dependency inside them: every chain is one VM long.
-    height = heights(dependents, deps) if any(deps.values()) else dict.fromkeys(index, 1)
-    size = min(limits.global_, limits.per_site)
-    done: set[str] = set()
-    remaining = sorted(index, key=lambda n: (-height[n], index[n]))
+    pool = Pool(vms, storage, limits)
     out: list[list[str]] = []
-    while remaining:
-        batch: list[str] = []
-        per_host: dict[str, int] = {}
-        per_ds: dict[str, int] = {}
-        for name in remaining:
-            if len(batch) == size:
-                break
-            if not deps[name] <= done:
-                continue
-            host, stores = loads[name]
-            if per_host.get(host, 0) < limits.per_host and all(
-                per_ds.get(ds, 0) < limits.per_datastore for ds in stores
-            ):
-                batch.append(name)
-                per_host[host] = per_host.get(host, 0) + 1
-                for ds in stores:
-                    per_ds[ds] = per_ds.get(ds, 0) + 1
+    while pool.pending:
+        batch = pool.take()
         if not batch:  # pragma: no cover - heights() refuses cycles, and a limit is at least 1
-            raise UsageError(f"cannot schedule {', '.join(remaining)}")
+            raise UsageError(f"cannot schedule {', '.join(pool.pending)}")
         out.append(batch)
-        done.update(batch)
-        remaining = [n for n in remaining if n not in done]
+        for name in batch:  # a batch ends before the next starts
+            pool.finish(name, moved=True)
     return out
 
 
@@ -111,3 +89,106 @@ def heights(dependents: Mapping[str, set[str]], deps: Mapping[str, set[str]]) ->
                 on_path.add(nxt)
                 todo.append(iter(sorted(dependents[nxt])))
     return height
+
+
+# -- the pool: the same rule over the moves under way --------------------------------------------
+
+
+class Pool:
+    """One site's moves: each VM pending, then holding slots (moving), then released (its
+    transfer over, its check still running), then finished (moved, or not)."""
+
+    def __init__(self, vms: Sequence[Schedulable], storage: Mapping[str, str], limits: Concurrency) -> None:
+        index = {vm.name: i for i, vm in enumerate(vms)}
+        self._deps = {vm.name: {d for d in vm.depends_on if d in index and d != vm.name} for vm in vms}
+        self._loads = {vm.name: (vm.host, datastores_loaded(vm.datastore, storage)) for vm in vms}
+        dependents: dict[str, set[str]] = {name: set() for name in index}
+        for name, needs in self._deps.items():
+            for d in needs:
+                dependents[d].add(name)
+        height = heights(dependents, self._deps) if any(self._deps.values()) else dict.fromkeys(index, 1)
+        self._limits = limits
+        self._size = min(limits.global_, limits.per_site)
+        self._pending = sorted(index, key=lambda n: (-height[n], index[n]))
+        self._holding: set[str] = set()  # slots taken: started, transfer not over
+        self._running: set[str] = set()  # started, not finished
+        self._moved: set[str] = set()
+
+    @property
+    def pending(self) -> list[str]:
+        """The VMs not started, in the order they are taken."""
+        return list(self._pending)
+
+    @property
+    def running(self) -> set[str]:
+        return set(self._running)
+
+    @property
+    def moved(self) -> set[str]:
+        return set(self._moved)
+
+    def take(self) -> list[str]:
+        """The pending VMs that start now, in priority order, marked as holding their slots: each
+        one's dependencies in the set have all moved, and it fits the limits with every move that
+        still holds slots. Greedy: a VM that does not fit leaves room for a later one that does."""
+        per_host: dict[str, int] = {}
+        per_ds: dict[str, int] = {}
+        for name in self._holding:
+            host, stores = self._loads[name]
+            per_host[host] = per_host.get(host, 0) + 1
+            for ds in stores:
+                per_ds[ds] = per_ds.get(ds, 0) + 1
+        room = self._size - len(self._holding)
+        taken: list[str] = []
+        for name in self._pending:
+            if len(taken) >= room:
+                break
+            if not self._deps[name] <= self._moved:
+                continue
+            host, stores = self._loads[name]
+            if per_host.get(host, 0) < self._limits.per_host and all(
+                per_ds.get(ds, 0) < self._limits.per_datastore for ds in stores
+            ):
+                taken.append(name)
+                per_host[host] = per_host.get(host, 0) + 1
+                for ds in stores:
+                    per_ds[ds] = per_ds.get(ds, 0) + 1
+        self._pending = [n for n in self._pending if n not in taken]
+        self._holding.update(taken)
+        self._running.update(taken)
+        return taken
+
+    def release(self, name: str) -> bool:
+        """``name``'s transfer is over: its slots are free for the next move. True when it held any."""
+        if name not in self._holding:
+            return False
+        self._holding.discard(name)
+        return True
+
+    def finish(self, name: str, *, moved: bool) -> None:
+        """``name``'s move has ended: moved (and verified), so its dependents may start, or not."""
+        self._holding.discard(name)
+        self._running.discard(name)
+        if moved:
+            self._moved.add(name)
+
+
+def makespan(
+    vms: Sequence[Schedulable], storage: Mapping[str, str], limits: Concurrency, seconds: Mapping[str, float]
+) -> float:
+    """How long the pool takes to move ``vms`` when each takes ``seconds[name]`` (its transfer; its
+    check counted as nothing): an event simulation of :class:`Pool`, the schedule's length."""
+    pool = Pool(vms, storage, limits)
+    now = 0.0
+    ends: dict[str, float] = {}
+    while True:
+        for name in pool.take():
+            ends[name] = now + seconds[name]
+        if not ends:
+            if pool.pending:  # pragma: no cover - heights() refuses cycles, and a limit is at least 1
+                raise ValueError(f"cannot schedule {', '.join(pool.pending)}")
+            return now
+        now = min(ends.values())
+        for name in [n for n, end in ends.items() if end <= now]:
+            del ends[name]
+            pool.finish(name, moved=True)

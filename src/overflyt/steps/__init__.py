@@ -7,7 +7,7 @@ under which move slots, started as a pool), :mod:`.vm_results` (reading the VM r
 :mod:`.slots` (move slots shared across concurrent runs) and :mod:`.config_text` (the one
 normaliser and hash of device configurations, which the roles use through the ``overflyt.network``
 filters). Each step takes the run's ``overflyt.ansible.step.StepContext``.
-May import: ``plan``, ``ansible``, ``planning.batches``/``pool``, ``providers.vsphere`` (its models and pure
+May import: ``plan``, ``ansible``, ``planning.batches``, ``providers.vsphere`` (its models and pure
 placement functions), ``precheck.facts``, ``overflyt.record``/``errors``. Never imports the cutover or
 Prefect.
 """

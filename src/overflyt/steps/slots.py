@@ -1,7 +1,7 @@
 """Move slots: the plan's concurrency limits, held across every run that shares the state directory.
 
 A VM move loads its source ESXi host, its source and target datastores and the target vCenter.
-Within one run the pool already respects the plan's limits (:class:`overflyt.planning.pool.Pool`);
+Within one run the pool already respects the plan's limits (:class:`overflyt.planning.batches.Pool`);
 runs of *different* municipalities at once meet on what they share — the shared datacentre's
 vCenter and datastores. Before VMs start moving together they take one slot per VM of every
 resource each loads, all or none; a full resource makes it wait (and say for whom) until its time runs out. A

@@ -1,7 +1,7 @@
 """Which VMs a site's cutover moves, to which hosts, and how: :func:`run_batch` runs VMs that start
 together once they hold their move slots (:mod:`overflyt.steps.slots`) through
 :func:`~overflyt.ansible.step.run_step`, freeing each VM's slots as its relocation ends;
-:func:`run_pool` starts them as a pool (:class:`overflyt.planning.pool.Pool`) for the migration.
+:func:`run_pool` starts them as a pool (:class:`overflyt.planning.batches.Pool`) for the migration.
 The rollback's batches follow :mod:`overflyt.planning.batches`, the rule the planner estimates with.
 """
 
@@ -24,8 +24,7 @@ from overflyt.plan import Plan
 from overflyt.plan.ahead import find_ahead
 from overflyt.plan.model import VirtualMachine
 from overflyt.plan.names import vm_alias
-from overflyt.planning.batches import schedule
-from overflyt.planning.pool import Pool
+from overflyt.planning.batches import Pool, schedule
 from overflyt.precheck.facts import VCenterFacts
 from overflyt.steps import slots
 from overflyt.steps.vm_results import VmMove
@@ -233,7 +232,7 @@ def run_pool(
     deadline: float,
     timeout_s: int,
 ) -> tuple[list[list[str]], dict[str, VmMove], dict[int, float]]:
-    """Move ``moving`` as a pool (:class:`overflyt.planning.pool.Pool`): VMs start, together in one
+    """Move ``moving`` as a pool (:class:`overflyt.planning.batches.Pool`): VMs start, together in one
     playbook run (a *launch*, its own thread), as soon as their dependencies have moved and the
     plan's limits have room; a VM's slots free when its relocation task ends, and the VMs that fit
     then start (gathered for up to COALESCE_S, or at once when a launch ends) while the others
@@ -322,14 +321,8 @@ def run_pool(
                 failed_launch = failed_launch or number
     if error is not None:
         raise error
-    blocked = pool.waiting_on_failed()
-    for vm_name in pool.pending:
-        if stopped is not None:
-            why = f"not started: {stopped}"
-        elif vm_name in blocked:  # pragma: no cover - a failed VM stops the pool first
-            why = f"not started: {', '.join(blocked[vm_name])} did not move"
-        else:  # pragma: no cover - the pool takes every VM whose dependencies moved
-            why = "not started"
+    for vm_name in pool.pending:  # stopped is set: a failure stops the pool before a dependent could wait on it
+        why = f"not started: {stopped or 'what it depends on did not move'}"
         results[vm_name] = VmMove(vm=vm_name, status="skipped", batch=len(launches) + 1, error=why)
     if pool.pending:
         launches.append(pool.pending)  # the VMs not started, as one last batch of the record

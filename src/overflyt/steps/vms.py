@@ -4,7 +4,7 @@ datacentre as a pool, and put them back exactly where they were.
 Each VM is a host of the generated inventory's group ``vms`` (``ansible_connection: local``: its
 tasks run on the controller's python), carrying its desired placement as ``overflyt_vm_*``
 variables, so Ansible's forks move the VMs of one playbook run at once. The migration is a pool
-(:func:`overflyt.steps.vm_batches.run_pool`, :class:`overflyt.planning.pool.Pool`): VMs start, the
+(:func:`overflyt.steps.vm_batches.run_pool`, :class:`overflyt.planning.batches.Pool`): VMs start, the
 ones that may start at the same moment together in one playbook run (a *launch*), as soon as the
 plan's concurrency limits have room and what they ``depends_on`` has moved and been verified; a
 VM's slots free when its relocation task ends, so one long move holds back only its own slots

@@ -94,7 +94,8 @@ def settle(session: VSphereSession, vm: str, obj: Obj, in_flight: InFlight, time
     ids = ", ".join(str(t._GetMoId()) for t in tasks)
     if in_flight == "fail":
         raise MigrationStepFailed(
-            f"vm {vm}: a relocation of it is still under way in {session.endpoint.where} (task {ids})"
+            f"vm {vm}: another relocation of it started in {session.endpoint.where} while this one waited "
+            f"(task {ids}); let it end or cancel it in the vSphere client, then run again"
         )
     log.warning("%s: vm %s: a relocation of it is still under way (task %s): %s", session.endpoint.where, vm, ids,
                 "cancelling it" if in_flight == "cancel" else "waiting for it")  # fmt: skip
@@ -108,7 +109,8 @@ def settle(session: VSphereSession, vm: str, obj: Obj, in_flight: InFlight, time
         while read_one(session, task, ["info.state"]).get("info.state") in ("queued", "running"):
             if time.monotonic() > deadline:
                 raise MigrationStepFailed(
-                    f"vm {vm}: its relocation under way (task {task._GetMoId()}) did not end within {timeout_s:g} s"
+                    f"vm {vm}: a relocation of it that an earlier, stopped run started (task {task._GetMoId()}) "
+                    f"did not end within {timeout_s:g} s; let it end or cancel it in the vSphere client, then run again"
                 )
             time.sleep(0.5)
     return True
