@@ -389,3 +389,17 @@ def test_a_long_move_holds_back_only_its_own_slots(plan: Plan, tmp_path: Path, m
     assert most == free.concurrency.per_datastore == 2
     assert migration.batches[0] == ["ndj-dc01", "ndj-dc02"]
     assert len(migration.batches) == len(town_hall) - 1  # after the first two, one at a time as slots freed
+
+
+def test_the_task_whose_end_frees_a_vms_slots_is_the_roles_relocation() -> None:
+    """run_pool frees a VM's slots when the task named RELOCATE_TASK ends; renamed in the role, slots
+    would free only when the launch ends (the batch barrier back) without anything failing."""
+    import yaml
+
+    from overflyt.steps.vms import RELOCATE_TASK
+
+    tasks = yaml.safe_load((PLAN.parents[2] / "roles" / "vm_migrate" / "tasks" / "main.yml").read_text())
+    flat = [t for task in tasks for t in [task, *task.get("block", [])]]
+    named = [t for t in flat if t.get("name") == RELOCATE_TASK]
+    assert len(named) == 1, [t.get("name") for t in flat]
+    assert "overflyt.vsphere.vm_relocate" in named[0]
