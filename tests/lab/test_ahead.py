@@ -31,7 +31,7 @@ from overflyt.errors import UsageError
 
 from .labtools import estate, find, light_plan, plan_copy, relocated_names, relocations, side_reached, vtysh
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab_env")]
 
 REPO = Path(__file__).resolve().parents[2]
 APPROVAL = Approval("Mette Frederiksen (test)", "CHG-0021")
@@ -40,14 +40,6 @@ FILES_KEY = "auning-adm:10.70.30.0-24"
 AUNING_REST = ["ndj-monitor01", "ndj-log01"]  # VM-Fagsystemer-20, 10.70.20.0/24 (light)
 CARE = ["ndj-nodkald01", "ndj-nodkald02", "ndj-omsorg-gw01", "ndj-adgang01"]  # VM-Pleje-40
 CARE_KEY = "digterparken:10.70.40.0-24"
-
-
-@pytest.fixture(autouse=True)
-def lab_env(lab: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    for name, value in lab["env"].items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("OVERFLYT_STATE_DIR", str(tmp_path / "state"))
-    return lab
 
 
 def run(plan: Path, wave: int, sites: tuple[str, ...] = (), **kwargs: Any) -> WaveOutcome:

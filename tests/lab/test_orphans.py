@@ -40,7 +40,7 @@ from .labtools import (
     task_hosts_started,
 )
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab_env")]
 
 REPO = Path(__file__).resolve().parents[2]
 SITE = "grenaa-raadhus"
@@ -50,14 +50,6 @@ KILLS = [  # (where, whom)
     ("a device push", "process group"),
     ("a device push", "main process"),
 ]
-
-
-@pytest.fixture(autouse=True)
-def lab_env(lab: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    for name, value in lab["env"].items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("OVERFLYT_STATE_DIR", str(tmp_path / "state"))
-    return lab
 
 
 def _all_ended(identities: list[processes.Identity]) -> bool:

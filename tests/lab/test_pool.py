@@ -37,7 +37,7 @@ from overflyt.lab import transfer
 from .labtools import ansible_processes, estate
 from .test_window import CARE_VMS, CODE, window_plan
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab_env")]
 
 REPO = Path(__file__).resolve().parents[2]
 APPROVAL = Approval("Mette Frederiksen (test)", "CHG-0019")
@@ -46,14 +46,6 @@ SITE = "digterparken"
 LONG = CARE_VMS[0]  # first in plan order, so it starts in the first launch
 LONG_S = 40.0
 _LINE = re.compile(r"^(\S+ \S+) ofl-vcsim: (relocate|relocate-done) vm=\S+ name=(\S+)")
-
-
-@pytest.fixture(autouse=True)
-def lab_env(lab: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    for name, value in lab["env"].items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("OVERFLYT_STATE_DIR", str(tmp_path / "state"))
-    return lab
 
 
 @pytest.fixture

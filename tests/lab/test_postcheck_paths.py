@@ -29,20 +29,12 @@ from overflyt.steps.network import postcheck_site
 
 from .labtools import LIGHT_VMS, estate, light_plan, step_ctx
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab_env")]
 
 NETNS_PROBE = "probe: {netns: ofl-cl-grenaa-raadhus, port: 7070}"
 APPROVAL = Approval("Mette Frederiksen (test)", "CHG-0017")
 DC_CORE = "ofl-dc-core"
 LIGHT_ADDRESSES = ["10.70.10.11", "10.70.10.12", "10.70.10.13"]  # ndj-dc01, ndj-dc02, ndj-dhcp01
-
-
-@pytest.fixture(autouse=True)
-def lab_env(lab: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    for name, value in lab["env"].items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("OVERFLYT_STATE_DIR", str(tmp_path / "state"))
-    return lab
 
 
 def probe_host(lab: dict[str, Any], site: str) -> dict[str, Any]:

@@ -28,18 +28,10 @@ from overflyt.precheck.wave import precheck_wave
 
 from .labtools import arg_after, device, estate, find, pid_of, running_config_sha, sshd_cmdline, wait, wait_port
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab_env")]
 
 REPO = Path(__file__).resolve().parents[2]
 PLAN = REPO / "inventories" / "norddjurs" / "plan.yml"
-
-
-@pytest.fixture(autouse=True)
-def lab_env(lab: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    for name, value in lab["env"].items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("OVERFLYT_STATE_DIR", str(tmp_path / "state"))
-    return lab
 
 
 def run(wave: int, sites: tuple[str, ...] = ()) -> PrecheckReport:

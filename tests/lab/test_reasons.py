@@ -30,18 +30,10 @@ from overflyt.cutover.wave import Approval, run_wave
 
 from .labtools import estate, find, light_plan, wait
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab_env")]
 
 APPROVAL = Approval("Natvagt (test)", "CHG-0022")
-READ_TASK = "Read where the batch's VMs are, in both datacenters (once per batch)"
-
-
-@pytest.fixture(autouse=True)
-def lab_env(lab: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    for name, value in lab["env"].items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("OVERFLYT_STATE_DIR", str(tmp_path / "state"))
-    return lab
+READ_TASK = "Read where the launch's VMs are, in both datacenters (those VMs only, once per launch)"
 
 
 @pytest.fixture

@@ -28,19 +28,11 @@ from overflyt.cutover.wave import Approval, rollback_site, run_wave
 from .labtools import LIGHT_VMS, ansible_processes, estate, find, wait
 from .test_window import CARE_VMS, CODE, SITES, window_plan
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab_env")]
 
 REPO = Path(__file__).resolve().parents[2]
 APPROVAL = Approval("Mette Frederiksen (test)", "CHG-0019")
 START = datetime.fromisoformat("2027-03-06T18:00:00+01:00")  # runs are --outside-window: it holds nothing
-
-
-@pytest.fixture(autouse=True)
-def lab_env(lab: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    for name, value in lab["env"].items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("OVERFLYT_STATE_DIR", str(tmp_path / "state"))
-    return lab
 
 
 def two_at_once(lab: dict[str, Any], where: Path, on_site_failure: str = "continue") -> Path:

@@ -29,7 +29,7 @@ from overflyt.providers.vsphere.names import escape
 
 from .labtools import LIGHT_VMS, estate, find, light_plan, relocations, wait
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab_env")]
 
 DASH = "\u2013"  # an en dash, as Word and Outlook put it in names
 # lab name -> the name people gave it; the first is what the third depends on
@@ -41,13 +41,6 @@ NAMES = {
 # the town hall's VMs the light plan leaves out (vCenter still has them)
 LEFT_OUT = ["ndj-pki01", "ndj-radius01", "ndj-wsus01", "ndj-mgmt01", "ndj-print01"]
 APPROVAL = Approval("Mette Frederiksen (test)", "CHG-0024")
-
-
-@pytest.fixture(autouse=True)
-def lab_env(lab: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in lab["env"].items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("OVERFLYT_STATE_DIR", str(tmp_path / "state"))
 
 
 def named_plan(lab: dict[str, Any], where: Path) -> Path:

@@ -192,9 +192,10 @@ def test_target_facts_show_the_shared_datacentre(target: VSphereSession, plan: P
     assert all(ds.free_gb <= ds.capacity_gb for ds in facts.datastores.values())
 
 
-def test_gather_facts_makes_a_fixed_number_of_calls(source: VSphereSession, monkeypatch: pytest.MonkeyPatch) -> None:
+def counted_calls(session: VSphereSession, monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """The vSphere API calls ``session`` makes from now on, by method name."""
     calls: Counter[str] = Counter()
-    stub = source.si._stub
+    stub = session.si._stub
     invoke = stub.InvokeMethod
 
     def counting(mo: Any, info: Any, args: Any, *rest: Any) -> Any:
@@ -202,6 +203,11 @@ def test_gather_facts_makes_a_fixed_number_of_calls(source: VSphereSession, monk
         return invoke(mo, info, args, *rest)
 
     monkeypatch.setattr(stub, "InvokeMethod", counting)
+    return calls
+
+
+def test_gather_facts_makes_a_fixed_number_of_calls(source: VSphereSession, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = counted_calls(source, monkeypatch)
     full = vsphere.gather_facts(source, ["NDJ-DC"])  # 39 VMs
     with_vms = dict(calls)
     calls.clear()
@@ -209,6 +215,28 @@ def test_gather_facts_makes_a_fixed_number_of_calls(source: VSphereSession, monk
     assert (len(full.vms), len(empty.vms)) == (39, 0)
     # Datacenters: one view, one read; then one view per datacenter and one paged read of everything.
     assert with_vms == dict(calls) == {"CreateContainerView": 2, "RetrievePropertiesEx": 2, "DestroyView": 2}
+
+
+def test_facts_scoped_to_some_vms_read_only_those_and_the_same_as_a_whole_read(
+    source: VSphereSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = vsphere.gather_facts(source, ["NDJ-DC"])
+    calls = counted_calls(source, monkeypatch)
+    asked = ["ndj-dc02", "ndj-file01", "no-such-vm"]
+    scoped = vsphere.gather_facts(source, ["NDJ-DC"], asked)
+    assert sorted(scoped.vms) == ["ndj-dc02", "ndj-file01"]
+    assert scoped.vms == {name: whole.vms[name] for name in ("ndj-dc02", "ndj-file01")}
+    assert scoped.vms_read == sorted(asked)
+    assert whole.vms_read is None
+    # the rest of the datacenter as a whole read has it (only the VMs are scoped)
+    assert (scoped.hosts, scoped.datastores, scoped.portgroups, scoped.folders) == (
+        whole.hosts, whole.datastores, whole.portgroups, whole.folders,
+    )  # fmt: skip
+    # one call more than the whole read: the properties of the VMs of those names
+    assert dict(calls) == {"CreateContainerView": 2, "RetrievePropertiesEx": 3, "DestroyView": 2}
+    calls.clear()
+    assert vsphere.gather_facts(source, ["NDJ-DC"], ["no-such-vm"]).vms == {}
+    assert dict(calls) == {"CreateContainerView": 2, "RetrievePropertiesEx": 2, "DestroyView": 2}
 
 
 # -- migration ------------------------------------------------------------------------------------

@@ -48,19 +48,11 @@ from .labtools import (
     wait,
 )
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab_env")]
 
 REPO = Path(__file__).resolve().parents[2]
 PLAN = REPO / "inventories" / "norddjurs" / "plan.yml"
 APPROVAL = Approval("Mette Frederiksen (test)", "CHG-0001")
-
-
-@pytest.fixture(autouse=True)
-def lab_env(lab: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    for name, value in lab["env"].items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("OVERFLYT_STATE_DIR", str(tmp_path / "state"))
-    return lab
 
 
 def wave1(plan: Path = PLAN, **kwargs: Any) -> WaveOutcome:

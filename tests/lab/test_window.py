@@ -32,7 +32,7 @@ from overflyt.plan import load_plan
 
 from .labtools import LIGHT_VMS, estate, find, light_plan, side_reached
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab_env")]
 
 CPH = ZoneInfo("Europe/Copenhagen")
 APPROVAL = Approval("Mette Frederiksen (test)", "CHG-0025")
@@ -45,14 +45,6 @@ HELD_BACK_DEVICES = ["ndj-core-01", "ndj-fw-01", "ndj-sw-raadhus-01", "ndj-katte
 WINDOW_S = 180
 # The estimate (the planner's, with these settings) fits the first site in what is left of the window.
 POLICY = "window_policy: {site_minutes: 1, margin_min: 1, vm_minutes: 0, bandwidth_mbps: 10000000}"
-
-
-@pytest.fixture(autouse=True)
-def lab_env(lab: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    for name, value in lab["env"].items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("OVERFLYT_STATE_DIR", str(tmp_path / "state"))
-    return lab
 
 
 class _MovedOn(datetime):

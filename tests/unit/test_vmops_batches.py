@@ -403,3 +403,23 @@ def test_the_task_whose_end_frees_a_vms_slots_is_the_roles_relocation() -> None:
     named = [t for t in flat if t.get("name") == RELOCATE_TASK]
     assert len(named) == 1, [t.get("name") for t in flat]
     assert "overflyt.vsphere.vm_relocate" in named[0]
+
+
+@pytest.mark.parametrize(
+    ("role", "var"), [("vm_migrate", "__vm_migrate_launch"), ("vm_rollback", "__vm_rollback_batch")]
+)
+def test_the_roles_read_only_the_vms_of_their_launch(role: str, var: str) -> None:
+    """Each read of vCenter in the migration's and the rollback's role is scoped to the VMs of the
+    launch (estate_facts' ``vms``), not the whole datacenter: unscoped, every launch would read
+    every VM of both datacenters again. That the expression names the right VMs, the lab's
+    cutovers show (a VM missing from the read is refused as not found)."""
+    import yaml
+
+    home = PLAN.parents[2] / "roles" / role
+    tasks = yaml.safe_load((home / "tasks" / "main.yml").read_text())
+    flat = [t for task in tasks for t in [task, *task.get("block", []), *task.get("rescue", [])]]
+    reads = [t["overflyt.vsphere.estate_facts"] for t in flat if "overflyt.vsphere.estate_facts" in t]
+    assert len(reads) == 2
+    assert all(read.get("vms") == "{{ " + var + " }}" for read in reads), reads
+    scope = yaml.safe_load((home / "vars" / "main.yml").read_text())
+    assert scope[var] == "{{ groups['vms'] | map('extract', hostvars, 'overflyt_vm_name') | list }}"

@@ -93,6 +93,9 @@ class VCenterFacts(Facts):
     version: str | None = None
     instance_uuid: str | None = None
     vms: dict[str, VMFacts] = {}
+    # The VM names a scoped read asked for (None: every VM was read). Scoped, `vms` holds only the
+    # VMs of those names and `clusters`' allocated CPU and memory count only them.
+    vms_read: list[str] | None = None
     hosts: dict[str, HostFacts] = {}
     clusters: dict[str, ClusterFacts] = {}
     datastores: dict[str, DatastoreFacts] = {}

@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from overflyt.ansible.reasons import explain
@@ -82,13 +82,18 @@ __all__ = [
 # -- reading the estate ---------------------------------------------------------------------------
 
 
-def _read_estate(ctx: StepContext, step: str, *, timeout_s: int = 600) -> tuple[VCenterFacts, VCenterFacts]:
-    """Both vCenters' facts of the plan's source and target datacenter, read-only."""
+def _read_estate(
+    ctx: StepContext, step: str, vms: Sequence[str], *, timeout_s: int = 600
+) -> tuple[VCenterFacts, VCenterFacts]:
+    """Both vCenters' facts of the plan's source and target datacenter, read-only: in the source
+    only the VMs named ``vms``; the target whole (:func:`choose_hosts` weighs the memory its VMs
+    hold)."""
     plan = ctx.plan
     datacenters = {"source": [plan.source.datacenter], "target": [plan.target.datacenter]}
+    scope = {"vm_facts_datacenters": datacenters, "vm_facts_vms": {"source": sorted(set(vms))}}
     result = run_step(
-        ctx, "record_placements.yml", step, controller_vars={"vm_facts_datacenters": datacenters}, dry_run=True,
-        timeout_s=timeout_s, devices_home=False,
+        ctx, "record_placements.yml", step, controller_vars=scope, dry_run=True, timeout_s=timeout_s,
+        devices_home=False,
     )  # fmt: skip
     if not result.ok:
         raise PlaybookFailed(f"reading the vCenters failed ({result.status}): {failure_text(result)}")
@@ -129,7 +134,7 @@ def read_placements(
     vms = site_vms(plan, ctx.wave, site_id)
     if not vms:
         return {}, None
-    source, target = _read_estate(ctx, f"vm-placements-{site_id}", timeout_s=timeout_s)
+    source, target = _read_estate(ctx, f"vm-placements-{site_id}", [vm.name for vm in vms], timeout_s=timeout_s)
     src_dc, tgt_dc = plan.source.datacenter, plan.target.datacenter
     placements: dict[str, Placement] = {}
     problems: list[str] = []
@@ -189,7 +194,7 @@ def migrate_site_vms(
     by_name = {vm.name: vm for vm in chosen}
     if not chosen:
         return VmMigration(site=site_id, wave=wave, dry_run=dry_run, duration_s=0.0, batches=[], vms={})
-    source, target = read or _read_estate(ctx, f"vm-read-{site_id}")
+    source, target = read or _read_estate(ctx, f"vm-read-{site_id}", names)
     src_dc, tgt_dc = plan.source.datacenter, plan.target.datacenter
     storage = {m.source: m.target for m in plan.storage_map}
     network = {m.source: m.target for m in plan.network_map}
@@ -324,7 +329,7 @@ def rollback_site_vms(
         raise UsageError(f"site {site_id!r}: not in the plan")
     if not placements:
         return VmRollback(site=site_id, dry_run=dry_run, duration_s=0.0, batches=[], vms={})
-    source, target = _read_estate(ctx, f"vm-read-{site_id}")
+    source, target = _read_estate(ctx, f"vm-read-{site_id}", list(placements))
     tgt_dc = plan.target.datacenter
     known = [vm for vm in plan.vms if vm.name in placements]
     names = [vm.name for vm in known] + sorted(set(placements) - {vm.name for vm in known})

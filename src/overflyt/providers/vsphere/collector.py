@@ -3,8 +3,8 @@
 Everything here reads and nothing changes: a ContainerView per container and one paged
 ``RetrievePropertiesEx`` for every object of every type asked for (:func:`in_views`), one object's
 properties (:func:`read_one`), the objects of some datacenters with the name lookups the facts
-and the migration primitives need (:class:`Inventory`), and a VM found by name with where it is
-(:func:`find_vm`, :func:`placement_of`).
+and the migration primitives need (:class:`Inventory`; every VM, or only those of some names),
+and a VM found by name with where it is (:func:`find_vm`, :func:`placement_of`).
 
 Properties are always read through the PropertyCollector, never through pyVmomi's lazy attribute
 access (which reads one property per call through ``PropertyCollector.Fetch``; the lab's vCenter
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -243,11 +244,37 @@ def read_datacenters(session: VSphereSession, names: list[str] | None) -> list[O
     return [dc for dc in found if names is None or dc.name in names]
 
 
-def read_inventory(session: VSphereSession, names: list[str] | None, vm: list[str], host: list[str]) -> Inventory:
+def read_inventory(
+    session: VSphereSession,
+    names: list[str] | None,
+    vm: list[str],
+    host: list[str],
+    *,
+    only_vms: Collection[str] | None = None,
+) -> Inventory:
     """The inventory of datacenters ``names`` (all for None), with VM properties ``vm`` and host
-    properties ``host``: one read of the datacenters, one paged read of everything in them."""
+    properties ``host``: one read of the datacenters, one paged read of everything in them.
+
+    ``only_vms`` (display names) scopes the VMs: the paged read takes only each VM's name, and a
+    third call reads ``vm`` of the VMs so named (every one of a name, so a duplicate still shows);
+    no other VM is in the inventory. What a VM's properties cost (its devices above all) is then
+    paid for the VMs concerned, not for the whole datacenter."""
     dcs = read_datacenters(session, names)
-    return Inventory(dcs, in_views(session, [dc.ref for dc in dcs], _paths(vm, host)))
+    if only_vms is None:
+        return Inventory(dcs, in_views(session, [dc.ref for dc in dcs], _paths(vm, host)))
+    wanted = set(only_vms)
+    light = in_views(session, [dc.ref for dc in dcs], _paths(["name"], host))
+    named = [o.ref for o in light if o.kind == "VirtualMachine" and o.display_name in wanted]
+    full = (
+        retrieve(
+            session,
+            [_PC.ObjectSpec(obj=ref, skip=False) for ref in named],
+            [_PC.PropertySpec(type=vim.VirtualMachine, pathSet=vm)],
+        )
+        if named
+        else []
+    )
+    return Inventory(dcs, [o for o in light if o.kind != "VirtualMachine"] + full)
 
 
 def home_datastores(vm: Obj, inv: Inventory) -> list[str]:

@@ -1,7 +1,8 @@
 """What the VM roles decide about one VM, as pure functions of what was read and done.
 
-The roles ``vm_migrate`` and ``vm_rollback`` read the facts of both datacenters once per batch
-(and again after the batch's moves) with ``overflyt.vsphere.estate_facts``; per VM they then ask,
+The roles ``vm_migrate`` and ``vm_rollback`` read the facts of their VMs in both datacenters once
+per launch or batch (and again after its moves) with ``overflyt.vsphere.estate_facts``, scoped to
+those VMs (every VM of their names, so a duplicate still shows); per VM they then ask,
 through the ``overflyt.vsphere`` modules ``vm_locate`` (before the move) and ``vm_report`` (after):
 
 * :func:`locate_for_migration` / :func:`locate_for_rollback` — where the VM is (source or

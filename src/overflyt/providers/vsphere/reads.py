@@ -2,7 +2,8 @@
 
 * :func:`gather_facts` — the :class:`~overflyt.precheck.facts.VCenterFacts` of some datacenters in
   a fixed number of calls: one ContainerView per datacenter and one paged
-  ``RetrievePropertiesEx`` for every object of every type;
+  ``RetrievePropertiesEx`` for every object of every type (or, scoped to some VMs, only their
+  names there and one call more for those VMs' properties);
 * :func:`collect_facts` — connects, gathers and disconnects, and never raises for an unreachable
   endpoint or a refused login (the facts say so, for the pre-check rules to judge);
 * :func:`vm_placement` — where one VM is now.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Collection
 from typing import Any
 
 from overflyt.errors import MigrationStepFailed, ProviderUnreachable
@@ -130,21 +132,29 @@ def _key(mapping: dict[str, Any], name: str, datacenter: str, moid: str) -> str:
     return moid
 
 
-def gather_facts(session: VSphereSession, datacenters: list[str]) -> VCenterFacts:
+def gather_facts(session: VSphereSession, datacenters: list[str], vms: Collection[str] | None = None) -> VCenterFacts:
     """Read-only facts of ``datacenters`` (all datacenters when empty) in a fixed number of calls.
 
     Every datacenter found appears in ``folders`` (possibly with an empty list), so a missing one is
     visible. Objects are keyed by name; a name already taken (e.g. ``VM Network`` in two datacenters)
     is keyed ``<datacenter>/<name>``. Templates are not VMs here.
+
+    ``vms`` (display names) scopes the read to those VMs (every VM of each name; one call more): the
+    facts' ``vms`` then hold only them, ``vms_read`` names them, and the clusters' allocated CPU and
+    memory count only them. What a migration step asks of its VMs needs no more; the pre-check's
+    capacity rules read unscoped.
     """
     started = time.monotonic()
     with boundary(session, "reading the inventory"):
-        inv = read_inventory(session, datacenters or None, VM_FACTS, HOST_FACTS)
+        inv = read_inventory(session, datacenters or None, VM_FACTS, HOST_FACTS, only_vms=vms)
     facts = _facts(session, inv)
+    if vms is not None:
+        facts = facts.model_copy(update={"vms_read": sorted(set(vms))})
     log.info(
-        "%s: facts of %d VMs, %d hosts in %.2f s",
+        "%s: facts of %d VMs%s, %d hosts in %.2f s",
         session.endpoint.where,
         len(facts.vms),
+        "" if vms is None else f" (of {len(set(vms))} names asked)",
         len(facts.hosts),
         time.monotonic() - started,
     )
@@ -293,12 +303,15 @@ def _is_uplink(pg: Obj, inv: Inventory) -> bool:
     return False
 
 
-def collect_facts(endpoint: VCenterConnection, datacenters: list[str]) -> VCenterFacts:
-    """Connect, gather, disconnect; an unreachable endpoint or refused login becomes facts with
-    ``reachable`` false (or ``login_failed``) and ``error`` set, never an exception."""
+def collect_facts(
+    endpoint: VCenterConnection, datacenters: list[str], vms: Collection[str] | None = None
+) -> VCenterFacts:
+    """Connect, gather (``vms``: only those VMs, see :func:`gather_facts`), disconnect; an
+    unreachable endpoint or refused login becomes facts with ``reachable`` false (or
+    ``login_failed``) and ``error`` set, never an exception."""
     try:
         with connect(endpoint) as session:
-            return gather_facts(session, datacenters)
+            return gather_facts(session, datacenters, vms)
     except LoginFailed as exc:
         return VCenterFacts(
             name=endpoint.name, url=endpoint.url, reachable=True, login_failed=True, error=str(exc), tls=endpoint.tls

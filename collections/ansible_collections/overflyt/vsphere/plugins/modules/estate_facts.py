@@ -10,6 +10,7 @@ short_description: Read-only facts of a vCenter's datacenters
 description:
   - Reads VMs, hosts, clusters, datastores, portgroups and VM folders of the given datacenters in a
     fixed number of PropertyCollector calls, and returns them as overflyt's C(VCenterFacts).
+    With O(vms), only the VMs of those names are read in full (one call more).
   - An unreachable vCenter or a refused login is not a task failure by default; the facts then say
     C(reachable=false) or C(login_failed=true) with the reason in C(error), for the pre-check rules
     to judge. Set O(fail_on_error=true) to fail instead.
@@ -23,6 +24,15 @@ options:
     type: list
     elements: str
     default: []
+  vms:
+    description:
+      - Read only the VMs of these names (as people see them), every VM of each name, so a
+        duplicate still shows. The other VMs are not read and not in the facts, and the clusters'
+        allocated CPU and memory count only these. Hosts, clusters, datastores, portgroups and
+        folders are read as without it.
+      - Omitted, every VM of the datacenters is read.
+    type: list
+    elements: str
   fail_on_error:
     description: Fail the task when the vCenter is unreachable or refuses the login.
     type: bool
@@ -42,6 +52,13 @@ EXAMPLES = r"""
     vcenter: "{{ overflyt_vcenters.source }}"
     datacenters: [NDJ-DC]
   register: source_facts
+
+- name: Read only the two VMs a step moves (and every VM of their names)
+  overflyt.vsphere.estate_facts:
+    vcenter: "{{ overflyt_vcenters.source }}"
+    datacenters: [NDJ-DC]
+    vms: [ndj-dc01, ndj-dc02]
+  register: two_vms
 
 - name: Show one VM
   ansible.builtin.debug:
@@ -94,6 +111,7 @@ def main() -> None:
         argument_spec={
             "vcenter": VCENTER_SPEC,
             "datacenters": {"type": "list", "elements": "str", "default": []},
+            "vms": {"type": "list", "elements": "str"},
             "fail_on_error": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
@@ -104,7 +122,7 @@ def main() -> None:
         endpoint = vsphere.VCenterConnection(**connection_args(module.params["vcenter"]))
     except ValueError as exc:
         module.fail_json(msg=validation_message(exc))
-    facts = vsphere.collect_facts(endpoint, module.params["datacenters"])
+    facts = vsphere.collect_facts(endpoint, module.params["datacenters"], module.params["vms"])
     result = {"changed": False, "vcenter_facts": facts.model_dump(mode="json")}
     if facts.error and module.params["fail_on_error"]:
         fail(module, facts.error, **result)
