@@ -4,7 +4,9 @@ item 6). The server here is a plain HTTP server answering Prefect's health probe
 
 from __future__ import annotations
 
+import json
 import os
+import stat
 import subprocess
 import sys
 import threading
@@ -13,9 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
-from overflyt.orchestration import local
+from overflyt.orchestration import local, served
 
 SAMPLE = Path(__file__).resolve().parents[2] / "inventories" / "norddjurs" / "plan.yml"
 
@@ -103,3 +105,86 @@ def test_wave_run_against_a_configured_server_that_does_not_answer_is_one_clear_
     ], done.stderr
     assert not (tmp_path / "state").exists() or not any((tmp_path / "state").rglob("*.json"))
     assert not (tmp_path / "prefect" / "prefect.db").exists()
+
+
+# -- the server `overflyt serve` records (no PREFECT_API_URL) ---------------------------------------
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_served_server_that_answers_is_used_and_nothing_is_started(
+    health_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_server() -> None:
+        raise AssertionError("a temporary API server was started although overflyt serve's answers")
+
+    monkeypatch.setattr(local, "guarded_server", no_server)
+    monkeypatch.delenv("PREFECT_API_AUTH_STRING", raising=False)
+    served.write_record(tmp_path, health_server, auth=False)
+    assert stat.S_IMODE((tmp_path / served.RECORD).stat().st_mode) == 0o600
+    said: list[str] = []
+    with temporary_settings(updates={PREFECT_API_URL: None, PREFECT_HOME: str(tmp_path)}):
+        with local.prepare_local_database(say=said.append):
+            assert PREFECT_API_URL.value() == health_server
+        assert not PREFECT_API_URL.value()
+    assert said == [f"using the Prefect server overflyt serve runs at {health_server} (this run shows in its UI)"]
+    served.remove_record(tmp_path)
+    assert not (tmp_path / served.RECORD).exists()
+
+
+def test_a_record_that_cannot_be_used_says_why_and_no_record_says_nothing(
+    health_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PREFECT_API_AUTH_STRING", raising=False)
+    assert served.served_api(tmp_path, local.api_unanswered) == (None, None)
+    record = tmp_path / served.RECORD
+    dead = _dead_pid()
+    record.write_text(json.dumps({"api_url": health_server, "pid": dead, "auth": False}))
+    assert served.served_api(tmp_path, local.api_unanswered) == (
+        None,
+        f"overflyt serve (pid {dead}) of {record} is no longer running",
+    )
+    closed = f"http://127.0.0.1:{_closed_port()}/api"
+    record.write_text(json.dumps({"api_url": closed, "pid": os.getpid(), "auth": False}))
+    assert served.served_api(tmp_path, local.api_unanswered) == (
+        None,
+        f"the server overflyt serve (pid {os.getpid()}) runs does not answer: GET {closed}/health: "
+        "[Errno 111] Connection refused",
+    )
+    record.write_text(json.dumps({"api_url": health_server, "pid": os.getpid(), "auth": True}))
+    assert served.served_api(tmp_path, local.api_unanswered) == (
+        None,
+        f"the server overflyt serve (pid {os.getpid()}) runs at {health_server} asks for an auth string and this "
+        "run has none (OVERFLYT_API_AUTH_FILE)",
+    )
+    monkeypatch.setenv("PREFECT_API_AUTH_STRING", "u:p")
+    assert served.served_api(tmp_path, local.api_unanswered) == (health_server, None)
+    record.write_text("{not json")
+    assert served.served_api(tmp_path, local.api_unanswered)[1].startswith(
+        f"{record} is not a record overflyt serve wrote"
+    )  # type: ignore[union-attr]
+
+
+def test_only_the_process_that_wrote_the_record_removes_it(tmp_path: Path) -> None:
+    record = tmp_path / served.RECORD
+    record.write_text(json.dumps({"api_url": "http://127.0.0.1:1/api", "pid": _dead_pid(), "auth": False}))
+    served.remove_record(tmp_path)
+    assert record.exists()  # another serve's (a newer one's, say): left alone
+
+
+def test_a_second_serve_leaves_a_running_first_ones_record(tmp_path: Path) -> None:
+    record = tmp_path / served.RECORD
+    first = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        record.write_text(json.dumps({"api_url": "http://127.0.0.1:1/api", "pid": first.pid, "auth": False}))
+        assert served.write_record(tmp_path, "http://127.0.0.1:2/api", auth=False) is False
+        assert json.loads(record.read_text())["pid"] == first.pid
+    finally:
+        first.kill()
+        first.wait()
+    assert served.write_record(tmp_path, "http://127.0.0.1:2/api", auth=False) is True  # the first is gone
+    assert json.loads(record.read_text()) == {"api_url": "http://127.0.0.1:2/api", "pid": os.getpid(), "auth": False}

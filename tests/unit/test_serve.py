@@ -4,6 +4,7 @@ keeps what people switched in the UI, and a clean stop. Nothing here runs a flow
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+from prefect.client.schemas.sorting import FlowRunSort
 from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
 from overflyt.cli import main
@@ -29,6 +32,18 @@ from overflyt.plan.select import next_wave
 pytestmark = pytest.mark.timeout(300)
 
 REPO = Path(__file__).resolve().parents[2]
+# A CLI run's way to its API (overflyt.orchestration.local), with a flow of one step
+SERVED_PROBE = """
+from prefect import flow
+from overflyt.orchestration.local import prepare_local_database
+
+@flow(name="overflyt-served-probe")
+def probe() -> int:
+    return 7
+
+with prepare_local_database(say=print):
+    assert probe() == 7
+"""
 PLAN = REPO / "inventories" / "norddjurs" / "plan.yml"
 
 
@@ -166,6 +181,23 @@ def test_serve_starts_the_ui_registers_the_deployments_and_a_worker_and_stops_cl
             }
             assert active == {"wave-1": False, "wave-2": True, "wave-3": False, "nightly": False}
 
+            # A CLI run on the same PREFECT_HOME without PREFECT_API_URL uses this server (the record
+            # serve keeps there) instead of starting a temporary API; its flow run shows here.
+            record = json.loads((tmp_path / "home" / "overflyt-serve.json").read_text())
+            assert record == {"api_url": f"{url}/api", "pid": proc.pid, "auth": True}
+            probe = subprocess.run(
+                [sys.executable, "-c", SERVED_PROBE], cwd=REPO, env=dict(env, OVERFLYT_API_AUTH_FILE=str(auth_file)),
+                capture_output=True, text=True, timeout=120, check=False,
+            )  # fmt: skip
+            assert probe.returncode == 0, probe.stdout + probe.stderr
+            assert f"using the Prefect server overflyt serve runs at {url}/api" in probe.stdout
+            probed = client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=["overflyt-served-probe"])),
+                sort=FlowRunSort.ID_DESC,
+                limit=10,
+            )
+            assert [r.state.type.value for r in probed if r.state] == ["COMPLETED"]
+
         proc.send_signal(signal.SIGTERM)
         proc.wait(90)
     finally:
@@ -186,6 +218,7 @@ def test_serve_starts_the_ui_registers_the_deployments_and_a_worker_and_stops_cl
         assert s.connect_ex(("127.0.0.2", port)) != 0, "the Prefect server outlived overflyt serve"
     assert processes_mentioning(f"--port {port}") == []
     assert processes_mentioning(f"-{proc.pid}-1") == [], "the worker outlived overflyt serve"
+    assert not (tmp_path / "home" / "overflyt-serve.json").exists(), "serve left its record behind"
 
 
 def test_the_nightly_precheck_checks_the_next_wave_whose_window_has_not_ended() -> None:

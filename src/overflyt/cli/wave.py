@@ -183,9 +183,9 @@ def _wave_run(args: argparse.Namespace) -> int:
         outside_window_reason=args.reason,
         lang=lang,
     )
-    prepare_local_database()
+    api = prepare_local_database(say=None if args.quiet else _say)
     install_cancel_handlers()  # Ctrl-C / SIGTERM: stop the running step, roll the site back, exit
-    with handed(admission):
+    with api, handed(admission):
         state = migrate_wave(params, return_state=True)
     return _print_wave(_flow_result(state, "migrate-wave"), args.quiet, args.format, args.output)
 
@@ -203,7 +203,11 @@ def _rollback(args: argparse.Namespace) -> int:
     from overflyt.orchestration.local import prepare_local_database
 
     install_cancel_handlers()
-    prepare_local_database()
-    with handed(admission):
+    api = prepare_local_database(say=None if args.quiet else _say)
+    with api, handed(admission):
         state = rollback_site(RollbackSiteParams(plan=args.plan, site=args.site, lang=lang), return_state=True)
     return _print_wave(_flow_result(state, "rollback-site"), args.quiet)
+
+
+def _say(line: str) -> None:
+    print(f"overflyt: {line}", file=sys.stderr)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -33,26 +35,40 @@ def prefect_defaults() -> None:
         os.environ[CLIENT_ENV] = read_auth_file(Path(os.environ[AUTH_FILE_ENV]), AUTH_FILE_ENV)
 
 
-def prepare_local_database() -> None:
-    """Start Prefect's ephemeral API for this process under a file lock in PREFECT_HOME.
+def prepare_local_database(say: Callable[[str], None] | None = None) -> AbstractContextManager[object]:
+    """Choose the API this run uses; the run goes inside the returned context.
 
-    Its start migrates the local SQLite database and registers Prefect's block types: two runs
-    started at once on a fresh PREFECT_HOME (two municipalities from one machine) would do that
-    together, and one dies ("duplicate column name", "UNIQUE constraint failed"). Prefect keeps
-    one ephemeral server per process, so the flows that follow use the one started here.
-
-    With PREFECT_API_URL configured (the environment, or the active profile in PREFECT_HOME's
-    profiles.toml) it starts nothing: the run uses that server, which must answer (see
-    :func:`use_configured_server`)."""
+    - PREFECT_API_URL configured (the environment, or the active profile in PREFECT_HOME's
+      profiles.toml): that server, which must answer (:func:`use_configured_server`); nothing starts.
+    - Else the server ``overflyt serve`` runs for this PREFECT_HOME, when its record says one can be
+      used (:mod:`overflyt.orchestration.served`); nothing starts. SAY hears which server, or why
+      the record's could not be used.
+    - Else Prefect's temporary API, started for this process under a file lock in PREFECT_HOME. Its
+      start migrates the local SQLite database and registers Prefect's block types: two runs started
+      at once on a fresh PREFECT_HOME (two municipalities from one machine) would do that together,
+      and one dies ("duplicate column name", "UNIQUE constraint failed"). Prefect keeps one
+      ephemeral server per process, so the flows that follow use the one started here."""
     import fcntl
 
     prefect_defaults()
-    from prefect.settings import PREFECT_API_URL, PREFECT_HOME
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, PREFECT_HOME, temporary_settings
+
+    from overflyt.orchestration.served import served_api
 
     if PREFECT_API_URL.value():
         use_configured_server(str(PREFECT_API_URL.value()))
-        return
+        return nullcontext()
     home = Path(PREFECT_HOME.value()).expanduser()
+    served, why_not = served_api(home, api_unanswered)
+    if served is not None:
+        if say is not None:
+            say(f"using the Prefect server overflyt serve runs at {served} (this run shows in its UI)")
+        updates: dict[Any, Any] = {PREFECT_API_URL: served}
+        if os.environ.get(CLIENT_ENV):
+            updates[PREFECT_API_AUTH_STRING] = os.environ[CLIENT_ENV]
+        return temporary_settings(updates=updates)
+    if why_not is not None and say is not None:
+        say(f"not using overflyt serve's server: {why_not}; starting a temporary API")
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
     with open(home / ".overflyt-api-start.lock", "a") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
@@ -65,6 +81,7 @@ def prepare_local_database() -> None:
                 "Nothing was run. Set PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS higher on a busy "
                 "machine, or point PREFECT_API_URL at a running server (overflyt serve)."
             ) from exc
+    return nullcontext()
 
 
 HEALTH_TIMEOUT_S = 5.0

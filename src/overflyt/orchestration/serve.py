@@ -21,6 +21,9 @@ Registering again keeps what people switched on or off in the UI; the deployment
 gone are deleted, and the notification automations and blocks made what ``--notify`` and the plans'
 ``notify`` say (:mod:`overflyt.orchestration.notify`). Ctrl-C (or SIGTERM) stops the workers, then
 the server.
+
+While it runs, a record in ``PREFECT_HOME`` names its API (:mod:`overflyt.orchestration.served`): CLI
+runs on the same ``PREFECT_HOME`` use that server instead of starting a temporary API.
 """
 
 from __future__ import annotations
@@ -357,6 +360,7 @@ def serve(
     from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
     from overflyt.orchestration.notify import notification_block
+    from overflyt.orchestration.served import remove_record, write_record
 
     found = municipalities(inventories)
     for url in dict.fromkeys([*notify, *(u for m in found for u in m.notify)]):
@@ -402,6 +406,8 @@ def serve(
             log_file = home / f"overflyt-worker-{n}.log"
             started.append((f"worker {n}", start_worker(api_url, pool, f"{host}-{os.getpid()}-{n}", log_file)))
             on_progress(f"worker {n} polling work pool {pool} (log: {log_file})")
+        if started:  # a server or workers run here: CLI runs on this PREFECT_HOME use the server
+            write_record(home, api_url, auth=auth is not None)
         on_ready(api_url.removesuffix("/api"))
         while started:
             for what, process in started:
@@ -413,6 +419,7 @@ def serve(
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        remove_record(home)
         for _, process in reversed(started):
             stop(process)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
