@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pyVmomi import vim
 
 from overflyt.ansible.runner import AnsibleEvent
@@ -33,7 +34,11 @@ from .labtools import estate, find, light_plan, wait
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab_env")]
 
 APPROVAL = Approval("Natvagt (test)", "CHG-0022")
-READ_TASK = "Read where the launch's VMs are, in both datacenters (those VMs only, once per launch)"
+# The vm_migrate role's first task: the read before a launch's relocations (the pause waits for it).
+READ_TASK = yaml.safe_load((Path(__file__).resolve().parents[2] / "roles/vm_migrate/tasks/main.yml").read_text())[0][
+    "name"
+]
+assert READ_TASK.startswith("Read where the launch's VMs are"), READ_TASK
 
 
 @pytest.fixture
