@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from common import commit, machine
+from common import BenchError, commit, machine
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -125,7 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         profiler.enable()
     run = Run(gc_freeze=args.gc_freeze)
     gc.callbacks.append(run.on_gc)
-    summary = _pipeline(run)
+    try:
+        summary = _pipeline(run)
+    except BenchError as exc:
+        print(f"p2: {exc}", file=sys.stderr)
+        return 2
     gc.callbacks.remove(run.on_gc)
     if profiler:
         profiler.disable()
@@ -139,15 +143,29 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if summary["met"] else 1
 
 
+def offline_prechecks() -> dict[str, Any]:
+    """The registered pre-checks of OFFLINE_PRECHECKS by id. The rules register themselves when
+    ``overflyt.precheck.rules`` is imported (the engine does that; ``overflyt.precheck`` itself
+    imports its parts on first use), so import it here too."""
+    from overflyt.precheck import RULES
+    from overflyt.precheck import rules as _rules  # noqa: F401  (importing registers the rules)
+
+    missing = [rule_id for rule_id in OFFLINE_PRECHECKS if rule_id not in RULES]
+    if missing:
+        raise BenchError(f"pre-checks not registered: {', '.join(missing)}")
+    return {rule_id: RULES[rule_id] for rule_id in OFFLINE_PRECHECKS}
+
+
 def _pipeline(run: Run) -> dict[str, Any]:
     with run.stage("imports"):
         from overflyt.discovery.estate import Estate, validate_estate
         from overflyt.lab import synth
         from overflyt.plan.rules import RULES as PLAN_RULES
         from overflyt.planning.waves import PlanningOptions, plan_waves
-        from overflyt.precheck import RULES as PRECHECK_RULES
         from overflyt.precheck import CheckContext, Severity
         from overflyt.precheck.facts import EstateFacts
+
+        offline_rules = offline_prechecks()
 
     codes = list(synth.quotas())
     options = PlanningOptions(first_window=datetime(2027, 3, 6, 18, 0), bandwidth_mbps=10_000, waves_per_week=2)
@@ -187,7 +205,7 @@ def _pipeline(run: Run) -> dict[str, Any]:
             for wave in plan.waves:
                 ctx = CheckContext(plan, wave.number, EstateFacts(), now=wave.window.start - timedelta(days=1))
                 for rule_id in OFFLINE_PRECHECKS:
-                    outcomes, bad = run.timed_rule(rule_id, who, precheck(PRECHECK_RULES[rule_id], ctx))
+                    outcomes, bad = run.timed_rule(rule_id, who, precheck(offline_rules[rule_id], ctx))
                     checked += outcomes
                     critical += bad
 
