@@ -74,5 +74,9 @@ def test_every_role_hashes_a_configuration_with_the_one_filter_and_discovery_imp
     assert {"net_facts.config_sha256", "net_verify.config_sha256", "net_restore.after_sha256"} <= set(reports)
     assert all(e.endswith("| overflyt.network.config_sha256") for e in reports.values()), reports
     backup = (REPO / "roles/net_backup/tasks/main.yml").read_text()
-    assert '__net_backup_sha256: "{{ __net_backup_shown.stdout | overflyt.network.config_sha256 }}"' in backup
+    # net_backup's hash and file come from overflyt.network.running_config, which calls config_text
+    assert "overflyt.network.running_config:" in backup
+    assert "'sha256': __net_backup_shown.sha256" in backup
+    plugin = REPO / "collections/ansible_collections/overflyt/network/plugins/action/running_config.py"
+    assert "sha256=config_sha256(shown)" in plugin.read_text()
     assert discovery_devices.config_sha256 is config_text.config_sha256

@@ -201,7 +201,9 @@ def test_discovery_hashes_with_the_one_normaliser_every_role_uses() -> None:
     # and net_restore call through the overflyt.network filters (tests/unit/test_config_text.py)
     assert config_sha256 is config_text.config_sha256
     backup_tasks = (REPO / "roles" / "net_backup" / "tasks" / "main.yml").read_text()
-    assert "overflyt.network.config_normalise" in backup_tasks
+    assert "overflyt.network.running_config:" in backup_tasks  # it normalises with config_text.normalise
+    plugin = REPO / "collections/ansible_collections/overflyt/network/plugins/action/running_config.py"
+    assert "config = normalise(shown)" in plugin.read_text()
 
 
 def test_only_show_commands_are_ever_sent() -> None:

@@ -1,20 +1,20 @@
 """overflyt.network.running_config, the action plugin the net_* roles read a device with: the
-backup it writes and the earlier backup it refuses to replace (the guard net_backup had as three
-tasks), and the clear failure on a connection that is not network_cli, through a real
-ansible-playbook. Its read over a real router is proven in the lab (test_netops, test_molecule)."""
+backup it writes (``config_text.save_backup``, which the plugin calls) and the earlier backup it
+refuses to replace (the guard net_backup had as three tasks), and the clear failure on a connection
+that is not network_cli, through a real ansible-playbook. Its read over a real router is proven in
+the lab (test_netops, test_molecule). The plugin is not imported here: Ansible's collection loader
+wants to be the only one in a process that has one already."""
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import stat
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
-from overflyt.steps.config_text import config_sha256, normalise
+from overflyt.steps.config_text import config_sha256, normalise, save_backup
 
 REPO = Path(__file__).resolve().parents[2]
 COLLECTION = REPO / "collections" / "ansible_collections" / "overflyt" / "network"
@@ -22,40 +22,35 @@ PLUGIN = COLLECTION / "plugins" / "action" / "running_config.py"
 RUNNING = "Building configuration...\n\nhostname r1\nip route 10.1.0.0/16 10.255.70.1   \n!\nend\n"
 
 
-def _plugin() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("overflyt_running_config_under_test", PLUGIN)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_backup_is_the_normalised_text_0600_and_a_rerun_with_the_same_text_keeps_it(tmp_path: Path) -> None:
-    save = _plugin()._save
     target = tmp_path / "r1.cfg"
-    assert save(str(target), normalise(RUNNING), False, "r1") is None
+    assert save_backup(str(target), normalise(RUNNING), overwrite=False, host="r1") is None
     assert target.read_bytes() == normalise(RUNNING).encode()
     assert hashlib.sha256(target.read_bytes()).hexdigest() == config_sha256(RUNNING)
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     before = target.stat().st_mtime_ns
-    assert save(str(target), normalise(RUNNING), False, "r1") is None
+    assert save_backup(str(target), normalise(RUNNING), overwrite=False, host="r1") is None
     assert target.stat().st_mtime_ns == before
     assert not (tmp_path / "r1.cfg.partial").exists()
 
 
 def test_a_different_earlier_backup_is_refused_unless_overwrite(tmp_path: Path) -> None:
-    save = _plugin()._save
     target = tmp_path / "r1.cfg"
     target.write_text("hostname r1\nip route 0.0.0.0/0 10.0.0.1\n")
     old = hashlib.sha256(target.read_bytes()).hexdigest()
-    refusal = save(str(target), normalise(RUNNING), False, "r1")
+    refusal = save_backup(str(target), normalise(RUNNING), overwrite=False, host="r1")
     assert refusal is not None
     assert f"{target} already holds a different configuration of r1 (sha256 {old})" in refusal
     assert "net_backup_overwrite" in refusal
     assert hashlib.sha256(target.read_bytes()).hexdigest() == old
-    assert save(str(target), normalise(RUNNING), True, "r1") is None
+    assert save_backup(str(target), normalise(RUNNING), overwrite=True, host="r1") is None
     assert target.read_bytes() == normalise(RUNNING).encode()
+
+
+def test_the_plugin_saves_and_hashes_with_config_text() -> None:
+    source = PLUGIN.read_text()
+    assert "from overflyt.steps.config_text import config_sha256, normalise, save_backup" in source
+    assert 'save_backup(args["backup_file"], config, overwrite=args["overwrite"], host=host)' in source
 
 
 def test_ansible_resolves_it_by_fqcn_and_it_refuses_a_connection_that_is_not_network_cli(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ Pure functions of strings and lists, no I/O. The ``overflyt.network`` collection
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final, TypedDict
@@ -61,6 +62,31 @@ def text_sha256(text: str) -> str:
 def config_sha256(text: str) -> str:
     """sha256 (hex) of the normalised configuration: the sha256 of its backup file."""
     return text_sha256(normalise(text))
+
+
+def save_backup(path: str, config: str, *, overwrite: bool, host: str) -> str | None:
+    """Write ``config`` (already :func:`normalise`d) as a device's backup file at ``path`` (mode 0600,
+    through a temporary file and a rename). An existing file with the same content is left as it is; a
+    different one is replaced only with ``overwrite``, else the refusal is returned (a rerun after a
+    partial push must never replace the configuration taken before the change). None once written."""
+    wanted = text_sha256(config)  # the sha256 of the file's bytes, written as below
+    if os.path.exists(path):
+        with open(path, "rb") as handle:
+            existing = hashlib.sha256(handle.read()).hexdigest()
+        if existing == wanted:
+            return None
+        if not overwrite:
+            return (
+                f"{path} already holds a different configuration of {host} (sha256 {existing}); it may "
+                "be the only copy of the configuration before the change: keep it, or set "
+                "net_backup_overwrite to replace it"
+            )
+    temporary = f"{path}.partial"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(config.encode("utf-8", "surrogateescape"))
+    os.replace(temporary, path)
+    return None
 
 
 def first_line(text: str) -> str:

@@ -8,14 +8,12 @@ refusing to replace a different earlier backup. The documentation is in
 
 from __future__ import annotations
 
-import hashlib
-import os
 from typing import Any
 
 from ansible.module_utils.connection import Connection, ConnectionError
 from ansible.plugins.action import ActionBase
 
-from overflyt.steps.config_text import config_sha256, normalise, text_sha256
+from overflyt.steps.config_text import config_sha256, normalise, save_backup
 
 _ARGS = {
     "command": {"type": "str", "default": "show running-config"},
@@ -47,30 +45,8 @@ class ActionModule(ActionBase):  # type: ignore[misc]
         config = normalise(shown)
         result.update(changed=False, stdout=shown, config=config, sha256=config_sha256(shown))
         if args["backup_file"]:
-            saved = _save(args["backup_file"], config, args["overwrite"], host)
+            saved = save_backup(args["backup_file"], config, overwrite=args["overwrite"], host=host)
             if saved:
                 return {**result, "failed": True, "msg": saved}
             result["backup_file"] = args["backup_file"]
         return result
-
-
-def _save(path: str, config: str, overwrite: bool, host: str) -> str | None:
-    """Write the backup (0600); a refusal's message, or None once written or already the same."""
-    wanted = text_sha256(config)  # as the file's bytes hash
-    if os.path.exists(path):
-        with open(path, "rb") as handle:
-            existing = hashlib.sha256(handle.read()).hexdigest()
-        if existing == wanted:
-            return None
-        if not overwrite:
-            return (
-                f"{path} already holds a different configuration of {host} (sha256 {existing}); it may "
-                "be the only copy of the configuration before the change: keep it, or set "
-                "net_backup_overwrite to replace it"
-            )
-    temporary = f"{path}.partial"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(config.encode("utf-8", "surrogateescape"))
-    os.replace(temporary, path)
-    return None
