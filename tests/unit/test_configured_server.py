@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
+from overflyt.ansible import processes
 from overflyt.orchestration import local, served
 
 SAMPLE = Path(__file__).resolve().parents[2] / "inventories" / "norddjurs" / "plan.yml"
@@ -110,10 +111,19 @@ def test_wave_run_against_a_configured_server_that_does_not_answer_is_one_clear_
 # -- the server `overflyt serve` records (no PREFECT_API_URL) ---------------------------------------
 
 
-def _dead_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
+def _record(pid: int, api_url: str, auth: bool = False) -> str:
+    """A record as serve writes it, naming process ``pid`` as it runs now."""
+    serve = processes.identify(pid)
+    assert serve is not None
+    return json.dumps({"api_url": api_url, "pid": pid, "start": serve.start, "boot": serve.boot, "auth": auth})
+
+
+def _dead_record(api_url: str) -> tuple[str, int]:
+    """A record of a serve process that has ended since (and its pid)."""
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    text = _record(child.pid, api_url)
+    child.communicate(b"")
+    return text, child.pid
 
 
 def test_a_served_server_that_answers_is_used_and_nothing_is_started(
@@ -142,25 +152,32 @@ def test_a_record_that_cannot_be_used_says_why_and_no_record_says_nothing(
     monkeypatch.delenv("PREFECT_API_AUTH_STRING", raising=False)
     assert served.served_api(tmp_path, local.api_unanswered) == (None, None)
     record = tmp_path / served.RECORD
-    dead = _dead_pid()
-    record.write_text(json.dumps({"api_url": health_server, "pid": dead, "auth": False}))
+    text, dead = _dead_record(health_server)
+    record.write_text(text)
     assert served.served_api(tmp_path, local.api_unanswered) == (
         None,
         f"overflyt serve (pid {dead}) of {record} is no longer running",
     )
     closed = f"http://127.0.0.1:{_closed_port()}/api"
-    record.write_text(json.dumps({"api_url": closed, "pid": os.getpid(), "auth": False}))
+    record.write_text(_record(os.getpid(), closed))
     assert served.served_api(tmp_path, local.api_unanswered) == (
         None,
         f"the server overflyt serve (pid {os.getpid()}) runs does not answer: GET {closed}/health: "
         "[Errno 111] Connection refused",
     )
-    record.write_text(json.dumps({"api_url": health_server, "pid": os.getpid(), "auth": True}))
+    record.write_text(_record(os.getpid(), health_server, auth=True))
     assert served.served_api(tmp_path, local.api_unanswered) == (
         None,
         f"the server overflyt serve (pid {os.getpid()}) runs at {health_server} asks for an auth string and this "
         "run has none (OVERFLYT_API_AUTH_FILE)",
     )
+    reused = json.loads(_record(os.getpid(), health_server))
+    reused["start"] -= 1  # the same pid, another process (one that got the pid after serve ended)
+    record.write_text(json.dumps(reused))
+    assert served.served_api(tmp_path, local.api_unanswered)[1] == (
+        f"overflyt serve (pid {os.getpid()}) of {record} is no longer running"
+    )
+    record.write_text(_record(os.getpid(), health_server, auth=True))
     monkeypatch.setenv("PREFECT_API_AUTH_STRING", "u:p")
     assert served.served_api(tmp_path, local.api_unanswered) == (health_server, None)
     record.write_text("{not json")
@@ -171,7 +188,7 @@ def test_a_record_that_cannot_be_used_says_why_and_no_record_says_nothing(
 
 def test_only_the_process_that_wrote_the_record_removes_it(tmp_path: Path) -> None:
     record = tmp_path / served.RECORD
-    record.write_text(json.dumps({"api_url": "http://127.0.0.1:1/api", "pid": _dead_pid(), "auth": False}))
+    record.write_text(_dead_record("http://127.0.0.1:1/api")[0])
     served.remove_record(tmp_path)
     assert record.exists()  # another serve's (a newer one's, say): left alone
 
@@ -180,11 +197,11 @@ def test_a_second_serve_leaves_a_running_first_ones_record(tmp_path: Path) -> No
     record = tmp_path / served.RECORD
     first = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        record.write_text(json.dumps({"api_url": "http://127.0.0.1:1/api", "pid": first.pid, "auth": False}))
+        record.write_text(_record(first.pid, "http://127.0.0.1:1/api"))
         assert served.write_record(tmp_path, "http://127.0.0.1:2/api", auth=False) is False
         assert json.loads(record.read_text())["pid"] == first.pid
     finally:
         first.kill()
         first.wait()
     assert served.write_record(tmp_path, "http://127.0.0.1:2/api", auth=False) is True  # the first is gone
-    assert json.loads(record.read_text()) == {"api_url": "http://127.0.0.1:2/api", "pid": os.getpid(), "auth": False}
+    assert json.loads(record.read_text()) == json.loads(_record(os.getpid(), "http://127.0.0.1:2/api"))

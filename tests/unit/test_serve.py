@@ -22,6 +22,7 @@ from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
+from overflyt.ansible import processes
 from overflyt.cli import main
 from overflyt.errors import OverflytError
 from overflyt.orchestration.auth import auth_string, is_loopback
@@ -184,7 +185,15 @@ def test_serve_starts_the_ui_registers_the_deployments_and_a_worker_and_stops_cl
             # A CLI run on the same PREFECT_HOME without PREFECT_API_URL uses this server (the record
             # serve keeps there) instead of starting a temporary API; its flow run shows here.
             record = json.loads((tmp_path / "home" / "overflyt-serve.json").read_text())
-            assert record == {"api_url": f"{url}/api", "pid": proc.pid, "auth": True}
+            serve = processes.identify(proc.pid)
+            assert serve is not None
+            assert record == {
+                "api_url": f"{url}/api",
+                "pid": proc.pid,
+                "start": serve.start,
+                "boot": serve.boot,
+                "auth": True,
+            }
             probe = subprocess.run(
                 [sys.executable, "-c", SERVED_PROBE], cwd=REPO, env=dict(env, OVERFLYT_API_AUTH_FILE=str(auth_file)),
                 capture_output=True, text=True, timeout=120, check=False,

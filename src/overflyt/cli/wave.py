@@ -34,7 +34,8 @@ def add_parser(commands: Commands) -> None:
         "route changed, traffic checked from its site; a failure restores that unit alone. A site's own "
         "wave then moves the rest of it (refused while a subnet of it that moves ahead has not moved). "
         "It runs as the Prefect flow migrate-wave on the server PREFECT_API_URL names, when one is configured "
-        "(it must answer its health probe within 5 s, else nothing runs), otherwise on a temporary local API "
+        "(it must answer its health probe within 5 s, else nothing runs), else on the server `overflyt serve` "
+        "runs on the same PREFECT_HOME (it says so; nothing is started), otherwise on a temporary local API "
         "the run starts and ends. Ctrl-C or SIGTERM (how Prefect cancels a run) stops the running step "
         "within a second, starts no further VM move or site, rolls back each site under way (a relocation vCenter "
         "carries on is cancelled) and exits 1.",

@@ -4,11 +4,12 @@ temporary API: the run starts nothing, shows in the UI as it goes, and two serve
 SQLite database.
 
 The record is ``PREFECT_HOME/overflyt-serve.json`` (mode 0600): the API's URL, the pid of the serve
-process and whether the API asks for an auth string (never the string itself). It is written once the
-server and workers run (not by a serve that only registers) and removed when that serve stops; a
-second serve on the same PREFECT_HOME leaves a running first one's record as it is.
+process with its start time (a pid alone may be reused) and whether the API asks for an auth string
+(never the string itself). It is written once the server and workers run (not by a serve that only
+registers) and removed when that serve stops; a second serve on the same PREFECT_HOME leaves a
+running first one's record as it is.
 
-A run uses it only when that pid is alive, the API's health probe answers and, for an API that asks
+A run uses it only when that very process still runs, the API's health probe answers and, for an API that asks
 for an auth string, the run has one (OVERFLYT_API_AUTH_FILE or PREFECT_API_AUTH_STRING); otherwise it
 says why and starts its temporary API as before. No port is guessed: a server this record does not
 name is never used."""
@@ -20,6 +21,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from overflyt.ansible import processes
 from overflyt.orchestration.auth import CLIENT_ENV
 
 RECORD = "overflyt-serve.json"
@@ -32,27 +34,24 @@ def write_record(home: Path, api_url: str, *, auth: bool) -> bool:
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = home / RECORD
     try:
-        other = int(json.loads(path.read_text())["pid"])
+        other = _identity(json.loads(path.read_text()))
     except (OSError, ValueError, KeyError, TypeError):
         other = None
-    if other is not None and other != os.getpid() and _alive(other):
+    if other is not None and other.pid != os.getpid() and processes.alive(other):
         return False
+    me = processes.identify(os.getpid())
+    assert me is not None  # this very process
     partial = home / f"{RECORD}.{os.getpid()}"
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        json.dump({"api_url": api_url, "pid": os.getpid(), "auth": auth}, handle)
+        json.dump({"api_url": api_url, "pid": me.pid, "start": me.start, "boot": me.boot, "auth": auth}, handle)
     os.replace(partial, path)
     return True
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's
-    return True
+def _identity(record: dict[str, object]) -> processes.Identity:
+    """The serve process a record names: its pid, start time and boot (a pid alone may be reused)."""
+    return processes.Identity(int(record["pid"]), int(record["start"]), str(record["boot"]))  # type: ignore[call-overload]
 
 
 def remove_record(home: Path) -> None:
@@ -73,12 +72,13 @@ def served_api(home: Path, unanswered: Callable[[str, float], str | None]) -> tu
     path = home / RECORD
     try:
         record = json.loads(path.read_text())
-        api_url, pid, auth = str(record["api_url"]), int(record["pid"]), bool(record.get("auth"))
+        api_url, serve, auth = str(record["api_url"]), _identity(record), bool(record.get("auth"))
     except FileNotFoundError:
         return None, None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return None, f"{path} is not a record overflyt serve wrote ({exc})"
-    if not _alive(pid):
+    pid = serve.pid
+    if not processes.alive(serve):
         return None, f"overflyt serve (pid {pid}) of {path} is no longer running"
     why = unanswered(api_url, HEALTH_TIMEOUT_S)
     if why is not None:
