@@ -204,12 +204,45 @@ def test_every_module_documents_exactly_its_options(tmp_path: Path) -> None:
         doc = docs[f"overflyt.vsphere.{module.stem}"]
         assert doc["examples"], module.stem
         assert doc["return"], module.stem
-        call = next(
-            node
-            for node in ast.walk(ast.parse(module.read_text()))
-            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "AnsibleModule"
+        # the one argument spec, which the module and its action plugin both validate against
+        spec = next(
+            node.value
+            for node in ast.parse(module.read_text()).body
+            if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["ARGUMENT_SPEC"]
         )
-        spec = next(k.value for k in call.keywords if k.arg == "argument_spec")
         assert isinstance(spec, ast.Dict)
         options = {ast.literal_eval(key) for key in spec.keys if key is not None}
         assert set(doc["doc"]["options"]) == options, module.stem
+
+
+def test_each_module_runs_in_the_worker_as_it_runs_as_a_module(tmp_path: Path) -> None:
+    """Each module has an action plugin of its name (its work runs in the task's worker, no module
+    interpreter starts), and the deciding modules return the same through it as they return run as
+    a module process (AnsibleModule), refusals and validation failures included."""
+    plugins = REPO / "collections/ansible_collections/overflyt/vsphere/plugins"
+    assert sorted(p.stem for p in (plugins / "action").glob("*.py")) == sorted(
+        p.stem for p in (plugins / "modules").glob("*.py")
+    )
+    through_ansible = run(tmp_path)
+    for t in TASKS:
+        name = t["name"]
+        module = next(k.rsplit(".", 1)[1] for k in t if k.startswith("overflyt.vsphere."))
+        args = {**t[f"overflyt.vsphere.{module}"], "_ansible_check_mode": bool(t.get("check_mode"))}
+        (tmp_path / f"{name}.json").write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+        done = subprocess.run(
+            [sys.executable, str(plugins / "modules" / f"{module}.py"), str(tmp_path / f"{name}.json")],
+            env=dict(os.environ, PYTHONPATH=str(REPO / "collections")),
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        as_module = json.loads(done.stdout)
+        as_module.pop("invocation")  # a registered result never holds it (Ansible's strategy drops it)
+        # what ansible-playbook adds to any failed or registered result, whichever ran it
+        in_worker = dict(through_ansible[name])
+        in_worker.pop("_ansible_no_log", None)
+        if in_worker.get("exception") == "(traceback unavailable)":
+            del in_worker["exception"]
+        in_worker.setdefault("failed", False)
+        as_module.setdefault("failed", False)
+        as_module.setdefault("changed", False)
+        assert in_worker == as_module, name
+        assert done.returncode == (1 if as_module["failed"] else 0), (name, done.stderr)

@@ -88,6 +88,7 @@ vcenter_facts:
 """
 
 import traceback
+from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.overflyt.vsphere.plugins.module_utils.common import (
@@ -106,16 +107,18 @@ except ImportError:
     IMPORT_ERROR = traceback.format_exc()
 
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "vcenter": VCENTER_SPEC,
-            "datacenters": {"type": "list", "elements": "str", "default": []},
-            "vms": {"type": "list", "elements": "str"},
-            "fail_on_error": {"type": "bool", "default": False},
-        },
-        supports_check_mode=True,
-    )
+ARGUMENT_SPEC = {
+    "vcenter": VCENTER_SPEC,
+    "datacenters": {"type": "list", "elements": "str", "default": []},
+    "vms": {"type": "list", "elements": "str"},
+    "fail_on_error": {"type": "bool", "default": False},
+}
+REQUIRED_IF = []
+
+
+def run(module: Any) -> None:
+    """The module's work on ``module``: an AnsibleModule, or the facade the collection's action
+    plugin of this name gives it (the same params, check_mode, _diff, exit_json, fail_json)."""
     if vsphere is None:
         module.fail_json(msg=missing_required_lib("overflyt"), exception=IMPORT_ERROR)
     try:
@@ -127,6 +130,10 @@ def main() -> None:
     if facts.error and module.params["fail_on_error"]:
         fail(module, facts.error, **result)
     module.exit_json(**result)
+
+
+def main() -> None:
+    run(AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=REQUIRED_IF, supports_check_mode=True))
 
 
 if __name__ == "__main__":

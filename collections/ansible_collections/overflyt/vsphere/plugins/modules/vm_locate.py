@@ -123,6 +123,7 @@ msg:
 """
 
 import traceback
+from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.overflyt.vsphere.plugins.module_utils.common import validation_message
@@ -137,24 +138,25 @@ except ImportError:
     IMPORT_ERROR = traceback.format_exc()
 
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "vm": {"type": "str", "required": True},
-            "purpose": {"type": "str", "required": True, "choices": ["migrate", "rollback"]},
-            "source_facts": {"type": "dict", "required": True},
-            "target_facts": {"type": "dict", "required": True},
-            "source_datacenter": {"type": "str"},
-            "target_datacenter": {"type": "str", "required": True},
-            "recorded": {"type": "dict"},
-            "target_folder": {"type": "str"},
-        },
-        required_if=[
-            ("purpose", "migrate", ["source_datacenter"]),
-            ("purpose", "rollback", ["recorded", "target_folder"]),
-        ],
-        supports_check_mode=True,
-    )
+ARGUMENT_SPEC = {
+    "vm": {"type": "str", "required": True},
+    "purpose": {"type": "str", "required": True, "choices": ["migrate", "rollback"]},
+    "source_facts": {"type": "dict", "required": True},
+    "target_facts": {"type": "dict", "required": True},
+    "source_datacenter": {"type": "str"},
+    "target_datacenter": {"type": "str", "required": True},
+    "recorded": {"type": "dict"},
+    "target_folder": {"type": "str"},
+}
+REQUIRED_IF = [
+    ("purpose", "migrate", ["source_datacenter"]),
+    ("purpose", "rollback", ["recorded", "target_folder"]),
+]
+
+
+def run(module: Any) -> None:
+    """The module's work on ``module``: an AnsibleModule, or the facade the collection's action
+    plugin of this name gives it (the same params, check_mode, _diff, exit_json, fail_json)."""
     if vsphere is None:
         module.fail_json(msg=missing_required_lib("overflyt"), exception=IMPORT_ERROR)
     params = module.params
@@ -187,6 +189,10 @@ def main() -> None:
         module.fail_json(msg=located.refusal, **out)
     where = f"in {located.side} datacenter {located.datacenter}"
     module.exit_json(changed=False, msg=f"vm {params['vm']} is {where}", **out)
+
+
+def main() -> None:
+    run(AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=REQUIRED_IF, supports_check_mode=True))
 
 
 if __name__ == "__main__":

@@ -160,6 +160,7 @@ msg:
 """
 
 import traceback
+from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.overflyt.vsphere.plugins.module_utils.common import (
@@ -194,20 +195,22 @@ def _placement(placement):
     return placement.model_dump(mode="json", exclude={"moid"})
 
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "vcenter": VCENTER_SPEC,
-            "target_vcenter": {**VCENTER_SPEC, "required": False},
-            "vm": {"type": "str", "required": True},
-            "source_datacenter": {"type": "str", "required": True},
-            "target": {"type": "dict", "required": True, "options": TARGET_SPEC},
-            "create_folder": {"type": "bool", "default": False},
-            "timeout": {"type": "int", "default": 3600},
-            "in_flight": {"type": "str", "choices": ["wait", "cancel"], "default": "wait"},
-        },
-        supports_check_mode=True,
-    )
+ARGUMENT_SPEC = {
+    "vcenter": VCENTER_SPEC,
+    "target_vcenter": {**VCENTER_SPEC, "required": False},
+    "vm": {"type": "str", "required": True},
+    "source_datacenter": {"type": "str", "required": True},
+    "target": {"type": "dict", "required": True, "options": TARGET_SPEC},
+    "create_folder": {"type": "bool", "default": False},
+    "timeout": {"type": "int", "default": 3600},
+    "in_flight": {"type": "str", "choices": ["wait", "cancel"], "default": "wait"},
+}
+REQUIRED_IF = []
+
+
+def run(module: Any) -> None:
+    """The module's work on ``module``: an AnsibleModule, or the facade the collection's action
+    plugin of this name gives it (the same params, check_mode, _diff, exit_json, fail_json)."""
     if vsphere is None:
         module.fail_json(msg=missing_required_lib("overflyt"), exception=IMPORT_ERROR)
     params = module.params
@@ -268,6 +271,10 @@ def main() -> None:
     if module._diff:
         out["diff"] = {"before": _placement(result.before), "after": _placement(result.after)}
     module.exit_json(**out)
+
+
+def main() -> None:
+    run(AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=REQUIRED_IF, supports_check_mode=True))
 
 
 if __name__ == "__main__":

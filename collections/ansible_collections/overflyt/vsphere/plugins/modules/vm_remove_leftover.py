@@ -67,6 +67,7 @@ msg:
 """
 
 import traceback
+from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.overflyt.vsphere.plugins.module_utils.common import (
@@ -87,17 +88,19 @@ except ImportError:
     IMPORT_ERROR = traceback.format_exc()
 
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "vcenter": VCENTER_SPEC,
-            "vm": {"type": "str", "required": True},
-            "datacenter": {"type": "str", "required": True},
-            "folder": {"type": "str", "required": True},
-            "timeout": {"type": "int", "default": 600},
-        },
-        supports_check_mode=True,
-    )
+ARGUMENT_SPEC = {
+    "vcenter": VCENTER_SPEC,
+    "vm": {"type": "str", "required": True},
+    "datacenter": {"type": "str", "required": True},
+    "folder": {"type": "str", "required": True},
+    "timeout": {"type": "int", "default": 600},
+}
+REQUIRED_IF = []
+
+
+def run(module: Any) -> None:
+    """The module's work on ``module``: an AnsibleModule, or the facade the collection's action
+    plugin of this name gives it (the same params, check_mode, _diff, exit_json, fail_json)."""
     if vsphere is None:
         module.fail_json(msg=missing_required_lib("overflyt"), exception=IMPORT_ERROR)
     params = module.params
@@ -125,6 +128,10 @@ def main() -> None:
     else:
         msg = f"deleted leftover vm {params['vm']} from {where}"
     module.exit_json(changed=removed, msg=msg)
+
+
+def main() -> None:
+    run(AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=REQUIRED_IF, supports_check_mode=True))
 
 
 if __name__ == "__main__":

@@ -137,6 +137,7 @@ msg:
 """
 
 import traceback
+from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.overflyt.vsphere.plugins.module_utils.common import validation_message
@@ -151,29 +152,30 @@ except ImportError:
     IMPORT_ERROR = traceback.format_exc()
 
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "vm": {"type": "str", "required": True},
-            "purpose": {"type": "str", "required": True, "choices": ["migrate", "rollback"]},
-            "placement": {"type": "dict"},
-            "relocation": {"type": "dict", "default": {}},
-            "power": {"type": "dict", "default": {}},
-            "leftover": {"type": "dict", "default": {}},
-            "facts": {"type": "dict"},
-            "moved_from_facts": {"type": "dict"},
-            "target": {"type": "dict"},
-            "tools": {"type": "str", "choices": ["ok", "not_running", "not_installed", "old"]},
-            "recorded": {"type": "dict"},
-            "target_datacenter": {"type": "str"},
-            "error": {"type": "str"},
-        },
-        required_if=[
-            ("purpose", "migrate", ["target", "tools"]),
-            ("purpose", "rollback", ["recorded", "target_datacenter"]),
-        ],
-        supports_check_mode=True,
-    )
+ARGUMENT_SPEC = {
+    "vm": {"type": "str", "required": True},
+    "purpose": {"type": "str", "required": True, "choices": ["migrate", "rollback"]},
+    "placement": {"type": "dict"},
+    "relocation": {"type": "dict", "default": {}},
+    "power": {"type": "dict", "default": {}},
+    "leftover": {"type": "dict", "default": {}},
+    "facts": {"type": "dict"},
+    "moved_from_facts": {"type": "dict"},
+    "target": {"type": "dict"},
+    "tools": {"type": "str", "choices": ["ok", "not_running", "not_installed", "old"]},
+    "recorded": {"type": "dict"},
+    "target_datacenter": {"type": "str"},
+    "error": {"type": "str"},
+}
+REQUIRED_IF = [
+    ("purpose", "migrate", ["target", "tools"]),
+    ("purpose", "rollback", ["recorded", "target_datacenter"]),
+]
+
+
+def run(module: Any) -> None:
+    """The module's work on ``module``: an AnsibleModule, or the facade the collection's action
+    plugin of this name gives it (the same params, check_mode, _diff, exit_json, fail_json)."""
     if vsphere is None:
         module.fail_json(msg=missing_required_lib("overflyt"), exception=IMPORT_ERROR)
     params = module.params
@@ -225,6 +227,10 @@ def main() -> None:
     except ValueError as exc:
         module.fail_json(msg=f"cannot report vm {params['vm']}: {exc}")
     module.exit_json(changed=False, report=report.model_dump(mode="json"), msg=report.error or report.status)
+
+
+def main() -> None:
+    run(AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=REQUIRED_IF, supports_check_mode=True))
 
 
 if __name__ == "__main__":

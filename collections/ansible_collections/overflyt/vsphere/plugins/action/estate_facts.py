@@ -1,0 +1,10 @@
+"""overflyt.vsphere.estate_facts in the task's worker: see plugins/plugin_utils/in_worker.py (the
+documentation is in plugins/modules/estate_facts.py)."""
+
+from __future__ import annotations
+
+from ansible_collections.overflyt.vsphere.plugins.plugin_utils.in_worker import ModuleInWorker
+
+
+class ActionModule(ModuleInWorker):
+    MODULE = "estate_facts"
