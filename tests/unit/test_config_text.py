@@ -8,14 +8,12 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import yaml
+from localplay import ansible_playbook
 
 from overflyt.steps import config_text
 from overflyt.steps.config_text import (
@@ -521,23 +519,7 @@ def test_ansible_runs_the_filters_by_fqcn_and_the_backup_is_byte_identical_to_th
     (tmp_path / "samples.json").write_text(json.dumps(samples))
     (tmp_path / "volatile.json").write_text(json.dumps(list(VOLATILE)))
     (tmp_path / "play.yml").write_text(PLAYBOOK)
-    (tmp_path / "hosts").write_text(f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
-    env = dict(
-        os.environ,
-        ANSIBLE_COLLECTIONS_PATH=str(REPO / "collections"),
-        ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_DEPRECATION_WARNINGS="0",
-    )
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "hosts", "play.yml"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = ansible_playbook(tmp_path, "localhost", timeout_s=120)
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads((tmp_path / "results.json").read_text())
     assert results.pop("new_backups") == results.pop("old_backups") == {k: normalise(v) for k, v in samples.items()}

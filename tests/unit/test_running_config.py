@@ -8,11 +8,10 @@ wants to be the only one in a process that has one already."""
 from __future__ import annotations
 
 import hashlib
-import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
+
+from localplay import ansible_playbook
 
 from overflyt.steps.config_text import config_sha256, normalise, save_backup
 
@@ -59,17 +58,7 @@ def test_ansible_resolves_it_by_fqcn_and_it_refuses_a_connection_that_is_not_net
         "    - name: Read\n      overflyt.network.running_config:\n"
         f"        backup_file: {tmp_path}/r1.cfg\n"
     )
-    (tmp_path / "hosts").write_text(f"r1 ansible_connection=local ansible_python_interpreter={sys.executable}\n")
-    env = dict(
-        os.environ,
-        ANSIBLE_COLLECTIONS_PATH=str(REPO / "collections"),
-        ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
-        ANSIBLE_NOCOLOR="1",
-    )
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "hosts", "play.yml"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    done = ansible_playbook(tmp_path, "r1", timeout_s=120)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "r1: running_config needs an ansible.netcommon.network_cli connection, not local" in done.stdout
     assert not (tmp_path / "r1.cfg").exists()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from localplay import ansible_playbook
 
 from overflyt.precheck.facts import VCenterFacts, VMFacts
 from overflyt.providers.vsphere import (
@@ -121,18 +122,7 @@ PLAY = [
 
 def run(tmp_path: Path) -> dict[str, dict[str, Any]]:
     (tmp_path / "play.yml").write_text(yaml.safe_dump(PLAY, sort_keys=False))
-    (tmp_path / "hosts").write_text(f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
-    env = dict(
-        os.environ,
-        ANSIBLE_COLLECTIONS_PATH=str(REPO / "collections"),
-        ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_DEPRECATION_WARNINGS="0",
-    )
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "hosts", "play.yml"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180, check=False,
-    )  # fmt: skip
+    done = ansible_playbook(tmp_path, "localhost")
     assert done.returncode == 0, done.stdout + done.stderr
     results: dict[str, dict[str, Any]] = json.loads((tmp_path / "results.json").read_text())
     return results
