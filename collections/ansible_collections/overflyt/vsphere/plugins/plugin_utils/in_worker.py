@@ -6,8 +6,9 @@ module_utils from the zip and imports pyVmomi and pydantic before it sends one r
 task's CPU (bench/RESULTS.md, P1). The collection's action plugin of each module's name runs the
 module's ``run`` in the worker instead, with the options validated against the same
 ``ARGUMENT_SPEC`` and ``REQUIRED_IF``, so the module and the action plugin cannot drift apart.
-The module files stay the one definition (ansible-doc, and a run without this collection's action
-plugins, for example ``ansible -m`` against another host, still works)."""
+The module files stay the one definition of the work and of its documentation (ansible-doc); run
+as a plain module process (``python vm_locate.py args.json``, as tests/unit/test_vsphere_modules.py
+does) each returns what its action plugin returns."""
 
 from __future__ import annotations
 
