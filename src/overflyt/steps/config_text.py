@@ -2,7 +2,8 @@
 from it, so that no Jinja expression decides anything and discovery hashes exactly what
 ``net_backup`` saves.
 
-Pure functions of strings and lists, no I/O. The ``overflyt.network`` collection's filters
+Pure functions of strings and lists, with one exception that writes a file: :func:`save_backup`.
+The ``overflyt.network`` collection's filters
 (``collections/ansible_collections/overflyt/network/plugins/filter/``) are thin wrappers of these.
 
 * :data:`VOLATILE`, :func:`normalise`, :func:`config_sha256` — the backup's format: trailing
@@ -14,6 +15,8 @@ Pure functions of strings and lists, no I/O. The ``overflyt.network`` collection
 * :func:`restore_plan` — ``net_restore``'s way from a running configuration back to its backup,
   sections included (hier_config's remediation), and what no command restores.
 * :func:`first_line` — ``net_facts``' version line of ``show version``.
+* :func:`save_backup` — the one writer of a device's backup file (0600, through a rename), and the
+  guard that refuses to replace a different earlier backup (``overflyt.network.running_config``).
 """
 
 from __future__ import annotations
