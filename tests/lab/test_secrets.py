@@ -30,7 +30,14 @@ SAMPLE = REPO / "inventories" / "norddjurs"
 
 
 def _files(*roots: Path) -> list[Path]:
-    return [p for root in roots if root.exists() for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
+    """Every regular file under the roots. Read while a run works in them: a directory that vanishes
+    mid-walk (an ansible-local temporary directory, removed when its task ends) is passed over, as
+    os.walk does, rather than failing the scan."""
+    found = []
+    for root in roots:
+        for directory, _, names in os.walk(root):
+            found += [p for p in (Path(directory, n) for n in names) if p.is_file() and not p.is_symlink()]
+    return found
 
 
 def _leaks(canaries: dict[str, str], *roots: Path) -> list[str]:
@@ -179,14 +186,19 @@ def test_no_secret_lands_in_records_runner_dirs_prefect_or_console(
     )  # fmt: skip
     during: set[str] = set()
     scans = 0
-    while process.poll() is None:  # runner dirs and the process list while the playbooks run
-        during.update(_leaks(canaries, state))
-        during.update(_on_command_lines(canaries))
-        scans += 1
-        time.sleep(0.3)
-    console = process.stdout.read() if process.stdout else ""
-    subprocess.run(["chpasswd"], input=logins.read_text().splitlines()[1] + "\n", text=True, check=True)
-    logins.unlink()
+    try:
+        while process.poll() is None:  # runner dirs and the process list while the playbooks run
+            during.update(_leaks(canaries, state))
+            during.update(_on_command_lines(canaries))
+            scans += 1
+            time.sleep(0.3)
+        console = process.stdout.read() if process.stdout else ""
+    finally:  # whatever happens, the run ends here and the device's password is the lab's again
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        subprocess.run(["chpasswd"], input=logins.read_text().splitlines()[1] + "\n", text=True, check=True)
+        logins.unlink()
     assert process.returncode == 0, console[-3000:]
     assert "STATES ['COMPLETED', 'COMPLETED', 'COMPLETED'] FAILED" in console
     # the failing cutover says why — the device, its address and the user — and no secret
