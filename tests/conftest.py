@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -74,3 +75,13 @@ def _say(config: pytest.Config, line: str) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """`lab down` tests take the session's lab away: they run last."""
     items.sort(key=lambda item: item.name.startswith("test_lab_down"))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Prefect's temporary API server, when a test started one in this process, stops here while the
+    terminal is still open. Left to its atexit stop, its goodbye is logged to a stream pytest has
+    closed: a "Logging error" traceback after the summary."""
+    server = sys.modules.get("prefect.server.api.server")
+    if server is not None:
+        for instance in list(server.SubprocessASGIServer._instances.values()):
+            instance.stop()

@@ -217,7 +217,10 @@ def test_only_show_commands_are_ever_sent() -> None:
     commands: list[str] = []
     for path in sorted((REPO / "roles" / "net_facts" / "tasks").glob("*.yml")):
         for task in yaml.safe_load(path.read_text()):
-            commands += task.get("cisco.ios.ios_command", {}).get("commands", [])
+            commands += task.get("overflyt.network.show", {}).get("commands", [])
+            if "overflyt.network.running_config" in task:
+                commands.append(task["overflyt.network.running_config"].get("command", "show running-config"))
+            assert not {"cisco.ios.ios_command", "ansible.netcommon.cli_command"} & task.keys(), task
             if "ansible.utils.cli_parse" in task:
                 assert task["ansible.utils.cli_parse"].keys() <= {"command", "text", "parser"}
     commands += [spec["command"] for platform in parsers(REPO).values() for spec in platform.values()]

@@ -1,7 +1,8 @@
-"""overflyt.network.running_config, the action plugin the net_* roles read a device with: the
-backup it writes (``config_text.save_backup``, which the plugin calls) and the earlier backup it
-refuses to replace (the guard net_backup had as three tasks), and the clear failure on a connection
-that is not network_cli, through a real ansible-playbook. Its read over a real router is proven in
+"""overflyt.network.running_config and overflyt.network.show, the action plugins the net_* roles read
+a device with: the backup running_config writes (``config_text.save_backup``, which the plugin
+calls) and the earlier backup it refuses to replace (the guard net_backup had as three tasks), the
+clear failure on a connection that is not network_cli, and show's refusal of any command that is not
+a show command, through a real ansible-playbook. Its read over a real router is proven in
 the lab (test_netops, test_molecule). The plugin is not imported here: Ansible's collection loader
 wants to be the only one in a process that has one already."""
 
@@ -62,3 +63,33 @@ def test_ansible_resolves_it_by_fqcn_and_it_refuses_a_connection_that_is_not_net
     assert done.returncode == 2, done.stdout + done.stderr
     assert "r1: running_config needs an ansible.netcommon.network_cli connection, not local" in done.stdout
     assert not (tmp_path / "r1.cfg").exists()
+
+
+def test_show_refuses_a_command_that_is_not_a_show_command_before_it_sends_anything(tmp_path: Path) -> None:
+    # a local connection: a command that got past the refusal would fail on the connection instead
+    (tmp_path / "play.yml").write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - name: Show then configure\n      overflyt.network.show:\n"
+        "        commands: [show version, configure terminal, ' shows ']\n"
+        "    - name: Only show\n      overflyt.network.show:\n"
+        "        commands: [show version]\n"
+        "      ignore_errors: true\n"
+    )
+    done = ansible_playbook(tmp_path, "r1", timeout_s=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert (
+        "r1: overflyt.network.show sends only show commands; not show commands: 'configure terminal', 'shows'"
+        in done.stdout
+    ), done.stdout
+    assert "Only show" not in done.stdout  # the play ended at the refusal
+
+
+def test_show_runs_show_commands_only_over_network_cli(tmp_path: Path) -> None:
+    (tmp_path / "play.yml").write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - name: Only show\n      overflyt.network.show:\n"
+        "        commands: [show version]\n"
+    )
+    done = ansible_playbook(tmp_path, "r1", timeout_s=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "r1: show needs an ansible.netcommon.network_cli connection, not local" in done.stdout, done.stdout
