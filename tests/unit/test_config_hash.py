@@ -74,6 +74,8 @@ def test_every_role_hashes_a_configuration_with_the_one_filter_and_discovery_imp
     # net_facts' and net_backup's hashes (and files) come from overflyt.network.running_config,
     # which calls config_text; the other roles hash with the filter
     assert reports.pop("net_facts.config_sha256") == "__net_facts_config.sha256"
+    # read_backup's argument: the hash recorded when the backup was taken, which it checks the file against
+    assert reports.pop("net_restore.sha256") == "net_restore_backup_sha256"
     assert "overflyt.network.running_config:" in (REPO / "roles/net_facts/tasks/main.yml").read_text()
     assert {"net_verify.config_sha256", "net_restore.after_sha256"} <= set(reports)
     assert all(e.endswith("| overflyt.network.config_sha256") for e in reports.values()), reports

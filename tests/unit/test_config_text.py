@@ -446,9 +446,13 @@ def test_every_overflyt_network_filter_a_role_uses_exists_and_no_role_has_filter
             used |= set(re.findall(r"overflyt\.network\.(\w+)", path.read_text()))
     # the collection's modules: action plugins, each with its documentation stub
     modules = {p.stem for p in (COLLECTION / "plugins" / "modules").glob("*.py")}
-    assert modules == {p.stem for p in (COLLECTION / "plugins" / "action").glob("*.py")} == {"running_config", "show"}
+    assert (
+        modules
+        == {p.stem for p in (COLLECTION / "plugins" / "action").glob("*.py")}
+        == {"running_config", "show", "read_backup"}
+    )
     assert used <= set(WRAPS) | modules, sorted(used - set(WRAPS) - modules)
-    assert {"running_config", "show"} <= used
+    assert {"running_config", "show", "read_backup"} <= used
     assert {"config_normalise", "config_sha256", "config_restore_plan", "config_pending_lines"} <= used
     assert [p.relative_to(REPO) for p in (REPO / "roles").glob("net_*/filter_plugins")] == []
 

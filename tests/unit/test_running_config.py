@@ -1,13 +1,14 @@
 """overflyt.network.running_config and overflyt.network.show, the action plugins the net_* roles read
-a device with: the backup running_config writes (``config_text.save_backup``, which the plugin
+a device with, and overflyt.network.read_backup, net_restore's check and read of a backup: the backup running_config writes (``config_text.save_backup``, which the plugin
 calls) and the earlier backup it refuses to replace (the guard net_backup had as three tasks), the
 clear failure on a connection that is not network_cli, and show's refusal of any command that is not
-a show command, through a real ansible-playbook. Its read over a real router is proven in
+a show command, read_backup's refusal of a missing or altered backup, through a real ansible-playbook. Its read over a real router is proven in
 the lab (test_netops, test_molecule). The plugin is not imported here: Ansible's collection loader
 wants to be the only one in a process that has one already."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import stat
 from pathlib import Path
@@ -93,3 +94,30 @@ def test_show_runs_show_commands_only_over_network_cli(tmp_path: Path) -> None:
     done = ansible_playbook(tmp_path, "r1", timeout_s=120)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "r1: show needs an ansible.netcommon.network_cli connection, not local" in done.stdout, done.stdout
+
+
+def test_read_backup_reads_the_file_it_was_given_and_refuses_a_missing_or_altered_one(tmp_path: Path) -> None:
+    backup = tmp_path / "r1.cfg"
+    assert save_backup(str(backup), normalise(RUNNING), overwrite=False, host="r1") is None
+    taken = config_sha256(RUNNING)
+    (tmp_path / "play.yml").write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - name: Read\n      overflyt.network.read_backup:\n"
+        f"        path: {backup}\n        sha256: {taken}\n      register: read\n"
+        '    - name: Say\n      ansible.builtin.debug:\n        msg: "READ {{ read.content | b64encode }} {{ read.sha256 }}"\n'
+    )
+    done = ansible_playbook(tmp_path, "r1", timeout_s=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"READ {base64.b64encode(normalise(RUNNING).encode()).decode()} {taken}" in done.stdout, done.stdout
+
+    backup.write_text(normalise(RUNNING).replace("hostname r1", "hostname r2"))
+    altered = hashlib.sha256(backup.read_bytes()).hexdigest()
+    done = ansible_playbook(tmp_path, "r1", timeout_s=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"backup {backup} of r1 has sha256 {altered}, not the {taken} it had when it was taken" in done.stdout
+    assert "READ" not in done.stdout
+
+    backup.unlink()
+    done = ansible_playbook(tmp_path, "r1", timeout_s=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"backup {backup} of r1 is missing" in done.stdout
