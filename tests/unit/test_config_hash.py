@@ -83,5 +83,5 @@ def test_every_role_hashes_a_configuration_with_the_one_filter_and_discovery_imp
     assert "overflyt.network.running_config:" in backup
     assert "'sha256': __net_backup_shown.sha256" in backup
     plugin = REPO / "collections/ansible_collections/overflyt/network/plugins/action/running_config.py"
-    assert "sha256=config_sha256(shown)" in plugin.read_text()
+    assert '"sha256": config_sha256(text)' in plugin.read_text()
     assert discovery_devices.config_sha256 is config_text.config_sha256

@@ -203,7 +203,7 @@ def test_discovery_hashes_with_the_one_normaliser_every_role_uses() -> None:
     backup_tasks = (REPO / "roles" / "net_backup" / "tasks" / "main.yml").read_text()
     assert "overflyt.network.running_config:" in backup_tasks  # it normalises with config_text.normalise
     plugin = REPO / "collections/ansible_collections/overflyt/network/plugins/action/running_config.py"
-    assert "config = normalise(shown)" in plugin.read_text()
+    assert "config = normalise(text)" in plugin.read_text()
 
 
 def test_only_show_commands_are_ever_sent() -> None:
@@ -215,14 +215,17 @@ def test_only_show_commands_are_ever_sent() -> None:
     assert "invoke_shell" not in source
     assert "open_session" not in source
     commands: list[str] = []
+    brief = "{{ __net_facts_parsers[overflyt_platform].brief.command }}"  # the parsers' commands, below
     for path in sorted((REPO / "roles" / "net_facts" / "tasks").glob("*.yml")):
         for task in yaml.safe_load(path.read_text()):
-            commands += task.get("overflyt.network.show", {}).get("commands", [])
+            commands += [c for c in task.get("overflyt.network.show", {}).get("commands", []) if c != brief]
             if "overflyt.network.running_config" in task:
-                commands.append(task["overflyt.network.running_config"].get("command", "show running-config"))
+                read = task["overflyt.network.running_config"]
+                commands += [*read.get("show", []), read.get("command", "show running-config")]
             assert not {"cisco.ios.ios_command", "ansible.netcommon.cli_command"} & task.keys(), task
-            if "ansible.utils.cli_parse" in task:
-                assert task["ansible.utils.cli_parse"].keys() <= {"command", "text", "parser"}
+            if "ansible.utils.cli_parse" in task:  # parses text already read, on the controller
+                assert task["ansible.utils.cli_parse"].keys() == {"text", "parser"}, task
+                assert task["delegate_to"] == "localhost", task
     commands += [spec["command"] for platform in parsers(REPO).values() for spec in platform.values()]
     assert len(commands) == 6
     assert all(command.startswith("show ") for command in commands), commands

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import socket
 import stat
 from pathlib import Path
 
+import yaml
 from localplay import ansible_playbook
 
 from overflyt.steps.config_text import config_sha256, normalise, save_backup
@@ -121,3 +123,76 @@ def test_read_backup_reads_the_file_it_was_given_and_refuses_a_missing_or_altere
     done = ansible_playbook(tmp_path, "r1", timeout_s=120)
     assert done.returncode == 2, done.stdout + done.stderr
     assert f"backup {backup} of r1 is missing" in done.stdout
+
+
+def test_running_config_refuses_any_command_that_is_not_a_show_command_before_it_sends_anything(tmp_path: Path) -> None:
+    (tmp_path / "play.yml").write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - name: Version, then configure\n      overflyt.network.running_config:\n"
+        "        show: [show version, write memory]\n"
+        "      ignore_errors: true\n"
+        "    - name: Configure as the configuration command\n      overflyt.network.running_config:\n"
+        "        command: copy running-config startup-config\n"
+    )
+    done = ansible_playbook(tmp_path, "r1", timeout_s=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "r1: overflyt.network.running_config sends only show commands; not show commands: 'write memory'" in (
+        done.stdout
+    ), done.stdout
+    assert (
+        "r1: overflyt.network.running_config sends only show commands; not show commands: "
+        "'copy running-config startup-config'" in done.stdout
+    ), done.stdout
+
+
+def test_only_the_tasks_that_read_the_device_start_an_ansible_connection_process(tmp_path: Path) -> None:
+    """A task of a network_cli host makes Ansible start an ``ansible-connection`` process (a Python
+    start-up and Ansible's imports, ~0.7 CPU s) unless its action never touches the device:
+    read_backup says so, and a diff of text already read is delegated to the controller, as the roles
+    do. Only the show task tries the device (nothing listens on its port: it fails)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed once the block ends: nothing listens there
+    backup = tmp_path / "r1.cfg"
+    assert save_backup(str(backup), normalise(RUNNING), overwrite=False, host="r1") is None
+    (tmp_path / "play.yml").write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        f"    - name: Read the backup\n      overflyt.network.read_backup:\n        path: {backup}\n"
+        "    - name: Diff on the controller\n      ansible.utils.fact_diff:\n"
+        "        before: [a]\n        after: [b]\n      delegate_to: localhost\n"
+        "    - name: Ask the device\n      overflyt.network.show:\n        commands: [show version]\n"
+    )
+    inventory = (
+        f"r1 ansible_connection=ansible.netcommon.network_cli ansible_network_os=cisco.ios.ios"
+        f" ansible_host=127.0.0.1 ansible_port={port} ansible_user=nobody ansible_password=none"
+        f" ansible_network_cli_ssh_type=paramiko ansible_connect_timeout=5\n"
+    )
+    done = ansible_playbook(tmp_path, "r1", timeout_s=120, inventory=inventory, args=("-vvvv",))
+    assert done.returncode != 0, done.stdout + done.stderr
+    out = done.stdout
+    tasks = (
+        out.index("TASK [Read the backup]"),
+        out.index("TASK [Diff on the controller]"),
+        out.index("TASK [Ask the device]"),
+    )
+    starts = [i for i in range(len(out)) if out.startswith("attempting to start connection", i)]
+    assert len(starts) == 1, out
+    assert starts[0] > tasks[2], out
+    assert "ok: [r1]" in out[tasks[0] : tasks[1]], out
+    assert "changed: [r1 -> localhost]" in out[tasks[1] : tasks[2]], out  # fact_diff: a difference
+
+
+def test_the_roles_diff_and_parse_text_already_read_on_the_controller() -> None:
+    """Every fact_diff and cli_parse of the net_* roles compares or parses text a read already
+    returned: delegated to localhost, they start no ansible-connection process for the device
+    (the test above shows the difference), and none of them sends a command."""
+    found = 0
+    for path in sorted(REPO.glob("roles/net_*/tasks/*.yml")):
+        for task in yaml.safe_load(path.read_text()) or []:
+            action = next((k for k in ("ansible.utils.fact_diff", "ansible.utils.cli_parse") if k in task), None)
+            if action is None:
+                continue
+            found += 1
+            assert task.get("delegate_to") == "localhost", (path.name, task["name"])
+            assert "command" not in task[action], (path.name, task["name"])
+    assert found == 4  # net_configure's and net_restore's diffs, net_facts' two parses

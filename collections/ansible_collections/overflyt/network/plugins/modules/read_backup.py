@@ -14,7 +14,8 @@ description:
     missing file fails it too. The message names the file, the host and both sha256.
   - >-
     Runs in the task's worker on the controller (an action plugin): no module interpreter starts,
-    unlike M(ansible.builtin.stat). Changes nothing, also in check mode.
+    unlike M(ansible.builtin.stat). Changes nothing, also in check mode. It never touches the
+    device, so a task of a network_cli host starts no C(ansible-connection) process for it.
 options:
   path:
     description: Controller path of the backup file (as P(overflyt.network.running_config#module) saved it).

@@ -12,6 +12,13 @@ description:
     Sends O(command) over the device's network_cli persistent connection and returns what the
     device shows, normalised as P(overflyt.network.config_normalise#filter) does, and its sha256.
   - >-
+    With O(show), sends those commands first, over the same connection in the same task, and
+    returns what the device showed for each in RV(shown): one task per device and step, so Ansible
+    starts one C(ansible-connection) process for it instead of one per task.
+  - >-
+    Every command sent, O(command) included, must be a C(show) command; anything else fails the
+    task before anything is sent.
+  - >-
     Runs in the task's worker on the controller (an action plugin): no module interpreter starts,
     unlike M(ansible.netcommon.cli_command). Read-only on the device, also in check mode.
   - >-
@@ -23,6 +30,12 @@ options:
     description: The command that shows the running configuration.
     type: str
     default: show running-config
+  show:
+    description: Show commands to send before O(command), in order.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.3.0
   backup_file:
     description: Controller path to save the normalised configuration to; its directory must exist.
     type: path
@@ -42,6 +55,12 @@ notes:
 """
 
 EXAMPLES = r"""
+- name: Read the device's version and running configuration in one task
+  overflyt.network.running_config:
+    show:
+      - show version
+  register: read
+
 - name: Read the running configuration and save it into the run record
   overflyt.network.running_config:
     backup_file: "{{ net_backup_dir }}/{{ inventory_hostname }}.cfg"
@@ -61,6 +80,12 @@ sha256:
   description: sha256 of RV(config).
   type: str
   returned: success
+shown:
+  description: What the device showed for each of O(show), in order.
+  type: list
+  elements: str
+  returned: success
+  version_added: 0.3.0
 backup_file:
   description: Where the backup was saved (or already held the same configuration).
   type: str
