@@ -14,7 +14,6 @@ import socket
 import stat
 from pathlib import Path
 
-import yaml
 from localplay import ansible_playbook
 
 from overflyt.steps.config_text import config_sha256, normalise, save_backup
@@ -148,18 +147,24 @@ def test_running_config_refuses_any_command_that_is_not_a_show_command_before_it
 def test_only_the_tasks_that_read_the_device_start_an_ansible_connection_process(tmp_path: Path) -> None:
     """A task of a network_cli host makes Ansible start an ``ansible-connection`` process (a Python
     start-up and Ansible's imports, ~0.7 CPU s) unless its action never touches the device:
-    read_backup says so, and a diff of text already read is delegated to the controller, as the roles
-    do. Only the show task tries the device (nothing listens on its port: it fails)."""
+    read_backup and ansible.utils.fact_diff say so, and ansible.utils.cli_parse of text already read
+    (which says it may) is delegated to the controller, as net_facts does. Only the show task tries
+    the device (nothing listens on its port: it fails)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed once the block ends: nothing listens there
     backup = tmp_path / "r1.cfg"
     assert save_backup(str(backup), normalise(RUNNING), overwrite=False, host="r1") is None
+    template = tmp_path / "words.textfsm"
+    template.write_text("Value NAME (\\S+)\nValue STATE (\\S+)\n\nStart\n  ^${NAME} is ${STATE} -> Record\n")
     (tmp_path / "play.yml").write_text(
         "- hosts: all\n  gather_facts: false\n  tasks:\n"
         f"    - name: Read the backup\n      overflyt.network.read_backup:\n        path: {backup}\n"
-        "    - name: Diff on the controller\n      ansible.utils.fact_diff:\n"
-        "        before: [a]\n        after: [b]\n      delegate_to: localhost\n"
+        "    - name: Diff\n      ansible.utils.fact_diff:\n        before: [a]\n        after: [b]\n"
+        "    - name: Parse on the controller\n      ansible.utils.cli_parse:\n"
+        "        text: 'lo is up'\n"
+        "        parser: {name: ansible.utils.textfsm, template_path: '" + str(template) + "'}\n"
+        "      delegate_to: localhost\n"
         "    - name: Ask the device\n      overflyt.network.show:\n        commands: [show version]\n"
     )
     inventory = (
@@ -172,27 +177,13 @@ def test_only_the_tasks_that_read_the_device_start_an_ansible_connection_process
     out = done.stdout
     tasks = (
         out.index("TASK [Read the backup]"),
-        out.index("TASK [Diff on the controller]"),
+        out.index("TASK [Diff]"),
+        out.index("TASK [Parse on the controller]"),
         out.index("TASK [Ask the device]"),
     )
     starts = [i for i in range(len(out)) if out.startswith("attempting to start connection", i)]
     assert len(starts) == 1, out
-    assert starts[0] > tasks[2], out
+    assert starts[0] > tasks[3], out
     assert "ok: [r1]" in out[tasks[0] : tasks[1]], out
-    assert "changed: [r1 -> localhost]" in out[tasks[1] : tasks[2]], out  # fact_diff: a difference
-
-
-def test_the_roles_diff_and_parse_text_already_read_on_the_controller() -> None:
-    """Every fact_diff and cli_parse of the net_* roles compares or parses text a read already
-    returned: delegated to localhost, they start no ansible-connection process for the device
-    (the test above shows the difference), and none of them sends a command."""
-    found = 0
-    for path in sorted(REPO.glob("roles/net_*/tasks/*.yml")):
-        for task in yaml.safe_load(path.read_text()) or []:
-            action = next((k for k in ("ansible.utils.fact_diff", "ansible.utils.cli_parse") if k in task), None)
-            if action is None:
-                continue
-            found += 1
-            assert task.get("delegate_to") == "localhost", (path.name, task["name"])
-            assert "command" not in task[action], (path.name, task["name"])
-    assert found == 4  # net_configure's and net_restore's diffs, net_facts' two parses
+    assert "changed: [r1]" in out[tasks[1] : tasks[2]], out  # fact_diff: a difference
+    assert "ok: [r1 -> localhost]" in out[tasks[2] : tasks[3]], out
