@@ -5,6 +5,7 @@ one of them takes 40 s, the others about 3 s each at 20,000 MB/s.
 
 * A long VM no longer holds back the rest of its site: with batches the VMs after the first two
   waited for it; in the pool the others start as slots free and have all moved while it still moves.
+  The same on the way back: the rollback is a pool too.
 * A cancel while the long VM moves: the run's Ansible is stopped, but vCenter carries the
   relocation on; the rollback cancels it (CancelTask) before it lands, so the site is exactly as it
   was — also after the time the relocation would have taken.
@@ -45,6 +46,7 @@ START = datetime.fromisoformat("2027-03-06T18:00:00+01:00")  # the run is --outs
 SITE = "digterparken"
 LONG = CARE_VMS[0]  # first in plan order, so it starts in the first launch
 LONG_S = 40.0
+BACK_S = 35.0  # the long VM's way back in the rollback
 _LINE = re.compile(r"^(\S+ \S+) ofl-vcsim: (relocate|relocate-done) vm=\S+ name=(\S+)")
 
 
@@ -115,12 +117,13 @@ def test_a_long_vm_does_not_hold_back_the_rest_of_its_site(
     plan = _care_plan(lab, tmp_path)
     log_file = Path(lab["state_dir"]) / "vcsim" / "vcsim.log"
     skip = len(log_file.read_text().splitlines())
+    others = [vm for vm in CARE_VMS if vm != LONG]
+    rolled_back = False
     try:
         outcome = run_wave(plan, 1, [SITE], dry_run=False, approval=APPROVAL, outside_window=True)
         assert [(s.site, s.status) for s in outcome.sites] == [(SITE, "done")], outcome.sites
         started, ended = _moves(lab, skip)
         assert sorted(started) == sorted(ended) == sorted(CARE_VMS), (started, ended)
-        others = [vm for vm in CARE_VMS if vm != LONG]
         # every other VM has moved while the long one still moved ...
         assert all(ended[vm] < ended[LONG] for vm in others), (started, ended)
         # ... and at least one of them started on a slot a short move had freed, which batches
@@ -132,9 +135,26 @@ def test_a_long_vm_does_not_hold_back_the_rest_of_its_site(
         assert {vm: move["status"] for vm, move in migration["vms"].items()} == dict.fromkeys(CARE_VMS, "moved")
         assert LONG in migration["batches"][0], migration["batches"]
         assert len(migration["batches"]) >= 3, migration["batches"]  # VMs started as slots freed
+
+        # The rollback goes back as a pool too: the long VM's way back takes BACK_S, the others go
+        # back beside it, one on each slot a short move back has freed.
+        transfer(lab_plan, 20000, seconds={LONG: BACK_S})
+        skip = len(log_file.read_text().splitlines())
+        back = rollback_site(plan, SITE)
+        rolled_back = back.exit_code == 0
+        assert rolled_back, back.sites
+        started, ended = _moves(lab, skip)
+        assert sorted(started) == sorted(ended) == sorted(CARE_VMS), (started, ended)
+        assert all(ended[vm] < ended[LONG] for vm in others), (started, ended)
+        assert [b for b in others for a in others if ended[a] <= started[b] < ended[LONG]], (started, ended)
+        rollback = json.loads((back.run_dir / f"vm-rollback-{SITE}.json").read_text())
+        assert {vm: r["status"] for vm, r in rollback["vms"].items()} == dict.fromkeys(CARE_VMS, "restored")
+        assert LONG in rollback["batches"][0], rollback["batches"]
+        assert len(rollback["batches"]) >= 3, rollback["batches"]
     finally:
-        transfer(lab_plan, 0)  # the rollback's moves at once
-        assert rollback_site(plan, SITE).exit_code == 0
+        transfer(lab_plan, 0)  # a rollback still to do: its moves at once
+        if not rolled_back:
+            assert rollback_site(plan, SITE).exit_code == 0
     assert estate(si, lab) == before
 
 

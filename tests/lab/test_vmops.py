@@ -198,6 +198,19 @@ def test_migrate_the_town_hall_and_roll_it_back_exactly(ctx: dict[str, Any], si:
     assert [f for f in files if any(pw in f.read_text(errors="replace") for pw in passwords)] == []
 
 
+def went_back_dependents_first(plan: Plan, launches: list[list[str]], vms: list[str]) -> None:
+    """The rollback's launches (a pool, as the migration's): each of ``vms`` once, no launch over the
+    plan's limits, and each VM in a later launch than every VM of the set that depends on it."""
+    assert sorted(n for launch in launches for n in launch) == sorted(vms), launches
+    limit = min(plan.concurrency.global_, plan.concurrency.per_site, plan.concurrency.per_datastore)
+    assert all(len(launch) <= limit for launch in launches), launches
+    number = {n: i for i, launch in enumerate(launches) for n in launch}
+    for vm in plan.vms:
+        for dependency in vm.depends_on:
+            if vm.name in number and dependency in number:
+                assert number[vm.name] < number[dependency], (vm.name, dependency, launches)
+
+
 def migrate_and_roll_back(
     ctx: dict[str, Any], si: Any, plan: Plan, run: Run, placements: dict[str, Placement],
     storage: dict[str, str], seen: int,
@@ -243,7 +256,7 @@ def migrate_and_roll_back(
         back = rollback_site_vms(step_ctx(plan, PLAN_PATH, 1, run, credentials(ctx)), SITE, placements)
         TIMINGS["rollback 8"] = time.monotonic() - started
     assert {n: v.status for n, v in back.vms.items()} == dict.fromkeys(WAVE1, "restored")
-    assert back.batches == list(reversed(BATCHES))
+    went_back_dependents_first(plan, back.batches, WAVE1)
     assert all(v.after == placements[n] for n, v in back.vms.items())
     assert snapshot(si) == before
     assert in_target_folder(si) == []
@@ -338,8 +351,9 @@ def test_a_vm_that_cannot_move_fails_alone_and_the_rollback_restores_everything(
             "ndj-wsus01": ("unchanged", False), "ndj-mgmt01": ("unchanged", False),
             "ndj-print01": ("unchanged", False),
         }  # fmt: skip
-        # Dependents first (the migration's batches reversed), VMs already in place checked last.
-        assert back.batches == [["ndj-dhcp01", "ndj-pki01"], ["ndj-dc01", "ndj-dc02"], WAVE1[4:]]
+        # VMs already in place checked in a launch of their own, the others back dependents first.
+        assert back.batches[0] == WAVE1[4:]
+        went_back_dependents_first(plan, back.batches[1:], ["ndj-dc01", "ndj-dc02", "ndj-dhcp01", "ndj-pki01"])
     finally:
         put_back_by_hand(lab, si, placements, [vm for vm in vms_by_name(si).get("ndj-pki01", []) if vm._moId != real])
     assert snapshot(si) == before

@@ -391,16 +391,19 @@ def test_a_long_move_holds_back_only_its_own_slots(plan: Plan, tmp_path: Path, m
     assert len(migration.batches) == len(town_hall) - 1  # after the first two, one at a time as slots freed
 
 
-def test_the_task_whose_end_frees_a_vms_slots_is_the_roles_relocation() -> None:
-    """run_pool frees a VM's slots when the task named RELOCATE_TASK ends; renamed in the role, slots
-    would free only when the launch ends (the batch barrier back) without anything failing."""
+@pytest.mark.parametrize(("role", "task"), [("vm_migrate", "RELOCATE_TASK"), ("vm_rollback", "RESTORE_TASK")])
+def test_the_task_whose_end_frees_a_vms_slots_is_the_roles_relocation(role: str, task: str) -> None:
+    """run_pool frees a VM's slots when the task named RELOCATE_TASK (RESTORE_TASK in the rollback)
+    ends; renamed in the role, slots would free only when the launch ends (the batch barrier back)
+    without anything failing."""
     import yaml
 
-    from overflyt.steps.vms import RELOCATE_TASK
+    from overflyt.steps import vms as vm_steps
 
-    tasks = yaml.safe_load((PLAN.parents[2] / "roles" / "vm_migrate" / "tasks" / "main.yml").read_text())
+    name = getattr(vm_steps, task)
+    tasks = yaml.safe_load((PLAN.parents[2] / "roles" / role / "tasks" / "main.yml").read_text())
     flat = [t for task in tasks for t in [task, *task.get("block", [])]]
-    named = [t for t in flat if t.get("name") == RELOCATE_TASK]
+    named = [t for t in flat if t.get("name") == name]
     assert len(named) == 1, [t.get("name") for t in flat]
     assert "overflyt.vsphere.vm_relocate" in named[0]
 
@@ -423,3 +426,110 @@ def test_the_roles_read_only_the_vms_of_their_launch(role: str, var: str) -> Non
     assert all(read.get("vms") == "{{ " + var + " }}" for read in reads), reads
     scope = yaml.safe_load((home / "vars" / "main.yml").read_text())
     assert scope[var] == "{{ groups['vms'] | map('extract', hostvars, 'overflyt_vm_name') | list }}"
+
+
+# -- the rollback: a pool too, dependencies reversed, past a failure and a cancel -------------------
+
+
+def test_the_rollback_goes_back_as_a_pool_dependents_first_past_a_failure_and_a_cancel(
+    plan: Plan, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rollback_site_vms with the vCenter read and the playbooks stood in for (what the role does is
+    proven against the simulator in tests/lab/): the town hall's eight VMs all in the target. Every
+    VM starts only once the VMs that depend on it have ended (ndj-dc01 last: the six others depend
+    on it); a failed dependent (ndj-print01) stops nothing, so ndj-dc01 still goes back; a cancel
+    requested before the rollback stops nothing either (the rollback runs shielded, and so does each
+    launch's thread); no more VMs move at once than the plan's limits allow. The first launch's
+    playbook does not end until the other dependents are back (their slots freed as each move
+    ended): batch after batch would wait for it instead."""
+    import threading
+
+    from overflyt.ansible import cancel
+    from overflyt.ansible.runner import PlaybookResult, TaskFailure
+    from overflyt.providers.vsphere import Placement
+    from overflyt.steps import vm_batches
+    from overflyt.steps import vms as vm_steps
+
+    monkeypatch.setattr(vm_batches, "COALESCE_S", 0.05)
+    town_hall = [v for v in plan.vms_of_wave(1) if v.site == "grenaa-raadhus"]
+    placements = {
+        v.name: Placement(vm=v.name, moid=f"vm-{v.name}", datacenter="NDJ-DC", cluster="NDJ-Cluster-01",
+                          host=v.host, datastore=v.datastore, folder="", portgroups=list(v.portgroups),
+                          power="powered_on")
+        for v in town_hall
+    }  # fmt: skip
+    in_target = target([host("mj-esx01")], [vm(v.name, "mj-esx01", 1024) for v in town_hall])
+    monkeypatch.setattr(vm_steps, "_read_estate", lambda *a, **kw: (target([], []), in_target))
+    dependents = [v.name for v in town_hall if "ndj-dc01" in v.depends_on]
+    assert len(dependents) == 6
+    lock = threading.Lock()
+    others_back = threading.Event()
+    events: list[tuple[str, str]] = []  # ("start" | "end", vm), in order
+    moving: set[str] = set()
+    most = 0
+    shielded: list[bool] = []
+
+    def run_batch(ctx: Any, playbook: str, step: str, vm_hosts: Any, **kw: Any) -> tuple[PlaybookResult, float]:
+        nonlocal most
+        assert playbook == "rollback_vms.yml"
+        with lock:
+            shielded.append(cancel.is_shielded())
+            events.extend(("start", n) for n in vm_hosts)
+            moving.update(vm_hosts)
+            most = max(most, len(moving))
+        for name in vm_hosts:
+            with lock:
+                moving.discard(name)
+            kw["on_released"](name)  # its move back ended
+        if "ndj-dhcp01" in vm_hosts:  # the first launch: its checks go on until the others are back
+            assert others_back.wait(10), "the other VMs waited for the first launch to end"
+        with lock:
+            events.extend(("end", n) for n in vm_hosts)
+            if {n for kind, n in events if kind == "end"} >= set(dependents) - {"ndj-dhcp01", "ndj-pki01"}:
+                others_back.set()
+        report = {n: {"status": "failed" if n == "ndj-print01" else "restored"} for n in vm_hosts}
+        failures = [TaskFailure(host="ndj-print01", task="Move the VM back", message="the host refused it")]
+        failed = "ndj-print01" in vm_hosts
+        result = PlaybookResult(
+            playbook=playbook, status="failed" if failed else "successful", rc=2 if failed else 0, duration_s=1.0,
+            private_dir="", result={"vms": report}, failures=failures if failed else [],
+        )  # fmt: skip
+        return result, 0.0
+
+    monkeypatch.setattr(vm_steps, "run_batch", run_batch)
+    run = Run.create("rollback", "707", 1, ["grenaa-raadhus"], dry_run=False, base=tmp_path)
+    ctx = StepContext(LoadedPlan(plan, PLAN, Inventory(PLAN.parent)), 1, run, {})
+    cancel.request_cancel("signal SIGTERM")
+    try:
+        with cancel.shielded(), pytest.raises(vm_steps.VmRollbackFailed) as failed:
+            rollback_site_vms(ctx, "grenaa-raadhus", placements)
+    finally:
+        cancel.reset_cancel()
+    back = failed.value.rollback
+    assert {n: v.status for n, v in back.vms.items()} == {
+        n: "failed" if n == "ndj-print01" else "restored" for n in placements
+    }
+    assert str(failed.value).startswith("VMs of site grenaa-raadhus not back where they were: ndj-print01: ")
+    assert sorted(n for launch in back.batches for n in launch) == sorted(placements)  # each once
+    dc01_started = events.index(("start", "ndj-dc01"))
+    assert all(events.index(("end", n)) < dc01_started for n in dependents), events
+    assert shielded
+    assert all(shielded)  # every launch's thread ran shielded
+    assert most <= min(plan.concurrency.per_datastore, plan.concurrency.per_site, plan.concurrency.global_)
+    assert back.batches[0] == ["ndj-dhcp01", "ndj-pki01"]  # ended last of the dependents ...
+    assert events.index(("end", "ndj-dhcp01")) > events.index(("end", "ndj-mgmt01"))  # ... the others beside it
+
+
+def test_returns_reverse_the_dependencies_within_the_set() -> None:
+    from overflyt.planning.batches import Return, returns
+
+    vms = [
+        Return("dc", "h1", "ds1", ()),
+        Return("app", "h2", "ds1", ("dc", "elsewhere")),
+        Return("web", "h1", "ds2", ("app",)),
+    ]
+    assert returns(vms) == [
+        Return("dc", "h1", "ds1", ("app",)),
+        Return("app", "h2", "ds1", ("web",)),
+        Return("web", "h1", "ds2", ()),
+    ]

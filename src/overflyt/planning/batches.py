@@ -4,16 +4,18 @@
 ``per_host`` of one source host, ``per_datastore`` on one datastore (source or, through the
 storage map, target), a VM only after every VM of the set it ``depends_on`` has moved, the longest
 chain of dependents first, then the given order — counted over the moves under way. The cutover's
-migration runs it as a pool (:func:`overflyt.steps.vm_batches.run_pool`: a move's slots free when
-its transfer is over, so one long move holds back nothing but its own slots); :func:`schedule`
-runs it batch after batch (each batch ends before the next starts), as the rollback and the wave
-planner's estimates (:mod:`overflyt.planning.cost`) do; :func:`makespan` simulates the pool with
-each move's duration. Pure code.
+migration and the rollback run it as a pool (:func:`overflyt.steps.vm_batches.run_pool`: a move's
+slots free when its transfer is over, so one long move holds back nothing but its own slots; the
+rollback over :func:`returns`, the dependencies reversed); :func:`schedule` runs it batch after
+batch (each batch ends before the next starts), as the wave planner's estimates
+(:mod:`overflyt.planning.cost`) do; :func:`makespan` simulates the pool with each move's duration.
+Pure code.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from overflyt.errors import UsageError
@@ -53,6 +55,34 @@ def schedule(vms: Sequence[Schedulable], storage: Mapping[str, str], limits: Con
         for name in batch:  # a batch ends before the next starts
             pool.finish(name, moved=True)
     return out
+
+
+@dataclass(frozen=True)
+class Return:
+    """A VM going back in a rollback: from where it was recorded (``host``, ``datastore``: the
+    loads its move puts on the source, the target datastore through the storage map), after every
+    VM of the set that depends on it (``depends_on``: the plan's dependencies reversed)."""
+
+    name: str
+    host: str
+    datastore: str
+    depends_on: tuple[str, ...]
+
+
+def returns(vms: Sequence[Schedulable]) -> list[Return]:
+    """``vms`` (their recorded host and datastore) as they go back: each after the VMs of the set
+    that depend on it, so a dependent is back before what it depends on leaves the target. The
+    order is kept (the pool's tie-break)."""
+    names = {vm.name for vm in vms}
+    return [
+        Return(
+            name=vm.name,
+            host=vm.host,
+            datastore=vm.datastore,
+            depends_on=tuple(o.name for o in vms if o.name != vm.name and vm.name in o.depends_on and o.name in names),
+        )
+        for vm in vms
+    ]
 
 
 def datastores_loaded(datastore: str, storage: Mapping[str, str]) -> tuple[str, ...]:

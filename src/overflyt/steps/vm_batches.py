@@ -1,8 +1,8 @@
 """Which VMs a site's cutover moves, to which hosts, and how: :func:`run_batch` runs VMs that start
 together once they hold their move slots (:mod:`overflyt.steps.slots`) through
 :func:`~overflyt.ansible.step.run_step`, freeing each VM's slots as its relocation ends;
-:func:`run_pool` starts them as a pool (:class:`overflyt.planning.batches.Pool`) for the migration.
-The rollback's batches follow :mod:`overflyt.planning.batches`, the rule the planner estimates with.
+:func:`run_pool` starts them as a pool (:class:`overflyt.planning.batches.Pool`), for the migration
+and for the rollback (which goes on past a failure, and no cancel or window stops).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from overflyt.ansible.cancel import POLL_S, cancel_reason, cancel_requested
+from overflyt.ansible.cancel import POLL_S, cancel_reason, cancel_requested, is_shielded, shielded
 from overflyt.ansible.runner import AnsibleEvent, PlaybookResult
 from overflyt.ansible.step import StepContext, first_line, run_step
 from overflyt.errors import MigrationStepFailed, UsageError
@@ -24,10 +24,10 @@ from overflyt.plan import Plan
 from overflyt.plan.ahead import find_ahead
 from overflyt.plan.model import VirtualMachine
 from overflyt.plan.names import vm_alias
-from overflyt.planning.batches import Pool, schedule
+from overflyt.planning.batches import Pool, Schedulable, schedule
 from overflyt.precheck.facts import VCenterFacts
 from overflyt.steps import slots
-from overflyt.steps.vm_results import VmMove
+from overflyt.steps.vm_results import VmMove, VmRestore
 
 log = logging.getLogger(__name__)
 
@@ -215,11 +215,14 @@ def by_name(result: PlaybookResult, names: Mapping[str, str]) -> PlaybookResult:
 COALESCE_S = 2.0  # after a move's slots free, how long to gather others before VMs start together
 
 
+R = TypeVar("R", VmMove, VmRestore)
+
+
 @dataclasses.dataclass(frozen=True)
-class Launched:
+class Launched(Generic[R]):
     """What a launch (VMs started together, one playbook run) came back with."""
 
-    vms: dict[str, VmMove]
+    vms: dict[str, R]
     waited_s: float
 
 
@@ -227,11 +230,14 @@ def run_pool(
     ctx: StepContext,
     site_id: str,
     done: list[str],
-    moving: list[VirtualMachine],
-    launch: Callable[[int, list[str], Callable[[str], None] | None], Launched],
+    moving: Sequence[Schedulable],
+    launch: Callable[[int, list[str], Callable[[str], None] | None], Launched[R]],
     deadline: float,
     timeout_s: int,
-) -> tuple[list[list[str]], dict[str, VmMove], dict[int, float]]:
+    *,
+    result_type: type[R],
+    rollback: bool = False,
+) -> tuple[list[list[str]], dict[str, R], dict[int, float]]:
     """Move ``moving`` as a pool (:class:`overflyt.planning.batches.Pool`): VMs start, together in one
     playbook run (a *launch*, its own thread), as soon as their dependencies have moved and the
     plan's limits have room; a VM's slots free when its relocation task ends, and the VMs that fit
@@ -240,28 +246,35 @@ def run_pool(
 
     No launch starts once a VM has failed, the run is canceled, the wave's window says stop, or the
     time limit has run out; the launches under way end (a cancel stops their playbooks) and the VMs
-    not started are ``skipped`` with the reason. Returns the launches in the order they started,
-    every VM's result, and the seconds launches waited for slots other runs held."""
+    not started are ``skipped`` with the reason. A ``rollback`` (``moving`` as
+    :func:`overflyt.planning.batches.returns` gives them) puts back as much as it can: a failed VM
+    stops nothing and the VMs it depends on still go back, and only its time limit stops new
+    launches (it runs shielded from a cancel, and no window stops it). Returns the launches in the
+    order they started, every VM's result (``result_type``), and the seconds launches waited for
+    slots other runs held."""
     plan = ctx.plan
+    what = "rollback" if rollback else "migration"
     pool = Pool(moving, {m.source: m.target for m in plan.storage_map}, plan.concurrency)
-    events: queue.Queue[tuple[str, int, str, Launched | None, BaseException | None]] = queue.Queue()
+    events: queue.Queue[tuple[str, int, str, Launched[R] | None, BaseException | None]] = queue.Queue()
     launches: list[list[str]] = []
-    results: dict[str, VmMove] = {}
+    results: dict[str, R] = {}
     slot_waits: dict[int, float] = {}
     under_way = 0
     error: BaseException | None = None
+    shield = is_shielded()  # a thread starts without this one's context: the shield is handed on
 
     def start(batch: list[str]) -> None:
         nonlocal under_way
         number = len(launches) + 1
         launches.append(batch)
         under_way += 1
-        log.info("site %s: moving %s (launch %d; %d moving, %d waiting)", site_id, ", ".join(batch), number,
-                 len(pool.running), len(pool.pending))  # fmt: skip
+        log.info("site %s: %s: moving %s (launch %d; %d moving, %d waiting)", site_id, what, ", ".join(batch),
+                 number, len(pool.running), len(pool.pending))  # fmt: skip
 
         def work() -> None:
             try:
-                launched = launch(number, batch, lambda name: events.put(("released", number, name, None, None)))
+                with shielded() if shield else contextlib.nullcontext():
+                    launched = launch(number, batch, lambda name: events.put(("released", number, name, None, None)))
             except BaseException as exc:  # noqa: BLE001 - handed to the site's thread, raised there
                 events.put(("ended", number, "", None, exc))
             else:
@@ -278,10 +291,12 @@ def run_pool(
         if stopped is None:
             if error is not None:
                 stopped = f"an error in launch {len(launches)}: {first_line(str(error))}"
-            elif failed_launch is not None:
+            elif failed_launch is not None and not rollback:
                 stopped = f"batch {failed_launch} failed"
             elif deadline - time.monotonic() <= 0:
-                stopped = f"the migration's time limit ({timeout_s} s) ran out"
+                stopped = f"the {what}'s time limit ({timeout_s} s) ran out"
+            elif rollback:
+                pass
             elif cancel_requested():
                 stopped = f"the run was canceled ({cancel_reason()})"
             elif may_take and pool.pending and ctx.stop_moves is not None:
@@ -308,7 +323,7 @@ def run_pool(
         if exc is not None:
             error = error or exc
             why = f"{type(exc).__name__}: {exc}"
-            failed = {n: VmMove(vm=n, status="failed", batch=number, error=why) for n in launches[number - 1]}
+            failed = {n: result_type(vm=n, status="failed", batch=number, error=why) for n in launches[number - 1]}
             launched = Launched(failed, 0.0)
         assert launched is not None
         if launched.waited_s >= 1:
@@ -316,14 +331,14 @@ def run_pool(
         for vm_name, move in launched.vms.items():
             results[vm_name] = move
             if vm_name in pool.running:
-                pool.finish(vm_name, moved=move.status in ("moved", "unchanged"))
+                pool.finish(vm_name, moved=rollback or move.status in ("moved", "unchanged"))
             if move.status == "failed":
                 failed_launch = failed_launch or number
     if error is not None:
         raise error
     for vm_name in pool.pending:  # stopped is set: a failure stops the pool before a dependent could wait on it
         why = f"not started: {stopped or 'what it depends on did not move'}"
-        results[vm_name] = VmMove(vm=vm_name, status="skipped", batch=len(launches) + 1, error=why)
+        results[vm_name] = result_type(vm=vm_name, status="skipped", batch=len(launches) + 1, error=why)
     if pool.pending:
         launches.append(pool.pending)  # the VMs not started, as one last batch of the record
     return launches, results, slot_waits

@@ -18,13 +18,13 @@ VM's slots free when its relocation task ends, so one long move holds back only 
   ``network_map``. A dry run is one check-mode run over every VM. A failure starts no further
   launch (those under way end) and raises :class:`VmMigrationFailed` (a :class:`PlaybookFailed`) naming the
   failed VMs, carrying the per-VM results so the orchestrator knows what moved;
-* :func:`rollback_site_vms` — ``playbooks/rollback_vms.yml`` (role ``vm_rollback``) per batch, in
-  the reverse of the migration's order, every batch even after a failure (put back as much as
-  possible); raises :class:`VmRollbackFailed` (a :class:`RollbackFailed`) naming what is not back.
+* :func:`rollback_site_vms` — ``playbooks/rollback_vms.yml`` (role ``vm_rollback``) per launch, as
+  a pool too, the dependencies reversed (a VM goes back after the VMs that depend on it), every VM
+  even after a failure (put back as much as possible); raises :class:`VmRollbackFailed` (a
+  :class:`RollbackFailed`) naming what is not back.
 
 VMs already where a run wants them (read just before it) need no move, so they are checked by the
-roles together in one launch of their own, without limits, beside the moves. The rollback still
-runs batch by batch (:func:`batches`, reversed).
+roles together in one launch of their own, without limits, beside the moves.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from overflyt.ansible.reasons import explain
 from overflyt.ansible.step import StepContext, failure_text, run_step
 from overflyt.errors import MigrationStepFailed, PlaybookFailed, ProviderUnreachable, UsageError
 from overflyt.plan.ahead import find_ahead
+from overflyt.planning.batches import Return, returns
 from overflyt.precheck.facts import VCenterFacts, VMFacts
 from overflyt.providers.vsphere import Placement
 from overflyt.providers.vsphere.placement import placement_of
@@ -242,7 +243,7 @@ def migrate_site_vms(
 
     tools = {vm.name: vm.tools.value for vm in chosen}
 
-    def launch(number: int, batch: list[str], on_released: Callable[[str], None] | None) -> Launched:
+    def launch(number: int, batch: list[str], on_released: Callable[[str], None] | None) -> Launched[VmMove]:
         """The VMs of ``batch`` through the migrate playbook, together, as launch ``number``."""
         vm_hosts = {
             name: {
@@ -279,7 +280,9 @@ def migrate_site_vms(
     else:
         done = [n for n in names if settled(n)]
         moving = [vm for vm in chosen if vm.name not in done]
-        plan_batches, results, slot_waits = run_pool(ctx, site_id, done, moving, launch, deadline, timeout_s)
+        plan_batches, results, slot_waits = run_pool(
+            ctx, site_id, done, moving, launch, deadline, timeout_s, result_type=VmMove
+        )
     migration = VmMigration(
         site=site_id,
         wave=wave,
@@ -304,6 +307,7 @@ def migrate_site_vms(
 
 
 RELOCATE_TASK = "Move the VM into the shared datacentre"  # roles/vm_migrate: its end frees the VM's slots
+RESTORE_TASK = "Move the VM back to its recorded placement"  # roles/vm_rollback: the same
 # -- rollback -------------------------------------------------------------------------------------
 
 
@@ -318,10 +322,15 @@ def rollback_site_vms(
     """Put every VM of ``placements`` back at its recorded placement and power state, and remove
     provable leftovers from the target folder.
 
-    Batches are the migration's, in reverse order (dependents go back first); every batch runs,
-    also after a failure. VMs already exactly where they were recorded (read just before) are
-    only checked. Raises VmRollbackFailed naming every VM that is not back (a human must act);
-    the result is written to the run record (``vm-rollback-<site>.json``) first."""
+    The VMs go back as a pool (:func:`run_pool` over :func:`overflyt.planning.batches.returns`):
+    a VM starts once every VM of the set that depends on it is back (dependents first) and the
+    plan's limits have room, its slots free when its move back ends, so one long move holds back
+    nothing but its own slots. A failed VM stops nothing: the others, and what it depends on, still
+    go back (put back as much as possible); only the time limit stops new launches. VMs already
+    exactly where they were recorded (read just before) are only checked, in a launch of their own.
+    Raises VmRollbackFailed naming every VM that is not back (a human must act); the result is
+    written to the run record (``vm-rollback-<site>.json``: ``batches`` are the launches in the
+    order they started) first."""
     plan = ctx.plan
     started = time.monotonic()
     deadline = started + timeout_s
@@ -333,6 +342,7 @@ def rollback_site_vms(
     tgt_dc = plan.target.datacenter
     known = [vm for vm in plan.vms if vm.name in placements]
     names = [vm.name for vm in known] + sorted(set(placements) - {vm.name for vm in known})
+    depends = {vm.name: vm.depends_on for vm in known}
 
     def settled(name: str) -> bool:
         want = placements[name]
@@ -342,21 +352,8 @@ def rollback_site_vms(
         now = placement_of(here[0])
         return now.same_place(want) and now.power == want.power
 
-    if dry_run:
-        plan_batches = [names]
-    else:
-        done = [n for n in names if settled(n)]
-        moving = [vm for vm in known if vm.name not in done]
-        strangers = [[n] for n in names if n not in done and n not in {vm.name for vm in known}]
-        plan_batches = list(reversed(schedule_vms(plan, moving))) + strangers + ([done] if done else [])
-    results: dict[str, VmRestore] = {}
-    for number, batch in enumerate(plan_batches, start=1):
-        left = int(deadline - time.monotonic())
-        if left <= 0:
-            for name in batch:
-                why = f"not started: the rollback's time limit ({timeout_s} s) ran out"
-                results[name] = VmRestore(vm=name, status="skipped", batch=number, error=why)
-            continue
+    def launch(number: int, batch: list[str], on_released: Callable[[str], None] | None) -> Launched[VmRestore]:
+        """The VMs of ``batch`` back through the rollback playbook, together, as launch ``number``."""
         vm_hosts = {
             name: {
                 "overflyt_vm_placement": placements[name].model_dump(mode="json"),
@@ -365,7 +362,6 @@ def rollback_site_vms(
             }
             for name in batch
         }
-        log.info("site %s: rollback batch %d/%d: %s", site_id, number, len(plan_batches), ", ".join(batch))
         loads = {}
         for name in (n for n in batch if not settled(n)):
             there = _found(target, name, tgt_dc)
@@ -374,17 +370,27 @@ def rollback_site_vms(
             loads[name] = vm_loads(
                 plan, host=want.host, datastores=[want.datastore], target_datastore=now[0] if now else None
             )
-        step = f"vm-rollback-{site_id}-{number}"
+        left = int(deadline - time.monotonic())
         try:
-            result, _ = run_batch(
-                ctx, "rollback_vms.yml", step, vm_hosts, site_id=site_id, loads=loads, dry_run=dry_run, timeout_s=left
-            )
+            result, waited = run_batch(
+                ctx, "rollback_vms.yml", f"vm-rollback-{site_id}-{number}", vm_hosts, site_id=site_id, loads=loads,
+                dry_run=dry_run, timeout_s=left, released_by=RESTORE_TASK, on_released=on_released,
+            )  # fmt: skip
         except slots.SlotsUnavailable as exc:
-            for name in batch:
-                results[name] = VmRestore(vm=name, status="skipped", batch=number, error=f"not started: {exc}")
-            continue
-        for name in batch:
-            results[name] = read_restore(name, number, result)
+            skipped = {n: VmRestore(vm=n, status="skipped", batch=number, error=f"not started: {exc}") for n in batch}
+            return Launched(skipped, 0.0)
+        return Launched({name: read_restore(name, number, result) for name in batch}, waited)
+
+    if dry_run:
+        log.info("site %s: checking the rollback of %d VMs: %s", site_id, len(names), ", ".join(names))
+        plan_batches, results = [names], dict(launch(1, names, None).vms)
+    else:
+        done = [n for n in names if settled(n)]
+        going = [Return(n, placements[n].host, placements[n].datastore, tuple(depends.get(n, ()))) for n in names]
+        going = [vm for vm in going if vm.name not in done]
+        plan_batches, results, _ = run_pool(
+            ctx, site_id, done, returns(going), launch, deadline, timeout_s, result_type=VmRestore, rollback=True
+        )
     rollback = VmRollback(
         site=site_id,
         dry_run=dry_run,
