@@ -146,7 +146,7 @@ def test_running_config_refuses_any_command_that_is_not_a_show_command_before_it
 
 def test_only_the_tasks_that_read_the_device_start_an_ansible_connection_process(tmp_path: Path) -> None:
     """A task of a network_cli host makes Ansible start an ``ansible-connection`` process (a Python
-    start-up and Ansible's imports, ~0.7 CPU s) unless its action never touches the device:
+    start-up and Ansible's imports, ~0.5 CPU s) unless its action never touches the device:
     read_backup and ansible.utils.fact_diff say so, and ansible.utils.cli_parse of text already read
     (which says it may) is delegated to the controller, as net_facts does. Only the show task tries
     the device (nothing listens on its port: it fails)."""
